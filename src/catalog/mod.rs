@@ -1,0 +1,275 @@
+//! The catalog: providers, endpoints (one provider serving one model, id `provider/model`),
+//! the models several providers may serve, groups, and `auto`.
+//!
+//! Built once from the config and the price sheets, immutable afterwards, shared by `Arc`;
+//! a change of prices or config builds a new catalog and swaps it whole. Resolving a request's
+//! `model` is a hash lookup returning a slice of endpoint indices, so the request path never
+//! allocates here. Provider keys are read from the environment at build time (through an
+//! injected lookup, so tests need not touch the process environment) and kept in [`ApiKey`],
+//! whose `Debug` never shows them.
+
+mod key;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::{Config, ProviderConfig};
+use crate::pricing::{ModelPrice, PriceSheet};
+
+pub use key::ApiKey;
+
+/// Index of an endpoint in [`Catalog::endpoints`].
+pub type EndpointIdx = usize;
+
+/// One OpenAI-compatible API.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    /// `{base_url}/chat/completions`, computed once.
+    pub chat_url: String,
+    pub api_key: Option<ApiKey>,
+}
+
+/// One provider serving one model, with its prices.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `provider/model`.
+    pub id: String,
+    pub provider: usize,
+    /// The model name clients use.
+    pub model: String,
+    /// The model name sent upstream.
+    pub upstream_model: String,
+    pub price: ModelPrice,
+}
+
+/// Why a catalog could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("provider `{provider}` has no price sheet `{provider}.toml` in the pricing directory")]
+    MissingSheet { provider: String },
+    #[error("provider `{provider}`: environment variable `{var}` (its `api_key_env`) is not set")]
+    MissingKey { provider: String, var: String },
+    #[error("provider `{provider}`: `{var}` holds characters an HTTP header cannot carry")]
+    InvalidKey { provider: String, var: String },
+    #[error(
+        "group `{group}`: `{member}` is neither an endpoint id nor a model in the price sheets"
+    )]
+    UnknownGroupMember { group: String, member: String },
+    #[error("group `{group}` has the name of a model or endpoint; rename the group")]
+    GroupShadowsModel { group: String },
+}
+
+/// The immutable routing table.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    providers: Vec<Provider>,
+    endpoints: Vec<Endpoint>,
+    /// Endpoint id, model name, group name and `auto` → endpoints, in one map.
+    names: HashMap<String, Vec<EndpointIdx>>,
+    groups: BTreeMap<String, Vec<EndpointIdx>>,
+}
+
+impl Catalog {
+    /// Builds the catalog for the configured providers. Sheets of providers not in the config
+    /// are ignored (a shared pricing directory may cover more providers than one router uses).
+    pub fn build(
+        config: &Config,
+        sheets: &[PriceSheet],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::default();
+        for pc in &config.providers {
+            let sheet = sheets
+                .iter()
+                .find(|s| s.provider == pc.name)
+                .ok_or_else(|| CatalogError::MissingSheet {
+                    provider: pc.name.clone(),
+                })?;
+            catalog.add_provider(pc, sheet, &env)?;
+        }
+        let all: Vec<EndpointIdx> = (0..catalog.endpoints.len()).collect();
+        for (group, members) in &config.groups {
+            if catalog.names.contains_key(group) {
+                return Err(CatalogError::GroupShadowsModel {
+                    group: group.clone(),
+                });
+            }
+            let mut idxs = Vec::new();
+            for member in members {
+                let found =
+                    catalog
+                        .names
+                        .get(member)
+                        .ok_or_else(|| CatalogError::UnknownGroupMember {
+                            group: group.clone(),
+                            member: member.clone(),
+                        })?;
+                for &i in found {
+                    if !idxs.contains(&i) {
+                        idxs.push(i);
+                    }
+                }
+            }
+            catalog.groups.insert(group.clone(), idxs.clone());
+            catalog.names.insert(group.clone(), idxs);
+        }
+        catalog.names.insert("auto".to_owned(), all);
+        Ok(catalog)
+    }
+
+    fn add_provider(
+        &mut self,
+        pc: &ProviderConfig,
+        sheet: &PriceSheet,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), CatalogError> {
+        let api_key = match &pc.api_key_env {
+            None => None,
+            Some(var) => {
+                let value = env(var).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+                    CatalogError::MissingKey {
+                        provider: pc.name.clone(),
+                        var: var.clone(),
+                    }
+                })?;
+                Some(ApiKey::new(&value).ok_or_else(|| CatalogError::InvalidKey {
+                    provider: pc.name.clone(),
+                    var: var.clone(),
+                })?)
+            }
+        };
+        let provider = self.providers.len();
+        self.providers.push(Provider {
+            name: pc.name.clone(),
+            chat_url: format!("{}/chat/completions", pc.base_url.trim_end_matches('/')),
+            api_key,
+        });
+        for (model, price) in &sheet.models {
+            let idx = self.endpoints.len();
+            let id = format!("{}/{}", pc.name, model);
+            self.endpoints.push(Endpoint {
+                id: id.clone(),
+                provider,
+                model: model.clone(),
+                upstream_model: price
+                    .upstream_model
+                    .clone()
+                    .unwrap_or_else(|| model.clone()),
+                price: price.clone(),
+            });
+            self.names.entry(id).or_default().push(idx);
+            self.names.entry(model.clone()).or_default().push(idx);
+        }
+        Ok(())
+    }
+
+    /// The endpoints a request's `model` names: an endpoint id, a model served by one or more
+    /// providers, a group, or `auto`. `None` when the name is unknown.
+    pub fn resolve(&self, model: &str) -> Option<&[EndpointIdx]> {
+        self.names.get(model).map(Vec::as_slice)
+    }
+
+    pub fn endpoint(&self, idx: EndpointIdx) -> &Endpoint {
+        &self.endpoints[idx]
+    }
+
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    pub fn provider_of(&self, idx: EndpointIdx) -> &Provider {
+        &self.providers[self.endpoints[idx].provider]
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    /// Group name → member endpoints, sorted by name.
+    pub fn groups(&self) -> &BTreeMap<String, Vec<EndpointIdx>> {
+        &self.groups
+    }
+
+    /// Model names served by more than one provider, with their endpoints.
+    pub fn shared_models(&self) -> impl Iterator<Item = (&str, &[EndpointIdx])> {
+        self.names.iter().filter_map(|(name, idxs)| {
+            let is_model = idxs.len() > 1 && self.endpoints[idxs[0]].model == *name;
+            is_model.then_some((name.as_str(), idxs.as_slice()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sheet(provider: &str, models: &[&str]) -> PriceSheet {
+        let mut text =
+            format!("provider = \"{provider}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n");
+        for m in models {
+            text.push_str(&format!(
+                "[models.\"{m}\"]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n"
+            ));
+        }
+        PriceSheet::parse(&text, Path::new(&format!("{provider}.toml"))).expect("valid sheet")
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[server]\n[[providers]]\nname = \"a\"\nbase_url = \"http://a/v1/\"\napi_key_env = \"A_KEY\"\n\
+             [[providers]]\nname = \"b\"\nbase_url = \"http://b/v1\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("t.toml")).expect("valid config")
+    }
+
+    fn env(var: &str) -> Option<String> {
+        (var == "A_KEY").then(|| "sk-test".to_owned())
+    }
+
+    #[test]
+    fn resolves_ids_models_groups_and_auto() {
+        let sheets = [sheet("a", &["m1", "m2"]), sheet("b", &["m1"])];
+        let c = Catalog::build(
+            &config("[groups]\nsmall = [\"m1\", \"a/m2\"]\n"),
+            &sheets,
+            env,
+        )
+        .expect("builds");
+        let ids = |name: &str| -> Vec<&str> {
+            c.resolve(name)
+                .expect("known")
+                .iter()
+                .map(|&i| c.endpoint(i).id.as_str())
+                .collect()
+        };
+        assert_eq!(ids("a/m1"), ["a/m1"]);
+        assert_eq!(ids("m1"), ["a/m1", "b/m1"]);
+        assert_eq!(ids("small"), ["a/m1", "b/m1", "a/m2"]);
+        assert_eq!(ids("auto").len(), 3);
+        assert!(c.resolve("nope").is_none());
+        assert_eq!(c.provider_of(0).chat_url, "http://a/v1/chat/completions");
+        assert_eq!(c.shared_models().count(), 1);
+    }
+
+    #[test]
+    fn missing_key_sheet_and_group_member_are_errors() {
+        let sheets = [sheet("a", &["m1"]), sheet("b", &["m1"])];
+        let no_env = |_: &str| None;
+        let err = Catalog::build(&config(""), &sheets, no_env).unwrap_err();
+        assert!(err.to_string().contains("A_KEY"), "{err}");
+        let err = Catalog::build(&config(""), &sheets[..1], env).unwrap_err();
+        assert!(err.to_string().contains("`b`"), "{err}");
+        let err = Catalog::build(&config("[groups]\ng = [\"zz\"]\n"), &sheets, env).unwrap_err();
+        assert!(err.to_string().contains("`zz`"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let sheets = [sheet("a", &["m1"]), sheet("b", &["m1"])];
+        let c = Catalog::build(&config(""), &sheets, env).expect("builds");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sk-test"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+}

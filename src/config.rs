@@ -1,0 +1,399 @@
+//! Service configuration: the shape of `switchyard.toml`, its defaults and its validation.
+//!
+//! The file is parsed once at start with unknown fields rejected (a typo is an error, not a
+//! silently ignored setting) and validated before anything listens. Every error names the
+//! file and the field. Relative paths (`state_dir`, `pricing_dir`) are resolved against the
+//! directory of the config file, so the router behaves the same from any working directory.
+//! Durations are human strings (`"250ms"`, `"30s"`); sizes are bytes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `switchyard serve` needs besides the price sheets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Named lists of endpoint ids (`provider/model`) or model names.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// `[server]`: where the router listens and keeps its files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory of the router's embedded store.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Directory holding one `<provider>.toml` price sheet per provider.
+    #[serde(default = "default_pricing_dir")]
+    pub pricing_dir: PathBuf,
+    /// Largest accepted request body, in bytes; larger bodies get a 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run on after a shutdown signal.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// `[upstream]`: how the router talks to providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Time allowed to open a TCP (and TLS) connection to a provider.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed from sending an attempt to its first byte of body. For a non-streaming
+    /// request most providers send nothing until the whole answer is ready, so this bounds
+    /// the generation time too.
+    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Longest silence allowed between two chunks of a stream once it has started.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Deadline for the whole request, all attempts included.
+    #[serde(default = "default_total_timeout", with = "humantime_serde")]
+    pub total_timeout: Duration,
+    /// Idle keep-alive connections kept per provider host.
+    #[serde(default = "default_pool_max_idle_per_host")]
+    pub pool_max_idle_per_host: usize,
+}
+
+/// `[routing]`: how candidates are ranked and how often the router tries again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The policy that ranks candidates.
+    #[serde(default)]
+    pub policy: PolicyName,
+    /// Upstream attempts per request, the first included.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+/// The policies that can be named in `[routing] policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// Lowest estimated cost first (static prices).
+    #[default]
+    Cheapest,
+}
+
+/// `[[providers]]`: one OpenAI-compatible API.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Short name, the first half of every endpoint id (`groq` in `groq/llama-3.3-70b`).
+    pub name: String,
+    /// Base URL of the OpenAI-compatible API, e.g. `https://api.groq.com/openai/v1`.
+    pub base_url: String,
+    /// Environment variable holding the API key; omit for local providers without auth.
+    pub api_key_env: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Holds no secret (only the variable's name), but keep the shape explicit.
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key_env", &self.api_key_env)
+            .finish()
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("switchyard-data")
+}
+fn default_pricing_dir() -> PathBuf {
+    PathBuf::from("pricing")
+}
+/// 8 MiB: long multi-turn prompts with inline images fit; a runaway upload does not.
+fn default_max_body_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_first_byte_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_total_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_pool_max_idle_per_host() -> usize {
+    64
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: default_connect_timeout(),
+            first_byte_timeout: default_first_byte_timeout(),
+            idle_timeout: default_idle_timeout(),
+            total_timeout: default_total_timeout(),
+            pool_max_idle_per_host: default_pool_max_idle_per_host(),
+        }
+    }
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            policy: PolicyName::default(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            state_dir: default_state_dir(),
+            pricing_dir: default_pricing_dir(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{field}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// Upper bound on `max_attempts`: beyond this a request is retrying, not routing.
+const MAX_ATTEMPTS_LIMIT: u32 = 10;
+
+impl Config {
+    /// Reads, parses and validates a config file; relative paths become relative to it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.server.state_dir = base.join(&config.server.state_dir);
+        config.server.pricing_dir = base.join(&config.server.pricing_dir);
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, uniqueness, URL shapes.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_body_bytes".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        let up = &self.upstream;
+        for (name, d) in [
+            ("connect_timeout", up.connect_timeout),
+            ("first_byte_timeout", up.first_byte_timeout),
+            ("idle_timeout", up.idle_timeout),
+            ("total_timeout", up.total_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(
+                    format!("upstream.{name}"),
+                    "must be above zero".into(),
+                ));
+            }
+        }
+        let attempts = self.routing.max_attempts;
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&attempts) {
+            return Err(invalid(
+                "routing.max_attempts".into(),
+                format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {attempts}"),
+            ));
+        }
+        if self.providers.is_empty() {
+            return Err(invalid(
+                "providers".into(),
+                "at least one [[providers]] entry is needed".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let field = |f: &str| format!("providers[{i}].{f}");
+            if !is_valid_name(&p.name) {
+                return Err(invalid(
+                    field("name"),
+                    format!(
+                        "`{}` must be non-empty and use only a-z, 0-9, '-', '_' or '.'",
+                        p.name
+                    ),
+                ));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(invalid(
+                    field("name"),
+                    format!("provider `{}` is listed twice", p.name),
+                ));
+            }
+            let url = reqwest::Url::parse(&p.base_url)
+                .map_err(|e| invalid(field("base_url"), format!("`{}`: {e}", p.base_url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(
+                    field("base_url"),
+                    format!("`{}` must be an http or https URL", p.base_url),
+                ));
+            }
+            if let Some(var) = &p.api_key_env {
+                if var.is_empty() {
+                    return Err(invalid(field("api_key_env"), "must not be empty".into()));
+                }
+            }
+        }
+        for (group, members) in &self.groups {
+            if group.contains('/') || group == "auto" || group.is_empty() {
+                return Err(invalid(
+                    format!("groups.{group}"),
+                    "a group name must be non-empty, not `auto` and contain no '/'".into(),
+                ));
+            }
+            if members.is_empty() {
+                return Err(invalid(
+                    format!("groups.{group}"),
+                    "lists no members".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Provider names become the first segment of endpoint ids and of price sheet file names.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[[providers]]
+name = "groq"
+base_url = "https://api.groq.com/openai/v1"
+api_key_env = "GROQ_API_KEY"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("switchyard.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).expect("valid");
+        assert_eq!(c.routing.max_attempts, 3);
+        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.pricing_dir, PathBuf::from("pricing"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = parse(&format!("{MINIMAL}\n[routing]\nmax_atempts = 2\n")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("switchyard.toml"), "{msg}");
+        assert!(msg.contains("max_atempts"), "{msg}");
+    }
+
+    #[test]
+    fn human_durations_parse_and_zero_is_refused() {
+        let c = parse(&format!(
+            "{MINIMAL}\n[upstream]\nfirst_byte_timeout = \"250ms\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.upstream.first_byte_timeout, Duration::from_millis(250));
+        let err = parse(&format!("{MINIMAL}\n[upstream]\nidle_timeout = \"0s\"\n")).unwrap_err();
+        assert!(err.to_string().contains("upstream.idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("[routing]\nmax_attempts = 0\n", "routing.max_attempts"),
+            (
+                "[[providers]]\nname = \"groq\"\nbase_url = \"http://x\"\n",
+                "providers[1].name",
+            ),
+            (
+                "[[providers]]\nname = \"b\"\nbase_url = \"ftp://x\"\n",
+                "providers[1].base_url",
+            ),
+            (
+                "[[providers]]\nname = \"B/x\"\nbase_url = \"http://x\"\n",
+                "providers[1].name",
+            ),
+            ("[groups]\nauto = [\"groq/x\"]\n", "groups.auto"),
+            ("[groups]\nempty = []\n", "groups.empty"),
+        ];
+        for (extra, field) in cases {
+            let err = parse(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+            assert!(err.to_string().contains(field), "{extra}: {err}");
+        }
+    }
+}

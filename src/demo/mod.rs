@@ -1,0 +1,293 @@
+//! `switchyard demo`: the router in front of a handful of simulated providers.
+//!
+//! Starts four [`FakeProvider`]s on loopback with distinct prices, latencies and error
+//! profiles, writes a real `switchyard.toml` and real price sheets for them into the demo
+//! directory, and serves the router from those files through the same loading path as
+//! `switchyard serve`. A small control port lets a person stop and start a provider to watch
+//! fallback at work. Prints ready-to-paste commands, then serves until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::fake::{Behavior, FakeProvider};
+use crate::gateway::{self, Gateway};
+
+/// One simulated provider of the demo.
+struct Profile {
+    name: &'static str,
+    note: &'static str,
+    behavior: Behavior,
+    /// `(model, input $/Mtok, output $/Mtok, quality)`.
+    models: &'static [(&'static str, f64, f64, f64)],
+}
+
+fn profiles() -> Vec<Profile> {
+    let ms = Duration::from_millis;
+    vec![
+        Profile {
+            name: "budget",
+            note: "cheapest, slow first token, 5% errors",
+            behavior: Behavior {
+                ttft: ms(700),
+                ttft_sigma: 0.4,
+                token_interval: ms(20),
+                output_tokens: 24,
+                error_rate: 0.05,
+                ..Behavior::default()
+            },
+            models: &[
+                ("llama-3.3-70b", 0.10, 0.25, 0.72),
+                ("llama-3.1-8b", 0.02, 0.05, 0.55),
+            ],
+        },
+        Profile {
+            name: "steady",
+            note: "mid-priced, 180 ms first token, 1% errors",
+            behavior: Behavior {
+                ttft: ms(180),
+                ttft_sigma: 0.3,
+                token_interval: ms(8),
+                output_tokens: 24,
+                error_rate: 0.01,
+                ..Behavior::default()
+            },
+            models: &[("llama-3.3-70b", 0.59, 0.79, 0.75)],
+        },
+        Profile {
+            name: "turbo",
+            note: "dearer, 60 ms first token, no errors",
+            behavior: Behavior {
+                ttft: ms(60),
+                ttft_sigma: 0.2,
+                token_interval: ms(3),
+                output_tokens: 24,
+                ..Behavior::default()
+            },
+            models: &[
+                ("llama-3.3-70b", 0.90, 1.20, 0.75),
+                ("llama-3.1-8b", 0.10, 0.10, 0.55),
+            ],
+        },
+        Profile {
+            name: "premium",
+            note: "a large model, 300 ms first token",
+            behavior: Behavior {
+                ttft: ms(300),
+                ttft_sigma: 0.3,
+                token_interval: ms(10),
+                output_tokens: 24,
+                error_rate: 0.005,
+                ..Behavior::default()
+            },
+            models: &[("frontier-large", 2.50, 10.00, 0.95)],
+        },
+    ]
+}
+
+/// Where and how the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The router's address.
+    pub listen: SocketAddr,
+    /// The control port's address (stop and start providers).
+    pub control: SocketAddr,
+    /// Where the generated config, price sheets and router state go.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start a fake provider: {0}")]
+    Provider(std::io::Error),
+    #[error("cannot write the demo files in {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source} (is another demo running? try --listen)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Pricing(#[from] crate::pricing::SheetErrors),
+    #[error(transparent)]
+    Build(#[from] gateway::BuildError),
+    #[error("the router stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the demo until `shutdown` resolves.
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let mut providers = Vec::new();
+    for p in profiles() {
+        let fake = FakeProvider::start(p.name, p.behavior.clone())
+            .await
+            .map_err(DemoError::Provider)?;
+        providers.push((p, Arc::new(fake)));
+    }
+    let config_path = write_files(&options, &providers)?;
+    let config = Config::load(&config_path)?;
+    let sheets = crate::pricing::load_dir(&config.server.pricing_dir)?;
+    let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok())?;
+
+    let listener = bind(options.listen).await?;
+    let control = bind(options.control).await?;
+    let fakes: Vec<Arc<FakeProvider>> = providers.iter().map(|(_, f)| f.clone()).collect();
+    tokio::spawn(async move {
+        let _ = axum::serve(control, control_app(fakes)).await;
+    });
+    print_banner(&options, &config_path, &providers);
+    gateway::serve(listener, gateway, shutdown)
+        .await
+        .map_err(DemoError::Serve)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, DemoError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DemoError::Listen { addr, source })
+}
+
+fn write_files(
+    options: &DemoOptions,
+    providers: &[(Profile, Arc<FakeProvider>)],
+) -> Result<PathBuf, DemoError> {
+    let pricing = options.dir.join("pricing");
+    let write = |path: &Path, text: &str| {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| std::fs::write(path, text))
+            .map_err(|source| DemoError::Write {
+                path: path.to_owned(),
+                source,
+            })
+    };
+    // Sheets of an earlier run may name other providers; start the directory afresh.
+    let _ = std::fs::remove_dir_all(&pricing);
+    let mut config = format!(
+        "# Written by `switchyard demo` at every start: the fake providers' ports change.\n\
+         [server]\nlisten = \"{}\"\nstate_dir = \"state\"\npricing_dir = \"pricing\"\n\n\
+         [upstream]\nfirst_byte_timeout = \"3s\"\nidle_timeout = \"5s\"\ntotal_timeout = \"30s\"\n\n\
+         [routing]\npolicy = \"cheapest\"\nmax_attempts = 3\n\n\
+         [groups]\nfast-70b = [\"steady/llama-3.3-70b\", \"turbo/llama-3.3-70b\"]\n",
+        options.listen
+    );
+    for (p, fake) in providers {
+        config.push_str(&format!(
+            "\n# {}\n[[providers]]\nname = \"{}\"\nbase_url = \"{}\"\n",
+            p.note,
+            p.name,
+            fake.base_url()
+        ));
+        let mut sheet = format!(
+            "provider = \"{}\"\neffective = \"2026-11-01\"\nsource = \"switchyard demo (simulated provider)\"\n",
+            p.name
+        );
+        for (model, input, output, quality) in p.models {
+            sheet.push_str(&format!(
+                "\n[models.\"{model}\"]\ninput_per_mtok = {input:?}\noutput_per_mtok = {output:?}\ncontext_window = 131072\nquality = {quality:?}\n"
+            ));
+        }
+        write(&pricing.join(format!("{}.toml", p.name)), &sheet)?;
+    }
+    let path = options.dir.join("switchyard.toml");
+    write(&path, &config)?;
+    Ok(path)
+}
+
+fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc<FakeProvider>)]) {
+    let url = format!("http://{}", options.listen);
+    let ctl = format!("http://{}", options.control);
+    println!(
+        "\nswitchyard demo: router on {url}, config in {}\n",
+        config.display()
+    );
+    println!("simulated providers:");
+    for (p, fake) in providers {
+        let models: Vec<String> = p
+            .models
+            .iter()
+            .map(|m| format!("{}/{}", p.name, m.0))
+            .collect();
+        println!(
+            "  {:<8} {:<22} {}  ({})",
+            p.name,
+            fake.addr(),
+            models.join(", "),
+            p.note
+        );
+    }
+    let body = r#"{"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    let stream_body = r#"{"model": "fast-70b", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    println!("\ntry:");
+    println!("  curl -s {url}/v1/models");
+    println!(
+        "  curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'"
+    );
+    println!("  curl -sN {url}/v1/chat/completions -H 'content-type: application/json' -d '{stream_body}'");
+    println!("\nstop the cheapest provider and watch requests fall back (x-switchyard-attempts):");
+    println!("  curl -s -X POST {ctl}/providers/budget/stop");
+    println!("  curl -s -X POST {ctl}/providers/budget/start");
+    println!("  curl -s {ctl}/providers");
+    println!("\nCtrl-C stops the demo.\n");
+}
+
+type Fakes = Arc<Vec<Arc<FakeProvider>>>;
+
+fn control_app(fakes: Vec<Arc<FakeProvider>>) -> Router {
+    Router::new()
+        .route("/providers", get(list))
+        .route("/providers/{name}/{action}", post(act))
+        .with_state(Arc::new(fakes))
+}
+
+async fn list(State(fakes): State<Fakes>) -> Json<Value> {
+    let all: Vec<Value> = fakes
+        .iter()
+        .map(|f| json!({"name": f.name(), "address": f.addr().to_string(), "running": f.is_running(), "requests": f.requests()}))
+        .collect();
+    Json(json!({ "providers": all }))
+}
+
+async fn act(
+    State(fakes): State<Fakes>,
+    UrlPath((name, action)): UrlPath<(String, String)>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    use axum::http::StatusCode;
+    let Some(fake) = fakes.iter().find(|f| f.name() == name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no provider `{name}`")})),
+        );
+    };
+    let result = match action.as_str() {
+        "stop" => {
+            fake.stop();
+            Ok(())
+        }
+        "start" if fake.is_running() => Ok(()),
+        "start" => fake.restart().await.map_err(|e| e.to_string()),
+        _ => Err(format!("unknown action `{action}`: use stop or start")),
+    };
+    match result {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"name": name, "running": fake.is_running()})),
+        ),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))),
+    }
+}

@@ -1,0 +1,327 @@
+//! A simulated OpenAI-compatible provider on loopback, shared by tests, benches and the demo.
+//!
+//! It answers `POST /v1/chat/completions` like a real provider: JSON, or SSE chunks one token
+//! at a time, with `usage` (in a final chunk when `stream_options.include_usage` is set). How
+//! it behaves — time to first token, time per token, answer length, random error rate, and
+//! injected faults (a fixed status, hanging before or after the headers, breaking a stream,
+//! invalid JSON) — is a [`Behavior`] that can be changed while it runs. It counts the
+//! requests it receives and keeps the last body and `Authorization` header so tests can check
+//! what the router sent. [`FakeProvider::stop`] closes the listener (new connections are
+//! refused) and [`FakeProvider::restart`] opens it again on the same port.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures_util::stream::{self, StreamExt};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A fault injected into every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answer this HTTP status with an OpenAI-style error body.
+    Status(u16),
+    /// Accept the request and never answer.
+    HangBeforeHeaders,
+    /// Send 200 headers, then nothing.
+    HangAfterHeaders,
+    /// Stream this many tokens, then break the connection.
+    BreakAfter(u32),
+    /// Answer 200 with a body that is not JSON.
+    InvalidJson,
+}
+
+/// How the fake provider answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behavior {
+    /// Median delay before the first token.
+    pub ttft: Duration,
+    /// Log-normal spread of the first-token delay (0 = always `ttft`).
+    pub ttft_sigma: f64,
+    /// Delay between two tokens of a stream.
+    pub token_interval: Duration,
+    /// Answer length in tokens (capped by the request's `max_tokens`).
+    pub output_tokens: u32,
+    /// Fraction of requests answered with a 500.
+    pub error_rate: f64,
+    pub fault: Fault,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            ttft: Duration::ZERO,
+            ttft_sigma: 0.0,
+            token_interval: Duration::ZERO,
+            output_tokens: 8,
+            error_rate: 0.0,
+            fault: Fault::None,
+        }
+    }
+}
+
+struct FakeState {
+    name: String,
+    behavior: Mutex<Behavior>,
+    requests: AtomicU64,
+    last_body: Mutex<Option<Value>>,
+    last_auth: Mutex<Option<String>>,
+}
+
+/// A running fake provider.
+pub struct FakeProvider {
+    addr: std::net::SocketAddr,
+    state: Arc<FakeState>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl FakeProvider {
+    /// Starts on an ephemeral loopback port.
+    pub async fn start(name: &str, behavior: Behavior) -> std::io::Result<FakeProvider> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(FakeState {
+            name: name.to_owned(),
+            behavior: Mutex::new(behavior),
+            requests: AtomicU64::new(0),
+            last_body: Mutex::new(None),
+            last_auth: Mutex::new(None),
+        });
+        let provider = FakeProvider {
+            addr,
+            state,
+            task: Mutex::new(None),
+        };
+        provider.listen(listener);
+        Ok(provider)
+    }
+
+    fn listen(&self, listener: TcpListener) {
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .with_state(self.state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        *self.task.lock().expect("fake task lock") = Some(task);
+    }
+
+    /// Stops accepting connections: new attempts are refused. Requests already being
+    /// answered go on.
+    pub fn stop(&self) {
+        if let Some(task) = self.task.lock().expect("fake task lock").take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port after [`stop`](Self::stop).
+    pub async fn restart(&self) -> std::io::Result<()> {
+        self.stop();
+        let listener = TcpListener::bind(self.addr).await?;
+        self.listen(listener);
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.task.lock().expect("fake task lock").is_some()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The OpenAI-style base URL, `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn behavior(&self) -> Behavior {
+        self.state.behavior.lock().expect("behavior lock").clone()
+    }
+
+    pub fn set_behavior(&self, behavior: Behavior) {
+        *self.state.behavior.lock().expect("behavior lock") = behavior;
+    }
+
+    /// Requests received since start.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// The JSON body of the last request received.
+    pub fn last_body(&self) -> Option<Value> {
+        self.state.last_body.lock().expect("body lock").clone()
+    }
+
+    /// The `Authorization` header of the last request received.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.state.last_auth.lock().expect("auth lock").clone()
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The answer text a fake provider gives: deterministic, so tests can compare it whole.
+pub fn reply_text(provider: &str, model: &str, tokens: u32) -> String {
+    reply_tokens(provider, model, tokens).concat()
+}
+
+fn reply_tokens(provider: &str, model: &str, tokens: u32) -> Vec<String> {
+    const WORDS: [&str; 8] = [
+        "switch", "yard", "routes", "every", "token", "to", "the", "cheapest",
+    ];
+    (0..tokens)
+        .map(|i| match i {
+            0 => format!("[{provider}/{model}]"),
+            _ => format!(" {}", WORDS[(i as usize - 1) % WORDS.len()]),
+        })
+        .collect()
+}
+
+fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body =
+        json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
+    (status, axum::Json(body)).into_response()
+}
+
+async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let behavior = state.behavior.lock().expect("behavior lock").clone();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    *state.last_auth.lock().expect("auth lock") = auth;
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "fake provider: body is not JSON");
+    };
+    *state.last_body.lock().expect("body lock") = Some(request.clone());
+
+    match behavior.fault {
+        Fault::Status(code) => return error(code, "fake provider: injected failure"),
+        Fault::HangBeforeHeaders => std::future::pending::<()>().await,
+        Fault::HangAfterHeaders => {
+            return Response::new(Body::from_stream(stream::pending::<
+                Result<Bytes, std::io::Error>,
+            >()))
+        }
+        Fault::InvalidJson => {
+            return ([("content-type", "application/json")], "{not json").into_response()
+        }
+        Fault::None | Fault::BreakAfter(_) => {}
+    }
+    let (ttft, failed) = {
+        let mut rng = rand::rng();
+        let noise = rand_distr::LogNormal::new(0.0, behavior.ttft_sigma.max(0.0))
+            .map(|d| rng.sample(d))
+            .unwrap_or(1.0);
+        (
+            behavior.ttft.mul_f64(noise),
+            rng.random_bool(behavior.error_rate.clamp(0.0, 1.0)),
+        )
+    };
+    if failed {
+        tokio::time::sleep(ttft / 2).await;
+        return error(500, "fake provider: random failure");
+    }
+
+    let model = request["model"].as_str().unwrap_or("unknown").to_owned();
+    let cap = request["max_completion_tokens"]
+        .as_u64()
+        .or_else(|| request["max_tokens"].as_u64())
+        .unwrap_or(u64::MAX);
+    let n = u32::try_from(u64::from(behavior.output_tokens).min(cap)).unwrap_or(u32::MAX);
+    let prompt_tokens = request["messages"].to_string().len().div_ceil(4) as u64;
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + u64::from(n)});
+    let tokens = reply_tokens(&state.name, &model, n);
+    let id = format!("chatcmpl-fake-{}", state.requests.load(Ordering::Relaxed));
+
+    if request["stream"].as_bool() != Some(true) {
+        sleep_if(ttft + behavior.token_interval * n.saturating_sub(1)).await;
+        let body = json!({
+            "id": id, "object": "chat.completion", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": tokens.concat()}, "finish_reason": "stop"}],
+            "usage": usage,
+        });
+        return axum::Json(body).into_response();
+    }
+
+    let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
+    let break_after = match behavior.fault {
+        Fault::BreakAfter(k) => Some(k as usize),
+        _ => None,
+    };
+    let chunk = move |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 1_764_000_000, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let mut events: Vec<Value> = Vec::with_capacity(tokens.len() + 3);
+    for (i, t) in tokens.iter().enumerate() {
+        let delta = if i == 0 {
+            json!({"role": "assistant", "content": t})
+        } else {
+            json!({"content": t})
+        };
+        events.push(chunk(delta, Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    if include_usage {
+        let mut last = chunk(json!({}), Value::Null);
+        last["choices"] = json!([]);
+        last["usage"] = usage;
+        events.push(last);
+    }
+    let interval = behavior.token_interval;
+    let items = events
+        .into_iter()
+        .map(|e| format!("data: {e}\n\n"))
+        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
+        .enumerate();
+    let body = stream::iter(items).then(move |(i, text)| async move {
+        if break_after == Some(i) {
+            return Err(std::io::Error::other(
+                "fake provider: injected stream break",
+            ));
+        }
+        sleep_if(if i == 0 { ttft } else { interval }).await;
+        Ok::<_, std::io::Error>(Bytes::from(text))
+    });
+    // Stop at the first error so the connection breaks right there.
+    let body = body.scan(false, |broke, item| {
+        let out = if *broke { None } else { Some(item) };
+        if matches!(out, Some(Err(_))) {
+            *broke = true;
+        }
+        futures_util::future::ready(out)
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .expect("static headers are valid")
+}
+
+async fn sleep_if(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! Errors at the HTTP edge: one enum, one `IntoResponse`, OpenAI-shaped bodies.
+//!
+//! The body is what OpenAI's API and SDKs use: `{"error": {"message", "type", "param",
+//! "code"}}`, so client libraries raise their usual exception types. Client mistakes are not
+//! logged as server errors, and no internal detail (a provider's key, a provider's error body,
+//! a stack of causes) reaches the client: upstream failures are summarised by endpoint and
+//! failure class.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::attempt::AttemptFailure;
+use crate::route::BodyError;
+
+/// Everything a request can fail with before an answer starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("The model `{0}` does not exist: use an endpoint id, a model, a group or `auto` (see GET /v1/models)")]
+    ModelNotFound(String),
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("{}", all_failed_message(.failures, *.deadline_hit))]
+    AllAttemptsFailed {
+        failures: Vec<AttemptFailure>,
+        /// The request's deadline ended the attempts before `max_attempts` did.
+        deadline_hit: bool,
+    },
+}
+
+fn all_failed_message(failures: &[AttemptFailure], deadline_hit: bool) -> String {
+    let list: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+    let why = if deadline_hit {
+        " before the request deadline"
+    } else {
+        ""
+    };
+    format!(
+        "all {} upstream attempt(s) failed{why}: {}",
+        failures.len(),
+        list.join("; ")
+    )
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    message: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Body(_) | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::AllAttemptsFailed { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn kind_and_code(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ApiError::Body(BodyError::Json(_) | BodyError::NotAnObject) => {
+                ("invalid_request_error", Some("invalid_json"))
+            }
+            ApiError::Body(_) | ApiError::BodyRead(_) => ("invalid_request_error", None),
+            ApiError::PayloadTooLarge { .. } => {
+                ("invalid_request_error", Some("request_too_large"))
+            }
+            ApiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            ApiError::NoRoute { .. } => ("invalid_request_error", Some("unknown_url")),
+            ApiError::AllAttemptsFailed { .. } => ("upstream_error", Some("all_attempts_failed")),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::Body(e) => e.field(),
+            ApiError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let (kind, code) = self.kind_and_code();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind,
+                param: self.param(),
+                code,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::AllAttemptsFailed { failures, .. } = &self {
+            response
+                .headers_mut()
+                .insert(super::ATTEMPTS_HEADER, HeaderValue::from(failures.len()));
+        }
+        response
+    }
+}

@@ -1,0 +1,215 @@
+//! Request handlers: chat completions, the model list, health.
+//!
+//! A chat request goes: read the body (bounded), parse the fields the router needs, resolve
+//! `model` to candidates, let the policy rank them, run the attempts, and answer: the JSON
+//! body or the relayed stream, untouched, with headers saying which endpoint answered after
+//! how many attempts.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::attempt::{self, Answer};
+use super::relay::{relay, StreamSummary};
+use super::usage::Usage;
+use super::{ApiError, Gateway, ATTEMPTS_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
+use crate::catalog::Catalog;
+use crate::route::{ChatBody, RouteRequest};
+
+pub async fn chat_completions(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let request_id = format!("req_{:016x}", rand::random::<u64>());
+    let mut response = match chat(&gateway, &headers, body, &request_id).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response.headers_mut().insert(
+        REQUEST_ID_HEADER,
+        HeaderValue::from_str(&request_id).expect("a hex id is a valid header value"),
+    );
+    response
+}
+
+async fn chat(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let shared = &*gateway.0;
+    let started = Instant::now();
+    let bytes = read_body(body, headers, shared.max_body_bytes).await?;
+    let chat = ChatBody::parse(&bytes)?;
+    let catalog = shared.catalog.clone();
+    let candidates = catalog
+        .resolve(&chat.model)
+        .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
+    let request = RouteRequest::from_body(&chat);
+    let now_ns = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let decision = shared
+        .policy
+        .decide(&request, candidates, &catalog, now_ns, &mut rand::rng());
+    let deadline = started + shared.upstream.total_timeout;
+    let max_attempts = shared.max_attempts as usize;
+    let answered = attempt::run(
+        shared,
+        &catalog,
+        &chat,
+        &decision.ranked,
+        max_attempts,
+        deadline,
+    )
+    .await
+    .map_err(|e| ApiError::AllAttemptsFailed {
+        failures: e.failures,
+        deadline_hit: e.deadline_hit,
+    })?;
+
+    let endpoint = catalog.endpoint(answered.endpoint).id.clone();
+    let mut response = match answered.answer {
+        Answer::Json(body) => {
+            log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
+            ([(CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Answer::Stream { first, rest } => {
+            let (id, ep) = (request_id.to_owned(), endpoint.clone());
+            let on_end = move |summary: StreamSummary| {
+                tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    usage = ?summary.usage, "stream finished");
+            };
+            let idle = shared.upstream.idle_timeout;
+            let stream = relay(first, rest, !chat.client_wants_usage, idle, on_end);
+            let mut response = Response::new(Body::from_stream(stream));
+            let h = response.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            // Tell buffering proxies in front of the router to pass events on at once.
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
+        }
+        Answer::Rejected {
+            status,
+            content_type,
+            body,
+        } => {
+            tracing::debug!(request_id, %endpoint, status = status.as_u16(), "provider refused the request");
+            let mut response = (status, body).into_response();
+            if let Some(ct) = content_type {
+                response.headers_mut().insert(CONTENT_TYPE, ct);
+            }
+            response
+        }
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&endpoint) {
+        h.insert(ENDPOINT_HEADER, v);
+    }
+    h.insert(ATTEMPTS_HEADER, HeaderValue::from(answered.attempts));
+    Ok(response)
+}
+
+fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<Usage>) {
+    tracing::debug!(request_id, endpoint, elapsed_ms = started.elapsed().as_millis() as u64,
+        usage = ?usage, "answered");
+}
+
+/// Reads at most `limit` bytes of body; a declared or actual larger body is a 413.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(ApiError::BodyRead(e.to_string())),
+    }
+}
+
+pub async fn models(State(gateway): State<Gateway>) -> Response {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        gateway.0.models_json.clone(),
+    )
+        .into_response()
+}
+
+/// The OpenAI model list, extended: every endpoint with its prices and limits, every model
+/// served by several providers, every group, and `auto`, each with the endpoints it covers.
+pub fn models_json(catalog: &Catalog) -> Bytes {
+    let ids = |idxs: &[usize]| -> Vec<&str> {
+        idxs.iter()
+            .map(|&i| catalog.endpoint(i).id.as_str())
+            .collect()
+    };
+    let mut data = Vec::new();
+    for (i, ep) in catalog.endpoints().iter().enumerate() {
+        let p = &ep.price;
+        data.push(json!({
+            "id": ep.id, "object": "model", "created": 0,
+            "owned_by": catalog.provider_of(i).name,
+            "kind": "endpoint",
+            "upstream_model": ep.upstream_model,
+            "pricing": {
+                "input_per_mtok": p.input_per_mtok,
+                "output_per_mtok": p.output_per_mtok,
+                "cached_input_per_mtok": p.cached_input_per_mtok,
+                "per_request": p.per_request,
+            },
+            "context_window": p.context_window,
+            "max_output_tokens": p.max_output_tokens,
+            "quality": p.quality,
+        }));
+    }
+    let mut shared: Vec<_> = catalog.shared_models().collect();
+    shared.sort_by_key(|(name, _)| *name);
+    for (name, idxs) in shared {
+        data.push(
+            json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard",
+            "kind": "model", "endpoints": ids(idxs)}),
+        );
+    }
+    for (name, idxs) in catalog.groups() {
+        data.push(
+            json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard",
+            "kind": "group", "endpoints": ids(idxs)}),
+        );
+    }
+    let all = catalog.resolve("auto").unwrap_or(&[]);
+    data.push(
+        json!({"id": "auto", "object": "model", "created": 0, "owned_by": "switchyard",
+        "kind": "auto", "endpoints": ids(all)}),
+    );
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+pub async fn healthz(State(gateway): State<Gateway>) -> Response {
+    let endpoints = gateway.0.catalog.endpoints().len();
+    (
+        StatusCode::OK,
+        axum::Json(json!({"status": "ok", "endpoints": endpoints})),
+    )
+        .into_response()
+}
+
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

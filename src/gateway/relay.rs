@@ -1,0 +1,330 @@
+//! The streaming relay: upstream SSE to the client, event by event, bytes unchanged.
+//!
+//! Each upstream chunk is cut into whole events ([`EventSplitter`]); the complete events of
+//! a chunk go out together as one chunk, as they came. The relay looks inside events only
+//! to read `usage`, to notice `[DONE]` and upstream error events, and to drop the usage-only
+//! chunk the router asked for when the client did not. After the first byte there is no
+//! failover: if the upstream breaks, goes silent past `idle_timeout`, or ends without
+//! `[DONE]`, the client gets an OpenAI-style error event and the stream ends cleanly.
+//!
+//! How the stream ended is reported once through a callback, also when the client goes away
+//! mid-stream (the relay is dropped unfinished), so nothing is left uncounted.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::sse::{data_payload, EventSplitter};
+use super::usage::Usage;
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEnd {
+    /// Upstream sent `[DONE]` and closed.
+    Completed,
+    /// Upstream broke, went silent, or ended without `[DONE]`.
+    Broken(&'static str),
+    /// Upstream sent an error event of its own.
+    UpstreamError,
+    /// The client went away first.
+    ClientGone,
+}
+
+/// What the relay learned from a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSummary {
+    pub end: StreamEnd,
+    pub usage: Option<Usage>,
+}
+
+type OnEnd = Box<dyn FnOnce(StreamSummary) + Send>;
+
+struct Relay {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    first: Option<Bytes>,
+    splitter: EventSplitter,
+    events: Vec<Bytes>,
+    strip_usage: bool,
+    idle: Duration,
+    saw_done: bool,
+    upstream_error: bool,
+    usage: Option<Usage>,
+    finished: bool,
+    on_end: Option<OnEnd>,
+}
+
+/// Builds the client-facing stream from an answer's first chunk and the rest of its body.
+pub fn relay(
+    first: Bytes,
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    strip_usage: bool,
+    idle: Duration,
+    on_end: impl FnOnce(StreamSummary) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let state = Relay {
+        upstream,
+        first: Some(first),
+        splitter: EventSplitter::default(),
+        events: Vec::with_capacity(4),
+        strip_usage,
+        idle,
+        saw_done: false,
+        upstream_error: false,
+        usage: None,
+        finished: false,
+        on_end: Some(Box::new(on_end)),
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        let out = st.next_output().await?;
+        Some((Ok(out), st))
+    })
+}
+
+impl Relay {
+    /// The next bytes for the client, `None` when the stream is over.
+    async fn next_output(&mut self) -> Option<Bytes> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let next = match self.first.take() {
+                Some(first) => Ok(Some(first)),
+                None => match tokio::time::timeout(self.idle, self.upstream.next()).await {
+                    Err(_) => Err("upstream went silent mid-stream"),
+                    Ok(None) => Ok(None),
+                    Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+                    Ok(Some(Err(_))) => Err("upstream connection broke mid-stream"),
+                },
+            };
+            match next {
+                Ok(Some(chunk)) => {
+                    let out = self.process(&chunk);
+                    if !out.is_empty() {
+                        return Some(out);
+                    }
+                }
+                Ok(None) => {
+                    let rest = self.splitter.take_rest();
+                    if self.saw_done || self.upstream_error {
+                        let end = if self.saw_done {
+                            StreamEnd::Completed
+                        } else {
+                            StreamEnd::UpstreamError
+                        };
+                        self.finish(end);
+                        return (!rest.is_empty()).then_some(rest);
+                    }
+                    return Some(self.fail(rest, "upstream ended the stream before [DONE]"));
+                }
+                Err(why) => {
+                    let rest = self.splitter.take_rest();
+                    return Some(self.fail(rest, why));
+                }
+            }
+        }
+    }
+
+    /// Forwards the complete events of a chunk, minus a usage chunk the client did not want.
+    fn process(&mut self, chunk: &[u8]) -> Bytes {
+        let mut events = std::mem::take(&mut self.events);
+        self.splitter.feed(chunk, &mut events);
+        let mut out = BytesMut::new();
+        let mut single: Option<Bytes> = None;
+        for event in events.drain(..) {
+            if !self.inspect(&event) {
+                continue;
+            }
+            match single.take() {
+                None if out.is_empty() => single = Some(event),
+                prev => {
+                    if let Some(prev) = prev {
+                        out.extend_from_slice(&prev);
+                    }
+                    out.extend_from_slice(&event);
+                }
+            }
+        }
+        self.events = events;
+        // One event (the common case) goes out without a copy.
+        single.unwrap_or_else(|| out.freeze())
+    }
+
+    /// Reads what the relay needs from one event; `false` drops it.
+    fn inspect(&mut self, event: &[u8]) -> bool {
+        let Some(data) = data_payload(event) else {
+            return true;
+        };
+        if data.as_ref() == b"[DONE]" {
+            self.saw_done = true;
+            return true;
+        }
+        let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        if mentions(b"\"usage\"") || mentions(b"\"error\"") {
+            if let Ok(probe) = serde_json::from_slice::<Probe>(&data) {
+                if probe.error.is_some() {
+                    self.upstream_error = true;
+                }
+                if let Some(usage) = probe.usage {
+                    self.usage = Some(usage);
+                    let usage_only = probe.choices.is_some_and(|c| c.is_empty());
+                    if self.strip_usage && usage_only {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Ends the stream with an error event after whatever whole events were pending.
+    fn fail(&mut self, rest: Bytes, why: &'static str) -> Bytes {
+        self.finish(StreamEnd::Broken(why));
+        let mut out = BytesMut::with_capacity(rest.len() + 160);
+        if !rest.is_empty() {
+            // An unterminated event cannot be completed honestly; drop it rather than
+            // glue it to the error event.
+            tracing::debug!(
+                bytes = rest.len(),
+                "dropping an unterminated upstream event"
+            );
+        }
+        let event = serde_json::json!({
+            "error": {"message": why, "type": "upstream_error", "param": null, "code": "stream_interrupted"}
+        });
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(event.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+        out.freeze()
+    }
+
+    fn finish(&mut self, end: StreamEnd) {
+        self.finished = true;
+        if let Some(on_end) = self.on_end.take() {
+            on_end(StreamSummary {
+                end,
+                usage: self.usage.clone(),
+            });
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if self.on_end.is_some() {
+            self.finish(StreamEnd::ClientGone);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    choices: Option<Vec<IgnoredAny>>,
+    usage: Option<Usage>,
+    error: Option<IgnoredAny>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn run(
+        chunks: Vec<reqwest::Result<Bytes>>,
+        strip_usage: bool,
+    ) -> (Vec<u8>, Option<StreamSummary>) {
+        let seen = Arc::new(Mutex::new(None));
+        let sink = seen.clone();
+        let mut it = chunks.into_iter();
+        let first = it.next().expect("one chunk").expect("ok chunk");
+        let rest = futures_util::stream::iter(it.collect::<Vec<_>>()).boxed();
+        let stream = relay(first, rest, strip_usage, Duration::from_secs(5), move |s| {
+            *sink.lock().expect("not poisoned") = Some(s);
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let parts: Vec<Bytes> = rt.block_on(stream.map(|r| r.expect("infallible")).collect());
+        let summary = seen.lock().expect("not poisoned").clone();
+        (parts.concat(), summary)
+    }
+
+    const CONTENT: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
+    const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    #[test]
+    fn forwards_bytes_unchanged_and_reads_usage() {
+        let text = format!("{CONTENT}{USAGE}{DONE}");
+        let (mid, end) = text.split_at(17);
+        let chunks = vec![
+            Ok(Bytes::from(mid.to_owned())),
+            Ok(Bytes::from(end.to_owned())),
+        ];
+        let (out, summary) = run(chunks, false);
+        assert_eq!(String::from_utf8(out).expect("utf8"), text);
+        let summary = summary.expect("reported");
+        assert_eq!(summary.end, StreamEnd::Completed);
+        assert_eq!(summary.usage.expect("usage").completion_tokens, 1);
+    }
+
+    #[test]
+    fn strips_the_usage_chunk_the_client_did_not_ask_for() {
+        let chunks = vec![Ok(Bytes::from(format!("{CONTENT}{USAGE}{DONE}")))];
+        let (out, summary) = run(chunks, true);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            format!("{CONTENT}{DONE}")
+        );
+        assert_eq!(
+            summary
+                .expect("reported")
+                .usage
+                .expect("usage")
+                .prompt_tokens,
+            3
+        );
+    }
+
+    #[test]
+    fn a_stream_without_done_ends_with_an_error_event() {
+        let chunks = vec![Ok(Bytes::from(format!("{CONTENT}data: {{\"cho")))];
+        let (out, summary) = run(chunks, false);
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.starts_with(CONTENT), "{text}");
+        assert!(
+            text.ends_with("\n\n") && text.contains("\"code\":\"stream_interrupted\""),
+            "{text}"
+        );
+        assert!(!text.contains("\"cho"), "partial event leaked: {text}");
+        assert!(matches!(
+            summary.expect("reported").end,
+            StreamEnd::Broken(_)
+        ));
+    }
+
+    #[test]
+    fn dropping_the_stream_reports_the_client_gone() {
+        let seen = Arc::new(Mutex::new(None));
+        let sink = seen.clone();
+        let rest = futures_util::stream::pending().boxed();
+        let stream = relay(
+            Bytes::from(CONTENT),
+            rest,
+            false,
+            Duration::from_secs(5),
+            move |s| {
+                *sink.lock().expect("not poisoned") = Some(s.end);
+            },
+        );
+        drop(stream);
+        assert_eq!(
+            *seen.lock().expect("not poisoned"),
+            Some(StreamEnd::ClientGone)
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! switchyard: a smart router for LLM APIs.
+//!
+//! One OpenAI-compatible HTTP endpoint in front of many provider models. For every request
+//! the router resolves what the caller asked for into candidate endpoints, lets a [`Policy`]
+//! rank them, forwards the request to the first choice, falls back to the next on failures
+//! that happen before the first byte reaches the client, and relays the answer (streaming
+//! included) untouched.
+//!
+//! Modules, and the one direction their dependencies point (gateway → select → catalog):
+//!
+//! - [`config`]: `switchyard.toml`, parsed with unknown fields rejected and validated once.
+//! - [`pricing`]: price sheets (`pricing/<provider>.toml`): format, validation, loading.
+//! - [`catalog`]: providers, models, endpoints (provider × model) with their prices, groups.
+//! - [`route`]: what a request asks for, parsed from the body without re-serialising it.
+//! - [`select`]: the [`Policy`] trait and its implementations; pure, time and RNG injected.
+//! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
+//! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
+//! - [`demo`]: `switchyard demo`, a router in front of a handful of fake providers.
+//!
+//! [`Policy`]: select::Policy
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod fake;
+pub mod gateway;
+pub mod pricing;
+pub mod route;
+pub mod select;

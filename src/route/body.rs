@@ -1,0 +1,369 @@
+//! A chat-completions request body, read without re-serialising it.
+//!
+//! The top level is parsed into an ordered list of `(key, raw JSON value)` pairs that borrow
+//! from the request bytes; only the fields the router needs (`model`, `messages`, `stream`,
+//! `stream_options`, `max_tokens`, `max_completion_tokens`) are decoded and checked. The body
+//! sent upstream is written by splicing the raw values back together with `model` replaced by
+//! the endpoint's upstream name, so `messages` (the bulk of the bytes) is copied once and
+//! never parsed into a tree. Every refusal names the offending field.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a body was refused; the gateway answers 400 with `param` set to `field`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is not valid JSON: {0}")]
+    Json(String),
+    #[error("request body must be a JSON object")]
+    NotAnObject,
+    #[error("`{field}`: {message}")]
+    Field {
+        field: &'static str,
+        message: String,
+    },
+    #[error("field `{0}` appears more than once")]
+    Duplicate(String),
+}
+
+impl BodyError {
+    /// The request field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            BodyError::Field { field, .. } => Some(field),
+            BodyError::Duplicate(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed body: the raw top-level fields plus the decoded ones the router uses.
+#[derive(Debug)]
+pub struct ChatBody<'a> {
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// The `model` the client asked for.
+    pub model: Cow<'a, str>,
+    /// `stream: true`.
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_output_tokens: Option<u32>,
+    /// Size of the raw `messages` array in bytes: the basis of the prompt-size estimate.
+    pub messages_bytes: usize,
+}
+
+impl<'a> ChatBody<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<ChatBody<'a>, BodyError> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some() && first != Some(&b'{') {
+            return Err(BodyError::NotAnObject);
+        }
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let Fields(fields) = Fields::deserialize(&mut de).map_err(json_error)?;
+        de.end().map_err(json_error)?;
+
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let model = match get("model") {
+            None => return Err(field("model", "is required")),
+            Some(raw) => match <Cow<'a, str>>::deserialize(BorrowStr(raw)) {
+                Ok(m) if !m.trim().is_empty() => m,
+                Ok(_) => return Err(field("model", "must not be empty")),
+                Err(_) => return Err(field("model", "must be a string")),
+            },
+        };
+        let messages = get("messages").ok_or_else(|| field("messages", "is required"))?;
+        let text = messages.get().trim();
+        if !text.starts_with('[') {
+            return Err(field("messages", "must be an array of messages"));
+        }
+        if text[1..].trim_start().starts_with(']') {
+            return Err(field("messages", "must hold at least one message"));
+        }
+        let stream =
+            decode::<bool>(get("stream"), "stream", "must be true or false")?.unwrap_or(false);
+        let options = decode::<StreamOptions>(
+            get("stream_options"),
+            "stream_options",
+            "must be an object like {\"include_usage\": true}",
+        )?;
+        let max_tokens = decode::<u32>(
+            get("max_tokens"),
+            "max_tokens",
+            "must be a non-negative integer",
+        )?;
+        let max_completion = decode::<u32>(
+            get("max_completion_tokens"),
+            "max_completion_tokens",
+            "must be a non-negative integer",
+        )?;
+        Ok(ChatBody {
+            model,
+            stream,
+            client_wants_usage: options.and_then(|o| o.include_usage).unwrap_or(false),
+            max_output_tokens: max_completion.or(max_tokens),
+            messages_bytes: messages.get().len(),
+            fields,
+        })
+    }
+
+    /// The body to send to an endpoint: `model` becomes `upstream_model`; for streams,
+    /// `stream_options.include_usage` is switched on so the router can account the request
+    /// (the relay removes the extra chunk when the client did not ask for it).
+    pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + upstream_model.len() + 48);
+        out.push(b'{');
+        let mut wrote_options = false;
+        for (i, (key, raw)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, key);
+            out.push(b':');
+            match key.as_ref() {
+                "model" => write_json_str(&mut out, upstream_model),
+                "stream_options" if self.stream => {
+                    out.extend_from_slice(with_usage(raw).as_bytes());
+                    wrote_options = true;
+                }
+                _ => out.extend_from_slice(raw.get().as_bytes()),
+            }
+        }
+        if self.stream && !wrote_options {
+            out.extend_from_slice(br#","stream_options":{"include_usage":true}"#);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// `stream_options` with `include_usage: true`, other options kept as they were.
+fn with_usage(raw: &RawValue) -> String {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw.get()).unwrap_or_default();
+    map.insert("include_usage".into(), serde_json::Value::Bool(true));
+    serde_json::Value::Object(map).to_string()
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing a str into a Vec cannot fail");
+}
+
+fn field(field: &'static str, message: &str) -> BodyError {
+    BodyError::Field {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+fn json_error(e: serde_json::Error) -> BodyError {
+    BodyError::Json(e.to_string())
+}
+
+/// Decodes an optional field; JSON `null` counts as absent.
+fn decode<'a, T: Deserialize<'a>>(
+    raw: Option<&'a RawValue>,
+    name: &'static str,
+    message: &str,
+) -> Result<Option<T>, BodyError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str::<Option<T>>(raw.get()).map_err(|_| field(name, message)),
+    }
+}
+
+/// Deserializes a raw JSON string value, borrowing when it has no escapes.
+struct BorrowStr<'a>(&'a RawValue);
+
+impl<'de> Deserializer<'de> for BorrowStr<'de> {
+    type Error = serde_json::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        let mut de = serde_json::Deserializer::from_str(self.0.get());
+        de.deserialize_str(visitor)
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// The top-level object as ordered `(key, raw value)` pairs borrowed from the input.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate field `{key}` in the request body"
+                )));
+            }
+            fields.push((key, map.next_value()?));
+        }
+        Ok(Fields(fields))
+    }
+}
+
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn parse(v: &Value) -> Result<Value, BodyError> {
+        let bytes = v.to_string().into_bytes();
+        let body = ChatBody::parse(&bytes)?;
+        Ok(serde_json::from_slice(&body.upstream_body("up-model")).expect("upstream is JSON"))
+    }
+
+    #[test]
+    fn upstream_body_swaps_model_and_keeps_everything_else() {
+        let req = json!({"model": "groq/llama", "messages": [{"role": "user", "content": "hi \"there\" \u{e9}"}], "temperature": 0.2, "tools": [{"type": "function"}]});
+        let up = parse(&req).expect("valid");
+        let mut expected = req.clone();
+        expected["model"] = json!("up-model");
+        assert_eq!(up, expected);
+    }
+
+    #[test]
+    fn streams_ask_upstream_for_usage_and_keep_other_options() {
+        let up = parse(&json!({"model": "m", "messages": [{}], "stream": true})).expect("valid");
+        assert_eq!(up["stream_options"], json!({"include_usage": true}));
+        let req = json!({"model": "m", "messages": [{}], "stream": true, "stream_options": {"include_usage": false, "x": 1}});
+        let up = parse(&req).expect("valid");
+        assert_eq!(up["stream_options"], json!({"include_usage": true, "x": 1}));
+        let bytes = req.to_string();
+        assert!(
+            !ChatBody::parse(bytes.as_bytes())
+                .expect("valid")
+                .client_wants_usage
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases = [
+            (json!({"messages": [{}]}), "model"),
+            (json!({"model": 3, "messages": [{}]}), "model"),
+            (json!({"model": " ", "messages": [{}]}), "model"),
+            (json!({"model": "m"}), "messages"),
+            (json!({"model": "m", "messages": "hi"}), "messages"),
+            (json!({"model": "m", "messages": []}), "messages"),
+            (
+                json!({"model": "m", "messages": [{}], "stream": "yes"}),
+                "stream",
+            ),
+            (
+                json!({"model": "m", "messages": [{}], "max_tokens": -1}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "m", "messages": [{}], "stream_options": 1}),
+                "stream_options",
+            ),
+        ];
+        for (req, name) in cases {
+            let err = parse(&req).unwrap_err();
+            assert_eq!(err.field(), Some(name), "{req}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_and_non_objects_are_refused() {
+        assert!(matches!(
+            ChatBody::parse(b"{\"model\": "),
+            Err(BodyError::Json(_))
+        ));
+        assert!(matches!(
+            ChatBody::parse(b"[1]"),
+            Err(BodyError::NotAnObject)
+        ));
+        assert!(matches!(ChatBody::parse(b"{} x"), Err(BodyError::Json(_))));
+        let dup = br#"{"model": "a", "model": "b", "messages": [{}]}"#;
+        assert!(ChatBody::parse(dup)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate"));
+    }
+
+    #[test]
+    fn escaped_keys_and_model_names_are_decoded() {
+        let req = br#"{"mod\u0065l": "gr\u006fq/x", "messages": [{}]}"#;
+        let body = ChatBody::parse(req).expect("valid");
+        assert_eq!(body.model, "groq/x");
+    }
+
+    proptest! {
+        /// Whatever bytes arrive, parsing returns (never panics), and a body that parses
+        /// always yields valid JSON upstream with the same fields.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(body) = ChatBody::parse(&bytes) {
+                let up: Value = serde_json::from_slice(&body.upstream_body("u")).expect("JSON");
+                prop_assert_eq!(&up["model"], &json!("u"));
+            }
+        }
+
+        #[test]
+        fn any_extra_fields_pass_through(extra in proptest::collection::btree_map("[a-z_]{1,8}", any::<i64>(), 0..8)) {
+            let mut req = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+            for (k, v) in &extra {
+                if k != "model" && k != "messages" && !k.starts_with("max_") && !k.starts_with("stream") {
+                    req[k] = json!(v);
+                }
+            }
+            let up = parse(&req).expect("valid");
+            req["model"] = json!("up-model");
+            prop_assert_eq!(up, req);
+        }
+    }
+}
