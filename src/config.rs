@@ -396,4 +396,15 @@ api_key_env = "GROQ_API_KEY"
             assert!(err.to_string().contains(field), "{extra}: {err}");
         }
     }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/switchyard.example.toml"
+        ));
+        let c = Config::load(path).expect("the example config parses and validates");
+        assert_eq!(c.providers.len(), 2);
+        assert!(c.server.pricing_dir.ends_with("pricing"));
+    }
 }

@@ -298,12 +298,13 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
         .enumerate();
     let body = stream::iter(items).then(move |(i, text)| async move {
+        sleep_if(if i == 0 { ttft } else { interval }).await;
+        // Break only after a pause, so the tokens before it have been flushed.
         if break_after == Some(i) {
             return Err(std::io::Error::other(
                 "fake provider: injected stream break",
             ));
         }
-        sleep_if(if i == 0 { ttft } else { interval }).await;
         Ok::<_, std::io::Error>(Bytes::from(text))
     });
     // Stop at the first error so the connection breaks right there.

@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_stream_without_done_ends_with_an_error_event() {
-        let chunks = vec![Ok(Bytes::from(format!("{CONTENT}data: {{\"cho")))];
+        let chunks = vec![Ok(Bytes::from(format!("{CONTENT}data: {{\"partial")))];
         let (out, summary) = run(chunks, false);
         let text = String::from_utf8(out).expect("utf8");
         assert!(text.starts_with(CONTENT), "{text}");
@@ -300,7 +300,7 @@ mod tests {
             text.ends_with("\n\n") && text.contains("\"code\":\"stream_interrupted\""),
             "{text}"
         );
-        assert!(!text.contains("\"cho"), "partial event leaked: {text}");
+        assert!(!text.contains("partial"), "partial event leaked: {text}");
         assert!(matches!(
             summary.expect("reported").end,
             StreamEnd::Broken(_)

@@ -1,0 +1,71 @@
+//! Compatibility: the official `openai` Python package, unmodified, against the router.
+//!
+//! Needs `python3` with `openai` installed. Without it the test says so and passes, unless
+//! `SWITCHYARD_REQUIRE_OPENAI_SDK=1` (set by `.ci/run`, which installs the package), where
+//! a missing package is a failure.
+
+mod common;
+
+use common::{spec, Harness};
+use switchyard::fake::{reply_text, Behavior, Fault};
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn sdk_available() -> bool {
+    std::process::Command::new(python())
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_works_unmodified() {
+    if !sdk_available() {
+        let required = std::env::var("SWITCHYARD_REQUIRE_OPENAI_SDK").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "the `openai` Python package is required but not importable"
+        );
+        eprintln!("skipped: `pip install openai` to run the OpenAI SDK compatibility test");
+        return;
+    }
+    let failing = Behavior {
+        fault: Fault::Status(500),
+        ..Behavior::default()
+    };
+    let h = Harness::start(
+        vec![
+            spec("cheap", failing, &[("m", 0.1, 0.2)]),
+            spec(
+                "backup",
+                Behavior {
+                    output_tokens: 16,
+                    ..Behavior::default()
+                },
+                &[("m", 1.0, 2.0)],
+            ),
+        ],
+        "",
+    )
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/openai_sdk.py");
+    let base = format!("http://{}", h.addr);
+    let expected = reply_text("backup", "m", 16);
+    let output = tokio::process::Command::new(python())
+        .arg(script)
+        .arg(&base)
+        .arg(&expected)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+}
