@@ -23,6 +23,8 @@ pub struct Config {
     #[serde(default)]
     pub routing: RoutingConfig,
     #[serde(default)]
+    pub stats: StatsConfig,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
     /// Named lists of endpoint ids (`provider/model`) or model names.
     #[serde(default)]
@@ -83,6 +85,44 @@ pub struct RoutingConfig {
     /// Upstream attempts per request, the first included.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+}
+
+/// `[stats]`: how fast learned statistics forget, how often they are saved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// Half-life of the latency and decode-speed fits: long enough to smooth noise, short
+    /// enough to follow a provider that slows down.
+    #[serde(default = "default_latency_half_life", with = "humantime_serde")]
+    pub latency_half_life: Duration,
+    /// Half-life of the success and failure counts: short, so an outage shows within
+    /// seconds and a recovery soon after.
+    #[serde(default = "default_outcome_half_life", with = "humantime_serde")]
+    pub outcome_half_life: Duration,
+    /// How often the learned state is saved to the store; a killed router loses at most
+    /// this much.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+fn default_latency_half_life() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_outcome_half_life() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        Self {
+            latency_half_life: default_latency_half_life(),
+            outcome_half_life: default_outcome_half_life(),
+            flush_interval: default_flush_interval(),
+        }
+    }
 }
 
 /// The policies that can be named in `[routing] policy`.
@@ -253,6 +293,18 @@ impl Config {
             if d.is_zero() {
                 return Err(invalid(
                     format!("upstream.{name}"),
+                    "must be above zero".into(),
+                ));
+            }
+        }
+        for (name, d) in [
+            ("latency_half_life", self.stats.latency_half_life),
+            ("outcome_half_life", self.stats.outcome_half_life),
+            ("flush_interval", self.stats.flush_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(
+                    format!("stats.{name}"),
                     "must be above zero".into(),
                 ));
             }

@@ -6,20 +6,23 @@
 //! that happen before the first byte reaches the client, and relays the answer (streaming
 //! included) untouched.
 //!
-//! Modules, and the one direction their dependencies point (gateway → select → catalog):
+//! Modules, and the one direction their dependencies point (gateway → select → stats, catalog):
 //!
 //! - [`config`]: `switchyard.toml`, parsed with unknown fields rejected and validated once.
 //! - [`pricing`]: price sheets (`pricing/<provider>.toml`): format, validation, loading.
 //! - [`catalog`]: providers, models, endpoints (provider × model) with their prices, groups.
 //! - [`route`]: what a request asks for, parsed from the body without re-serialising it.
+//! - [`stats`]: per-endpoint statistics (decayed fits, windows, totals), saved in sled.
 //! - [`select`]: the [`Policy`] trait and its implementations; pure, time and RNG injected.
 //! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
+//! - [`admin`]: the per-endpoint report and the Prometheus exposition.
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
 //! - [`demo`]: `switchyard demo`, a router in front of a handful of fake providers.
 //!
 //! [`Policy`]: select::Policy
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod demo;
@@ -28,3 +31,4 @@ pub mod gateway;
 pub mod pricing;
 pub mod route;
 pub mod select;
+pub mod stats;

@@ -143,7 +143,9 @@ pub async fn run(
     let config_path = write_files(&options, &providers)?;
     let config = Config::load(&config_path)?;
     let sheets = crate::pricing::load_dir(&config.server.pricing_dir)?;
-    let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok())?;
+    let store = crate::stats::store::Store::open(&config.server.state_dir, false)
+        .map_err(gateway::BuildError::from)?;
+    let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok(), Some(store))?;
 
     let listener = bind(options.listen).await?;
     let control = bind(options.control).await?;

@@ -11,6 +11,7 @@
 //! would refuse it too, so it is relayed to the client as is, without spending more attempts.
 //! A stream is committed once its first chunk arrived: from then on the relay owns it and
 //! there is no failover. Attempts stop at `max_attempts` or at the request's deadline.
+//! Every attempt is metered: in flight while it runs, its outcome recorded once.
 
 use std::fmt;
 
@@ -21,47 +22,44 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use tokio::time::{timeout_at, Instant};
 
+use super::meter::AttemptMeter;
+use super::usage::Usage;
 use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
 use crate::route::ChatBody;
-
-/// Why one attempt failed, coarse enough to learn from and safe to show a client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// No connection could be made, or it broke before an answer.
-    Connect,
-    /// No headers or first byte in time, or the deadline ran out.
-    Timeout,
-    /// HTTP 429.
-    RateLimited,
-    /// Any other HTTP status that moves on to the next candidate (5xx, 401, 403, 404, ...).
-    Status(u16),
-    /// A success status with an unusable body.
-    BadResponse,
-}
-
-impl fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FailureClass::Connect => f.write_str("connect error"),
-            FailureClass::Timeout => f.write_str("timeout"),
-            FailureClass::RateLimited => f.write_str("HTTP 429"),
-            FailureClass::Status(code) => write!(f, "HTTP {code}"),
-            FailureClass::BadResponse => f.write_str("bad response"),
-        }
-    }
-}
+use crate::stats::FailureClass;
 
 /// One failed attempt, as reported to the client and the logs.
 #[derive(Debug, Clone)]
 pub struct AttemptFailure {
     pub endpoint: String,
     pub class: FailureClass,
+    /// The HTTP status, for failures that had one.
+    pub status: Option<u16>,
 }
 
 impl fmt::Display for AttemptFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.endpoint, self.class)
+        match self.status {
+            Some(code) => write!(f, "{}: HTTP {code}", self.endpoint),
+            None => write!(f, "{}: {}", self.endpoint, self.class),
+        }
+    }
+}
+
+/// Why one attempt failed: the class learned from, and the status if there was one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Failed {
+    class: FailureClass,
+    status: Option<u16>,
+}
+
+impl From<FailureClass> for Failed {
+    fn from(class: FailureClass) -> Failed {
+        Failed {
+            class,
+            status: None,
+        }
     }
 }
 
@@ -69,10 +67,12 @@ impl fmt::Display for AttemptFailure {
 pub enum Answer {
     /// A complete non-streaming answer, relayed byte for byte.
     Json(Bytes),
-    /// A stream whose first chunk has arrived; the rest follows from `rest`.
+    /// A stream whose first chunk has arrived; the rest follows from `rest`. The meter
+    /// goes with it: the attempt ends when the stream does.
     Stream {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
+        meter: AttemptMeter,
     },
     /// The provider refused the request itself (a 4xx that is the client's to fix).
     Rejected {
@@ -113,7 +113,8 @@ pub async fn run(
                 deadline_hit: true,
             });
         }
-        match attempt(shared, catalog, idx, body, deadline).await {
+        let meter = AttemptMeter::start(shared.table.clone(), idx, shared.epoch);
+        match attempt(shared, catalog, idx, body, deadline, meter).await {
             Ok(answer) => {
                 return Ok(Answered {
                     endpoint: idx,
@@ -121,10 +122,14 @@ pub async fn run(
                     answer,
                 })
             }
-            Err(class) => {
-                let endpoint = catalog.endpoint(idx).id.clone();
-                tracing::warn!(%endpoint, failure = %class, "attempt failed; trying the next candidate");
-                failures.push(AttemptFailure { endpoint, class });
+            Err(failed) => {
+                let failure = AttemptFailure {
+                    endpoint: catalog.endpoint(idx).id.clone(),
+                    class: failed.class,
+                    status: failed.status,
+                };
+                tracing::warn!(%failure, "attempt failed; trying the next candidate");
+                failures.push(failure);
             }
         }
     }
@@ -135,13 +140,62 @@ pub async fn run(
     })
 }
 
+/// One attempt, recorded by its meter: failures and complete answers here, streams by the
+/// relay when they end.
 async fn attempt(
     shared: &Shared,
     catalog: &Catalog,
     idx: EndpointIdx,
     body: &ChatBody<'_>,
     deadline: Instant,
-) -> Result<Answer, FailureClass> {
+    meter: AttemptMeter,
+) -> Result<Answer, Failed> {
+    match exchange(shared, catalog, idx, body, deadline).await {
+        Err(failed) => {
+            meter.fail(failed.class);
+            Err(failed)
+        }
+        Ok(Exchange::Json(bytes)) => {
+            meter.succeed(None, Usage::from_answer(&bytes).as_ref());
+            Ok(Answer::Json(bytes))
+        }
+        Ok(Exchange::Stream { first, rest }) => Ok(Answer::Stream { first, rest, meter }),
+        Ok(Exchange::Rejected {
+            status,
+            content_type,
+            body,
+        }) => {
+            meter.rejected();
+            Ok(Answer::Rejected {
+                status,
+                content_type,
+                body,
+            })
+        }
+    }
+}
+
+/// What one exchange with a provider produced, before it is metered.
+enum Exchange {
+    Json(Bytes),
+    Stream {
+        first: Bytes,
+        rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    },
+    Rejected {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+}
+
+async fn exchange(
+    shared: &Shared,
+    catalog: &Catalog,
+    idx: EndpointIdx,
+    body: &ChatBody<'_>,
+    deadline: Instant,
+) -> Result<Exchange, Failed> {
     let endpoint = catalog.endpoint(idx);
     let provider = catalog.provider_of(idx);
     let accept = if body.stream {
@@ -161,8 +215,8 @@ async fn attempt(
     let first_byte_deadline = deadline.min(Instant::now() + shared.upstream.first_byte_timeout);
     let response = timeout_at(first_byte_deadline, request.send())
         .await
-        .map_err(|_| FailureClass::Timeout)?
-        .map_err(classify)?;
+        .map_err(|_| Failed::from(FailureClass::Timeout))?
+        .map_err(|e| Failed::from(classify(e)))?;
 
     let status = response.status();
     if status.is_success() {
@@ -170,31 +224,34 @@ async fn attempt(
             let mut rest = response.bytes_stream().boxed();
             loop {
                 match timeout_at(first_byte_deadline, rest.next()).await {
-                    Err(_) => return Err(FailureClass::Timeout),
-                    Ok(None) => return Err(FailureClass::BadResponse),
-                    Ok(Some(Err(e))) => return Err(classify(e)),
+                    Err(_) => return Err(FailureClass::Timeout.into()),
+                    Ok(None) => return Err(FailureClass::BadResponse.into()),
+                    Ok(Some(Err(e))) => return Err(classify(e).into()),
                     Ok(Some(Ok(first))) if first.is_empty() => continue,
-                    Ok(Some(Ok(first))) => return Ok(Answer::Stream { first, rest }),
+                    Ok(Some(Ok(first))) => return Ok(Exchange::Stream { first, rest }),
                 }
             }
         }
         let bytes = timeout_at(deadline, response.bytes())
             .await
-            .map_err(|_| FailureClass::Timeout)?
-            .map_err(classify)?;
+            .map_err(|_| Failed::from(FailureClass::Timeout))?
+            .map_err(|e| Failed::from(classify(e)))?;
         serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-            .map_err(|_| FailureClass::BadResponse)?;
-        return Ok(Answer::Json(bytes));
+            .map_err(|_| Failed::from(FailureClass::BadResponse))?;
+        return Ok(Exchange::Json(bytes));
     }
     if let Some(class) = failover_class(status) {
-        return Err(class);
+        return Err(Failed {
+            class,
+            status: Some(status.as_u16()),
+        });
     }
     let content_type = response.headers().get(CONTENT_TYPE).cloned();
     let body = timeout_at(deadline, response.bytes())
         .await
-        .map_err(|_| FailureClass::Timeout)?
-        .map_err(classify)?;
-    Ok(Answer::Rejected {
+        .map_err(|_| Failed::from(FailureClass::Timeout))?
+        .map_err(|e| Failed::from(classify(e)))?;
+    Ok(Exchange::Rejected {
         status,
         content_type,
         body,
@@ -206,7 +263,9 @@ async fn attempt(
 fn failover_class(status: StatusCode) -> Option<FailureClass> {
     match status.as_u16() {
         429 => Some(FailureClass::RateLimited),
-        401 | 403 | 404 | 408 | 409 | 500..=599 => Some(FailureClass::Status(status.as_u16())),
+        408 => Some(FailureClass::Timeout),
+        401 | 403 | 404 | 409 => Some(FailureClass::Refused),
+        500..=599 => Some(FailureClass::ServerError),
         _ => None,
     }
 }

@@ -5,6 +5,8 @@
 //! body or the relayed stream, untouched, with headers saying which endpoint answered after
 //! how many attempts.
 
+use std::sync::atomic::Ordering;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
@@ -16,11 +18,13 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::attempt::{self, Answer};
-use super::relay::{relay, StreamSummary};
+use super::relay::{relay, StreamEnd, StreamSummary};
 use super::usage::Usage;
 use super::{ApiError, Gateway, ATTEMPTS_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
+use crate::admin;
 use crate::catalog::Catalog;
 use crate::route::{ChatBody, RouteRequest};
+use crate::stats::FailureClass;
 
 pub async fn chat_completions(
     State(gateway): State<Gateway>,
@@ -28,9 +32,20 @@ pub async fn chat_completions(
     body: Body,
 ) -> Response {
     let request_id = format!("req_{:016x}", rand::random::<u64>());
+    let counters = &gateway.0.counters;
     let mut response = match chat(&gateway, &headers, body, &request_id).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+        Ok(response) => {
+            counters.answered.fetch_add(1, Ordering::Relaxed);
+            response
+        }
+        Err(e) => {
+            let counter = match e {
+                ApiError::AllAttemptsFailed { .. } => &counters.failed,
+                _ => &counters.refused,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            e.into_response()
+        }
     };
     response.headers_mut().insert(
         REQUEST_ID_HEADER,
@@ -80,12 +95,22 @@ async fn chat(
             log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
             ([(CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Answer::Stream { first, rest } => {
+        Answer::Stream { first, rest, meter } => {
             let (id, ep) = (request_id.to_owned(), endpoint.clone());
             let on_end = move |summary: StreamSummary| {
                 tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     usage = ?summary.usage, "stream finished");
+                match summary.end {
+                    StreamEnd::Completed => {
+                        meter.succeed(summary.first_token, summary.usage.as_ref())
+                    }
+                    StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
+                        meter.fail(FailureClass::MidStream)
+                    }
+                    // Dropping the meter untold records the attempt as cancelled.
+                    StreamEnd::ClientGone => drop(meter),
+                }
             };
             let idle = shared.upstream.idle_timeout;
             let stream = relay(first, rest, !chat.client_wants_usage, idle, on_end);
@@ -198,11 +223,41 @@ pub fn models_json(catalog: &Catalog) -> Bytes {
     Bytes::from(json!({"object": "list", "data": data}).to_string())
 }
 
+/// `GET /v1/endpoints`: what the router has seen of every endpoint.
+pub async fn endpoints(State(gateway): State<Gateway>) -> Response {
+    let shared = &*gateway.0;
+    let report = admin::endpoints::report(&shared.catalog, &shared.table, gateway.now_ns());
+    axum::Json(report).into_response()
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(gateway): State<Gateway>) -> Response {
+    let shared = &*gateway.0;
+    let c = &shared.counters;
+    let requests = admin::metrics::RequestCounts::load(&c.answered, &c.refused, &c.failed);
+    let text = admin::metrics::render(&shared.catalog, &shared.table, requests);
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
 pub async fn healthz(State(gateway): State<Gateway>) -> Response {
-    let endpoints = gateway.0.catalog.endpoints().len();
+    let shared = &*gateway.0;
+    let endpoints = shared.catalog.endpoints().len();
+    let state = shared.store.as_ref().map(|store| {
+        let last = &shared.last_save;
+        let at = last.at_unix_ms.load(Ordering::Relaxed);
+        json!({
+            "path": store.path().display().to_string(),
+            "saved_at_unix_ms": (at > 0).then_some(at),
+            "saved_attempts": last.attempts.load(Ordering::Relaxed),
+        })
+    });
     (
         StatusCode::OK,
-        axum::Json(json!({"status": "ok", "endpoints": endpoints})),
+        axum::Json(json!({"status": "ok", "endpoints": endpoints, "state": state})),
     )
         .into_response()
 }

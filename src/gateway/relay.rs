@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use super::sse::{data_payload, EventSplitter};
 use super::usage::Usage;
@@ -39,6 +40,8 @@ pub enum StreamEnd {
 pub struct StreamSummary {
     pub end: StreamEnd,
     pub usage: Option<Usage>,
+    /// When the first content (text, reasoning or a tool call) arrived from upstream.
+    pub first_token: Option<Instant>,
 }
 
 type OnEnd = Box<dyn FnOnce(StreamSummary) + Send>;
@@ -53,6 +56,7 @@ struct Relay {
     saw_done: bool,
     upstream_error: bool,
     usage: Option<Usage>,
+    first_token: Option<Instant>,
     finished: bool,
     on_end: Option<OnEnd>,
 }
@@ -75,6 +79,7 @@ pub fn relay(
         saw_done: false,
         upstream_error: false,
         usage: None,
+        first_token: None,
         finished: false,
         on_end: Some(Box::new(on_end)),
     };
@@ -163,6 +168,9 @@ impl Relay {
             return true;
         }
         let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        if self.first_token.is_none() && has_content(&data) {
+            self.first_token = Some(Instant::now());
+        }
         if mentions(b"\"usage\"") || mentions(b"\"error\"") {
             if let Ok(probe) = serde_json::from_slice::<Probe>(&data) {
                 if probe.error.is_some() {
@@ -207,6 +215,7 @@ impl Relay {
             on_end(StreamSummary {
                 end,
                 usage: self.usage.clone(),
+                first_token: self.first_token,
             });
         }
     }
@@ -218,6 +227,26 @@ impl Drop for Relay {
             self.finish(StreamEnd::ClientGone);
         }
     }
+}
+
+/// Whether a chunk carries content: a non-empty `"content"` or `"reasoning_content"`
+/// string, or a tool call. OpenAI's first chunk often has `"content": ""` with the role only;
+/// that is not a token yet. A byte scan, run only until the first content is seen.
+fn has_content(data: &[u8]) -> bool {
+    const KEY: &[u8] = b"content\":";
+    if data.windows(12).any(|w| w == b"\"tool_calls\"") {
+        return true;
+    }
+    let mut rest = data;
+    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        rest = &rest[at + KEY.len()..];
+        let value = rest.iter().skip_while(|b| b.is_ascii_whitespace());
+        let mut value = value.copied();
+        if value.next() == Some(b'"') && value.next().is_some_and(|b| b != b'"') {
+            return true;
+        }
+    }
+    false
 }
 
 #[derive(Deserialize)]
@@ -305,6 +334,34 @@ mod tests {
             summary.expect("reported").end,
             StreamEnd::Broken(_)
         ));
+    }
+
+    #[test]
+    fn content_detection_skips_role_only_chunks() {
+        assert!(!has_content(
+            br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        assert!(!has_content(br#"{"choices":[{"delta":{"content":null}}]}"#));
+        assert!(has_content(br#"{"choices":[{"delta":{"content": "Hi"}}]}"#));
+        assert!(has_content(
+            br#"{"choices":[{"delta":{"reasoning_content":"x"}}]}"#
+        ));
+        assert!(has_content(
+            br#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#
+        ));
+        assert!(!has_content(
+            br#"{"choices":[],"usage":{"prompt_tokens":3}}"#
+        ));
+    }
+
+    #[test]
+    fn the_first_content_time_is_reported() {
+        let (_, summary) = run(vec![Ok(Bytes::from(format!("{CONTENT}{DONE}")))], false);
+        assert!(summary.expect("reported").first_token.is_some());
+        let role_only =
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let (_, summary) = run(vec![Ok(Bytes::from(format!("{role_only}{DONE}")))], false);
+        assert_eq!(summary.expect("reported").first_token, None);
     }
 
     #[test]

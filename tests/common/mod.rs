@@ -81,7 +81,7 @@ impl Harness {
             fakes.push(Arc::new(fake));
         }
         let config = Config::parse(&text, Path::new("test.toml")).expect("config");
-        let gw = Gateway::build(&config, &sheets, env).expect("gateway builds");
+        let gw = Gateway::build(&config, &sheets, env, None).expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

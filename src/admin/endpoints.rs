@@ -1,0 +1,140 @@
+//! The per-endpoint report: traffic, outcomes, latency quantiles per window, learned fits.
+
+use serde_json::{json, Map, Value};
+
+use crate::catalog::Catalog;
+use crate::stats::window::{Window, VIEWS};
+use crate::stats::{EndpointStats, FailureClass, HalfLives, Snapshot, Stats, StatsTable};
+
+/// `GET /v1/endpoints`: every endpoint of the catalog with what was seen of it.
+pub fn report(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {
+    let hl = table.half_lives();
+    let endpoints: Vec<Value> = catalog
+        .endpoints()
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let s = table.read(i);
+            let mut entry = endpoint_entry(&s, now_ns, &hl);
+            let obj = entry.as_object_mut().expect("an object");
+            obj.insert("id".into(), json!(ep.id));
+            obj.insert("provider".into(), json!(catalog.provider_of(i).name));
+            obj.insert("model".into(), json!(ep.model));
+            obj.insert(
+                "price".into(),
+                json!({"input_per_mtok": ep.price.input_per_mtok, "output_per_mtok": ep.price.output_per_mtok}),
+            );
+            entry
+        })
+        .collect();
+    json!({ "object": "list", "data": endpoints })
+}
+
+/// One endpoint's numbers, without its catalog identity (shared with `switchyard stats`).
+pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
+    let t = &s.totals;
+    let failures: Map<String, Value> = FailureClass::ALL
+        .iter()
+        .map(|c| (c.name().to_owned(), json!(t.failures[c.index()])))
+        .collect();
+    let view = s.view(now_ns, hl);
+    let median = |m: Option<crate::stats::LogSummary>| m.map(|m| round1(m.median()));
+    json!({
+        "attempts": t.attempts,
+        "successes": t.successes,
+        "failures": failures,
+        "cancelled": t.cancelled,
+        "in_flight": s.in_flight,
+        "prompt_tokens": t.prompt_tokens,
+        "output_tokens": t.output_tokens,
+        "success_rate": s.success_rate(now_ns, hl).map(round3),
+        "last_failure": s.last_failure.map(|(at, class)| json!({
+            "class": class.name(),
+            "seconds_ago": round1(now_ns.saturating_sub(at) as f64 / 1e9),
+        })),
+        "ttft_ms": windows(&s.ttft_window, now_ns),
+        "total_ms": windows(&s.total_window, now_ns),
+        "tokens_per_s": windows(&s.speed_window, now_ns),
+        "learned": {
+            "ttft_median_ms": median(view.ttft_ms),
+            "total_median_ms": median(view.total_ms),
+            "tokens_per_s_median": median(view.tokens_per_s),
+            "decayed_successes": round3(view.successes),
+            "decayed_failures": round3(view.failures),
+        },
+    })
+}
+
+fn windows(w: &Window, now_ns: u64) -> Value {
+    let views: Map<String, Value> = VIEWS
+        .iter()
+        .map(|(label, buckets)| (label.to_string(), json!(w.quantiles(now_ns, *buckets))))
+        .collect();
+    Value::Object(views)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `switchyard stats`: a saved snapshot, aged to now, as JSON (the `/v1/endpoints` fields
+/// a snapshot keeps) and as a table for the terminal.
+pub fn stored_report(snapshot: Snapshot, age_ns: u64, hl: HalfLives) -> (Value, String) {
+    let ids: Vec<String> = snapshot.endpoints.keys().cloned().collect();
+    let stats = Stats::new_with(hl);
+    stats.restore(snapshot, age_ns, 0);
+    let mut rows = Vec::new();
+    let mut table = format!(
+        "{:<40} {:>9} {:>9} {:>8} {:>9} {:>10} {:>11} {:>9}\n",
+        "endpoint",
+        "attempts",
+        "failures",
+        "success",
+        "ttft p50",
+        "total p50",
+        "tokens/s",
+        "cancel"
+    );
+    for id in ids {
+        let s = stats.read(&id).expect("restored above");
+        let mut entry = endpoint_entry(&s, 0, &hl);
+        let learned = entry["learned"].clone();
+        let obj = entry.as_object_mut().expect("an object");
+        obj.insert("id".into(), json!(id));
+        for window_only in [
+            "ttft_ms",
+            "total_ms",
+            "tokens_per_s",
+            "in_flight",
+            "last_failure",
+        ] {
+            obj.remove(window_only);
+        }
+        let t = &s.totals;
+        let fmt = |v: &Value, unit: &str| match v.as_f64() {
+            Some(x) => format!("{x:.0}{unit}"),
+            None => "-".into(),
+        };
+        let rate = match entry["success_rate"].as_f64() {
+            Some(r) => format!("{:.1}%", r * 100.0),
+            None => "-".into(),
+        };
+        table.push_str(&format!(
+            "{:<40} {:>9} {:>9} {:>8} {:>9} {:>10} {:>11} {:>9}\n",
+            id,
+            t.attempts,
+            t.failures.iter().sum::<u64>(),
+            rate,
+            fmt(&learned["ttft_median_ms"], " ms"),
+            fmt(&learned["total_median_ms"], " ms"),
+            fmt(&learned["tokens_per_s_median"], ""),
+            t.cancelled,
+        ));
+        rows.push(entry);
+    }
+    (json!({ "object": "list", "data": rows }), table)
+}

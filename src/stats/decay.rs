@@ -1,0 +1,199 @@
+//! Exponentially decayed statistics: recent observations weigh more, old ones fade.
+//!
+//! An observation's weight halves every half-life. Values are stored as of the time of the
+//! last update and read as of `now` without mutating (as linkerd's EWMA does), so reading is
+//! cheap and side-effect free, and the same code runs on a real or a virtual clock. Times
+//! are nanoseconds since the router's epoch. A `now` earlier than the last update (two
+//! threads racing) reads as no time passed.
+
+use serde::{Deserialize, Serialize};
+
+/// A half-life, kept as its reciprocal in nanoseconds for cheap decay factors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HalfLife {
+    inv_ns: f64,
+}
+
+impl HalfLife {
+    pub fn new(half_life: std::time::Duration) -> HalfLife {
+        HalfLife {
+            inv_ns: 1.0 / (half_life.as_nanos().max(1) as f64),
+        }
+    }
+
+    /// The weight left after `dt_ns`: 1 at zero, 0.5 after one half-life.
+    #[inline]
+    pub fn factor(&self, dt_ns: u64) -> f64 {
+        if dt_ns == 0 {
+            1.0
+        } else {
+            (-(dt_ns as f64) * self.inv_ns).exp2()
+        }
+    }
+}
+
+/// A decayed count or sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decayed {
+    value: f64,
+    at_ns: u64,
+}
+
+impl Decayed {
+    #[inline]
+    pub fn get(&self, now_ns: u64, hl: HalfLife) -> f64 {
+        self.value * hl.factor(now_ns.saturating_sub(self.at_ns))
+    }
+
+    #[inline]
+    pub fn add(&mut self, x: f64, now_ns: u64, hl: HalfLife) {
+        self.value = self.get(now_ns, hl) + x;
+        self.at_ns = self.at_ns.max(now_ns);
+    }
+
+    /// Ages the stored value by `dt_ns` and re-dates it to `now_ns` (used when a saved state
+    /// is loaded into a new process with a new epoch).
+    pub fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
+        self.value *= hl.factor(dt_ns);
+        self.at_ns = now_ns;
+    }
+
+    /// The value as of `now_ns`, re-dated to `now_ns`.
+    pub fn settled(&self, now_ns: u64, hl: HalfLife) -> Decayed {
+        Decayed {
+            value: self.get(now_ns, hl),
+            at_ns: now_ns.max(self.at_ns),
+        }
+    }
+}
+
+/// Decayed sufficient statistics of `ln x`: weight, sum and sum of squares. They give the
+/// mean and variance of a log-normal fit, which is what the selector's latency and
+/// output-length posteriors start from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogStats {
+    weight: f64,
+    sum: f64,
+    sum_sq: f64,
+    at_ns: u64,
+}
+
+/// A [`LogStats`] read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogSummary {
+    /// Decayed number of observations.
+    pub weight: f64,
+    /// Mean of `ln x`.
+    pub mean: f64,
+    /// Variance of `ln x` (population; 0 with a single observation).
+    pub var: f64,
+}
+
+impl LogSummary {
+    /// The median of the fitted log-normal, `exp(mean)`.
+    pub fn median(&self) -> f64 {
+        self.mean.exp()
+    }
+}
+
+impl LogStats {
+    /// Adds an observation; values at or below zero are ignored (no log).
+    pub fn add(&mut self, x: f64, now_ns: u64, hl: HalfLife) {
+        if x <= 0.0 || !x.is_finite() {
+            return;
+        }
+        let f = hl.factor(now_ns.saturating_sub(self.at_ns));
+        let l = x.ln();
+        self.weight = self.weight * f + 1.0;
+        self.sum = self.sum * f + l;
+        self.sum_sq = self.sum_sq * f + l * l;
+        self.at_ns = self.at_ns.max(now_ns);
+    }
+
+    /// The fit as of `now_ns`; `None` before any observation.
+    pub fn summary(&self, now_ns: u64, hl: HalfLife) -> Option<LogSummary> {
+        if self.weight <= 0.0 {
+            return None;
+        }
+        let f = hl.factor(now_ns.saturating_sub(self.at_ns));
+        let weight = self.weight * f;
+        // The mean and variance do not depend on the common decay factor.
+        let mean = self.sum / self.weight;
+        let var = (self.sum_sq / self.weight - mean * mean).max(0.0);
+        Some(LogSummary { weight, mean, var })
+    }
+
+    pub fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
+        let f = hl.factor(dt_ns);
+        self.weight *= f;
+        self.sum *= f;
+        self.sum_sq *= f;
+        self.at_ns = now_ns;
+    }
+
+    pub fn settled(&self, now_ns: u64, hl: HalfLife) -> LogStats {
+        let mut s = *self;
+        let dt = now_ns.saturating_sub(self.at_ns);
+        s.rebase(dt, now_ns.max(self.at_ns), hl);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn weight_halves_after_one_half_life() {
+        let hl = HalfLife::new(Duration::from_secs(60));
+        let mut d = Decayed::default();
+        d.add(8.0, 10 * SEC, hl);
+        assert_eq!(d.get(10 * SEC, hl), 8.0);
+        assert!((d.get(70 * SEC, hl) - 4.0).abs() < 1e-9);
+        assert!((d.get(190 * SEC, hl) - 1.0).abs() < 1e-9);
+        // An earlier `now` (a racing thread) reads as no time passed.
+        assert_eq!(d.get(5 * SEC, hl), 8.0);
+    }
+
+    #[test]
+    fn log_stats_fit_a_known_sample_and_decay_their_weight() {
+        let hl = HalfLife::new(Duration::from_secs(60));
+        let mut s = LogStats::default();
+        for x in [100.0, 200.0, 400.0] {
+            s.add(x, 0, hl);
+        }
+        let sum = s.summary(0, hl).expect("observed");
+        assert!((sum.median() - 200.0).abs() < 1e-6, "{sum:?}");
+        let l2 = 2f64.ln();
+        assert!((sum.var - 2.0 * l2 * l2 / 3.0).abs() < 1e-9, "{sum:?}");
+        let later = s.summary(60 * SEC, hl).expect("observed");
+        assert!((later.weight - 1.5).abs() < 1e-9);
+        assert!((later.mean - sum.mean).abs() < 1e-12);
+    }
+
+    #[test]
+    fn recent_observations_outweigh_old_ones() {
+        let hl = HalfLife::new(Duration::from_secs(10));
+        let mut s = LogStats::default();
+        for i in 0..50 {
+            s.add(1000.0, i * SEC / 10, hl);
+        }
+        for i in 0..50 {
+            s.add(100.0, 60 * SEC + i * SEC / 10, hl);
+        }
+        let m = s.summary(65 * SEC, hl).expect("observed").median();
+        assert!(m < 110.0, "median {m} should be near the recent 100");
+    }
+
+    #[test]
+    fn rebase_ages_a_loaded_state() {
+        let hl = HalfLife::new(Duration::from_secs(30));
+        let mut d = Decayed::default();
+        d.add(10.0, 500 * SEC, hl);
+        d.rebase(30 * SEC, 0, hl);
+        assert!((d.get(0, hl) - 5.0).abs() < 1e-9);
+    }
+}

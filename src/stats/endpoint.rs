@@ -1,0 +1,203 @@
+//! Everything kept about one endpoint: lifetime totals, decayed statistics for the selector,
+//! sliding windows for people, cumulative buckets for Prometheus.
+
+use serde::{Deserialize, Serialize};
+
+use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
+use super::outcome::{FailureClass, Success};
+use super::window::Window;
+
+/// Half-lives of the decayed statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct HalfLives {
+    /// For latency and speed fits: long enough to smooth noise, short enough to follow drift.
+    pub latency: HalfLife,
+    /// For success and failure counts: short, so an outage is noticed within seconds.
+    pub outcome: HalfLife,
+}
+
+/// Lifetime counts since the state was created (persisted; never decayed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: [u64; FailureClass::COUNT],
+    /// Attempts abandoned because the client went away.
+    pub cancelled: u64,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// The decayed statistics the selector learns from (persisted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    pub successes: Decayed,
+    pub failures: [Decayed; FailureClass::COUNT],
+    pub ttft_ms: LogStats,
+    pub total_ms: LogStats,
+    pub tokens_per_s: LogStats,
+}
+
+/// Upper bounds, in seconds, of the Prometheus latency buckets (the last is +Inf).
+pub const PROM_BOUNDS: [f64; 12] = [
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    f64::MAX,
+];
+
+/// A cumulative latency histogram in Prometheus' fixed buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PromHistogram {
+    pub counts: [u64; PROM_BOUNDS.len()],
+    pub sum_s: f64,
+    pub count: u64,
+}
+
+impl PromHistogram {
+    fn observe(&mut self, seconds: f64) {
+        let i = PROM_BOUNDS.partition_point(|&b| b < seconds);
+        self.counts[i.min(PROM_BOUNDS.len() - 1)] += 1;
+        self.sum_s += seconds;
+        self.count += 1;
+    }
+}
+
+/// One endpoint's state. Kept behind a short mutex, never held across an await.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointStats {
+    pub totals: Totals,
+    pub learned: Learned,
+    pub in_flight: u32,
+    pub last_failure: Option<(u64, FailureClass)>,
+    pub ttft_window: Window,
+    pub total_window: Window,
+    pub speed_window: Window,
+    pub prom_ttft: PromHistogram,
+    pub prom_total: PromHistogram,
+}
+
+/// What the selector reads about an endpoint at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EndpointView {
+    /// Decayed successes.
+    pub successes: f64,
+    /// Decayed failures of every class.
+    pub failures: f64,
+    /// Decayed 429s, a subset of `failures`.
+    pub rate_limited: f64,
+    pub ttft_ms: Option<LogSummary>,
+    pub total_ms: Option<LogSummary>,
+    pub tokens_per_s: Option<LogSummary>,
+    pub in_flight: u32,
+    /// Time since the last failure.
+    pub since_failure_ns: Option<u64>,
+    /// Lifetime attempts (0 = never tried).
+    pub attempts: u64,
+}
+
+impl EndpointStats {
+    pub fn begin(&mut self) {
+        self.totals.attempts += 1;
+        self.in_flight += 1;
+    }
+
+    fn end(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    pub fn success(&mut self, s: &Success, now_ns: u64, hl: &HalfLives) {
+        self.end();
+        self.totals.successes += 1;
+        self.totals.prompt_tokens += s.prompt_tokens.unwrap_or(0);
+        self.totals.output_tokens += s.output_tokens.unwrap_or(0);
+        let l = &mut self.learned;
+        l.successes.add(1.0, now_ns, hl.outcome);
+        l.total_ms.add(s.total_ms, now_ns, hl.latency);
+        self.total_window.record(s.total_ms.round() as u64, now_ns);
+        self.prom_total.observe(s.total_ms / 1000.0);
+        if let Some(ttft) = s.ttft_ms {
+            l.ttft_ms.add(ttft, now_ns, hl.latency);
+            self.ttft_window.record(ttft.round() as u64, now_ns);
+            self.prom_ttft.observe(ttft / 1000.0);
+        }
+        if let Some(speed) = s.tokens_per_s() {
+            l.tokens_per_s.add(speed, now_ns, hl.latency);
+            self.speed_window.record(speed.round() as u64, now_ns);
+        }
+    }
+
+    pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
+        self.end();
+        self.totals.failures[class.index()] += 1;
+        self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
+        self.last_failure = Some((now_ns, class));
+    }
+
+    pub fn cancelled(&mut self) {
+        self.end();
+        self.totals.cancelled += 1;
+    }
+
+    pub fn view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {
+        let l = &self.learned;
+        EndpointView {
+            successes: l.successes.get(now_ns, hl.outcome),
+            failures: l.failures.iter().map(|f| f.get(now_ns, hl.outcome)).sum(),
+            rate_limited: l.failures[FailureClass::RateLimited.index()].get(now_ns, hl.outcome),
+            ttft_ms: l.ttft_ms.summary(now_ns, hl.latency),
+            total_ms: l.total_ms.summary(now_ns, hl.latency),
+            tokens_per_s: l.tokens_per_s.summary(now_ns, hl.latency),
+            in_flight: self.in_flight,
+            since_failure_ns: self.last_failure.map(|(at, _)| now_ns.saturating_sub(at)),
+            attempts: self.totals.attempts,
+        }
+    }
+
+    /// The learned state as of `now_ns`, for saving.
+    pub fn settled(&self, now_ns: u64, hl: &HalfLives) -> Learned {
+        let l = &self.learned;
+        Learned {
+            successes: l.successes.settled(now_ns, hl.outcome),
+            failures: l.failures.map(|f| f.settled(now_ns, hl.outcome)),
+            ttft_ms: l.ttft_ms.settled(now_ns, hl.latency),
+            total_ms: l.total_ms.settled(now_ns, hl.latency),
+            tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
+        }
+    }
+
+    /// Takes over a saved state, aged by `age_ns`, dated `now_ns` in this process.
+    pub fn restore(
+        &mut self,
+        totals: Totals,
+        mut learned: Learned,
+        age_ns: u64,
+        now_ns: u64,
+        hl: &HalfLives,
+    ) {
+        learned.successes.rebase(age_ns, now_ns, hl.outcome);
+        for f in &mut learned.failures {
+            f.rebase(age_ns, now_ns, hl.outcome);
+        }
+        learned.ttft_ms.rebase(age_ns, now_ns, hl.latency);
+        learned.total_ms.rebase(age_ns, now_ns, hl.latency);
+        learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
+        self.totals = totals;
+        self.learned = learned;
+    }
+
+    /// Success share of the decayed outcomes, `None` before any.
+    pub fn success_rate(&self, now_ns: u64, hl: &HalfLives) -> Option<f64> {
+        let v = self.view(now_ns, hl);
+        let n = v.successes + v.failures;
+        (n > 1e-9).then(|| v.successes / n)
+    }
+}

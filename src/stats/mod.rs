@@ -1,0 +1,224 @@
+//! Per-endpoint live statistics: what the selector learns from and what operators look at.
+//!
+//! Pure: every call takes `now_ns` (nanoseconds since the router's epoch); nothing here reads
+//! a clock, spawns a task or touches the network, so the simulator runs the same code in
+//! virtual time. [`Stats`] is the registry, keyed by endpoint id (and model name for output
+//! lengths) so what was learned survives a catalog change; [`StatsTable`] is its view aligned
+//! to one catalog's endpoint indices, so the request path reaches an endpoint's state with an
+//! index, not a lookup. Each endpoint's state sits behind its own short `std` mutex: a record
+//! takes it for well under a microsecond and never across an `.await`; contention is per
+//! endpoint, not global. [`store`] persists snapshots in sled.
+
+pub mod decay;
+pub mod endpoint;
+pub mod outcome;
+pub mod store;
+pub mod window;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, EndpointIdx};
+pub use decay::{HalfLife, LogStats, LogSummary};
+pub use endpoint::{EndpointStats, EndpointView, HalfLives, Learned, Totals};
+pub use outcome::{FailureClass, Success};
+
+type Cell = Arc<Mutex<EndpointStats>>;
+type ModelCell = Arc<Mutex<LogStats>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a stats lock cannot leave the numbers unusable (every update
+    // is a few arithmetic steps); keep serving with them.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The registry of every endpoint's and model's statistics.
+#[derive(Debug)]
+pub struct Stats {
+    half_lives: HalfLives,
+    endpoints: Mutex<HashMap<String, Cell>>,
+    models: Mutex<HashMap<String, ModelCell>>,
+}
+
+/// Saved state: lifetime totals and learned statistics, settled to the time of saving.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub endpoints: BTreeMap<String, EndpointSnapshot>,
+    /// Model name → decayed log-stats of completion tokens.
+    pub models: BTreeMap<String, LogStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSnapshot {
+    pub totals: Totals,
+    pub learned: Learned,
+}
+
+impl Stats {
+    pub fn new(latency_half_life: Duration, outcome_half_life: Duration) -> Arc<Stats> {
+        Stats::new_with(HalfLives {
+            latency: HalfLife::new(latency_half_life),
+            outcome: HalfLife::new(outcome_half_life),
+        })
+    }
+
+    pub fn new_with(half_lives: HalfLives) -> Arc<Stats> {
+        Arc::new(Stats {
+            half_lives,
+            endpoints: Mutex::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn half_lives(&self) -> HalfLives {
+        self.half_lives
+    }
+
+    fn cell(&self, id: &str) -> Cell {
+        lock(&self.endpoints)
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn model_cell(&self, model: &str) -> ModelCell {
+        lock(&self.models)
+            .entry(model.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The view of this registry aligned to `catalog`'s endpoint indices.
+    pub fn table(self: &Arc<Self>, catalog: &Catalog) -> StatsTable {
+        let endpoints = catalog.endpoints();
+        StatsTable {
+            stats: self.clone(),
+            cells: endpoints.iter().map(|e| self.cell(&e.id)).collect(),
+            models: endpoints
+                .iter()
+                .map(|e| self.model_cell(&e.model))
+                .collect(),
+        }
+    }
+
+    /// Everything learned, settled to `now_ns`.
+    pub fn snapshot(&self, now_ns: u64) -> Snapshot {
+        let hl = self.half_lives;
+        let cells: Vec<(String, Cell)> = lock(&self.endpoints)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let endpoints = cells
+            .into_iter()
+            .map(|(id, cell)| {
+                let s = lock(&cell);
+                let snap = EndpointSnapshot {
+                    totals: s.totals,
+                    learned: s.settled(now_ns, &hl),
+                };
+                (id, snap)
+            })
+            .collect();
+        let models: Vec<(String, ModelCell)> = lock(&self.models)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let models = models
+            .into_iter()
+            .map(|(m, cell)| (m, lock(&cell).settled(now_ns, hl.latency)))
+            .collect();
+        Snapshot { endpoints, models }
+    }
+
+    /// A copy of one endpoint's state by id, if it has any.
+    pub fn read(&self, id: &str) -> Option<EndpointStats> {
+        let cell = lock(&self.endpoints).get(id).cloned()?;
+        let copy = lock(&cell).clone();
+        Some(copy)
+    }
+
+    /// Loads a saved state that is `age_ns` old; its decayed statistics are aged by that
+    /// much. Endpoints not in the current catalog are kept, so they are saved again and a
+    /// later catalog that has them finds what was learned.
+    pub fn restore(&self, snapshot: Snapshot, age_ns: u64, now_ns: u64) {
+        let hl = self.half_lives;
+        for (id, e) in snapshot.endpoints {
+            lock(&self.cell(&id)).restore(e.totals, e.learned, age_ns, now_ns, &hl);
+        }
+        for (model, mut s) in snapshot.models {
+            s.rebase(age_ns, now_ns, hl.latency);
+            *lock(&self.model_cell(&model)) = s;
+        }
+    }
+}
+
+/// A [`Stats`] registry aligned to one catalog: index `i` is the catalog's endpoint `i`.
+#[derive(Debug, Clone)]
+pub struct StatsTable {
+    stats: Arc<Stats>,
+    cells: Vec<Cell>,
+    models: Vec<ModelCell>,
+}
+
+impl StatsTable {
+    /// An attempt starts: counted, and in flight until it ends.
+    pub fn begin(&self, idx: EndpointIdx) {
+        lock(&self.cells[idx]).begin();
+    }
+
+    pub fn success(&self, idx: EndpointIdx, s: &Success, now_ns: u64) {
+        let hl = self.stats.half_lives;
+        lock(&self.cells[idx]).success(s, now_ns, &hl);
+        if let Some(tokens) = s.output_tokens {
+            lock(&self.models[idx]).add(tokens as f64, now_ns, hl.latency);
+        }
+    }
+
+    pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
+        lock(&self.cells[idx]).failure(class, now_ns, &self.stats.half_lives);
+    }
+
+    /// The client went away before the attempt ended: neither a success nor a failure of
+    /// the endpoint.
+    pub fn cancelled(&self, idx: EndpointIdx) {
+        lock(&self.cells[idx]).cancelled();
+    }
+
+    /// What the selector reads.
+    pub fn view(&self, idx: EndpointIdx, now_ns: u64) -> EndpointView {
+        lock(&self.cells[idx]).view(now_ns, &self.stats.half_lives)
+    }
+
+    /// The fitted distribution of completion tokens of the endpoint's model.
+    pub fn output_tokens(&self, idx: EndpointIdx, now_ns: u64) -> Option<LogSummary> {
+        lock(&self.models[idx]).summary(now_ns, self.stats.half_lives.latency)
+    }
+
+    /// A copy of the endpoint's whole state, for reports.
+    pub fn read(&self, idx: EndpointIdx) -> EndpointStats {
+        lock(&self.cells[idx]).clone()
+    }
+
+    /// Runs `f` on the endpoint's state under its lock (for reports that need little of it).
+    pub fn with<R>(&self, idx: EndpointIdx, f: impl FnOnce(&EndpointStats) -> R) -> R {
+        f(&lock(&self.cells[idx]))
+    }
+
+    pub fn half_lives(&self) -> HalfLives {
+        self.stats.half_lives
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

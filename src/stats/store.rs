@@ -1,0 +1,140 @@
+//! The embedded store: learned statistics saved in sled under the state directory.
+//!
+//! One sled database at `<state_dir>/stats.sled`. A save writes the whole [`Snapshot`] as
+//! one JSON value plus the wall-clock time of saving, in one atomic batch, then flushes to
+//! disk: a process killed at any moment leaves the previous save or this one, never a mix.
+//! The store carries a format tag; a store written by an incompatible version, one sled
+//! cannot open, or a snapshot that does not decode is reported with its path and what to do,
+//! never silently replaced. `reset` starts afresh deliberately.
+
+use std::path::{Path, PathBuf};
+
+use super::Snapshot;
+
+/// Written at creation; a store with another tag is refused.
+const FORMAT: &[u8] = b"switchyard-stats/1";
+const KEY_FORMAT: &[u8] = b"format";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+const KEY_SAVED_AT: &[u8] = b"saved_at_unix_ms";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "state store {path}: in use by another process (is a switchyard router running on it?)"
+    )]
+    Locked { path: PathBuf },
+    #[error("state store {path}: cannot open: {source}. If it is damaged, move it aside or start with --reset-state")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("state store {path}: written by an incompatible version (format `{found}`, this build reads `{}`). Move it aside or start with --reset-state", String::from_utf8_lossy(FORMAT))]
+    Incompatible { path: PathBuf, found: String },
+    #[error("state store {path}: the saved snapshot is damaged ({detail}). Move it aside or start with --reset-state")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("state store {path}: {source}")]
+    Io { path: PathBuf, source: sled::Error },
+    #[error("state store {path}: cannot remove it for --reset-state: {source}")]
+    Reset {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(super) db: sled::Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `state_dir`; `reset` deletes an existing one first.
+    pub fn open(state_dir: &Path, reset: bool) -> Result<Store, StoreError> {
+        let path = state_dir.join("stats.sled");
+        if reset && path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|source| StoreError::Reset {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                _ => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let store = Store { db, path };
+        match store.db.get(KEY_FORMAT).map_err(|e| store.io(e))? {
+            Some(found) if found.as_ref() == FORMAT => {}
+            Some(found) => {
+                return Err(StoreError::Incompatible {
+                    path: store.path,
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                })
+            }
+            None if store.db.is_empty() => {
+                store
+                    .db
+                    .insert(KEY_FORMAT, FORMAT)
+                    .map_err(|e| store.io(e))?;
+                store.db.flush().map_err(|e| store.io(e))?;
+            }
+            None => {
+                return Err(StoreError::Incompatible {
+                    path: store.path,
+                    found: "none".into(),
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    fn io(&self, source: sled::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Saves a snapshot taken at `saved_at_unix_ms` and waits until it is on disk.
+    pub fn save(&self, snapshot: &Snapshot, saved_at_unix_ms: u64) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(snapshot).expect("a snapshot always serializes");
+        let mut batch = sled::Batch::default();
+        batch.insert(KEY_SNAPSHOT, json);
+        batch.insert(KEY_SAVED_AT, &saved_at_unix_ms.to_be_bytes());
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// The last saved snapshot and when it was saved, `None` for a new store.
+    pub fn load(&self) -> Result<Option<(Snapshot, u64)>, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        };
+        let Some(json) = self.db.get(KEY_SNAPSHOT).map_err(|e| self.io(e))? else {
+            return Ok(None);
+        };
+        let snapshot: Snapshot =
+            serde_json::from_slice(&json).map_err(|e| corrupt(format!("snapshot: {e}")))?;
+        let saved = self
+            .db
+            .get(KEY_SAVED_AT)
+            .map_err(|e| self.io(e))?
+            .ok_or_else(|| corrupt("no save time".into()))?;
+        let bytes: [u8; 8] = saved
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt("save time is not 8 bytes".into()))?;
+        Ok(Some((snapshot, u64::from_be_bytes(bytes))))
+    }
+}

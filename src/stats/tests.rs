@@ -1,0 +1,155 @@
+use super::store::{Store, StoreError};
+use super::*;
+use crate::config::Config;
+use crate::pricing::PriceSheet;
+use std::path::Path;
+
+const SEC: u64 = 1_000_000_000;
+
+fn catalog() -> Catalog {
+    let sheet = PriceSheet::parse(
+        "provider = \"p\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.a]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\n[models.b]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\n",
+        Path::new("p.toml"),
+    )
+    .expect("sheet");
+    let config = Config::parse(
+        "[server]\n[[providers]]\nname = \"p\"\nbase_url = \"http://p\"\n",
+        Path::new("t.toml"),
+    )
+    .expect("config");
+    Catalog::build(&config, &[sheet], |_| None).expect("catalog")
+}
+
+fn stats() -> Arc<Stats> {
+    Stats::new(Duration::from_secs(300), Duration::from_secs(60))
+}
+
+fn ok(ttft: f64, total: f64, tokens: u64) -> Success {
+    Success {
+        ttft_ms: Some(ttft),
+        total_ms: total,
+        prompt_tokens: Some(10),
+        output_tokens: Some(tokens),
+    }
+}
+
+#[test]
+fn a_cancelled_attempt_is_counted_once_and_leaves_no_one_in_flight() {
+    let s = stats();
+    let t = s.table(&catalog());
+    t.begin(0);
+    assert_eq!(t.view(0, 0).in_flight, 1);
+    t.cancelled(0);
+    let e = t.read(0);
+    assert_eq!(e.in_flight, 0);
+    assert_eq!(e.totals.attempts, 1);
+    assert_eq!(e.totals.cancelled, 1);
+    assert_eq!(
+        e.totals.successes + e.totals.failures.iter().sum::<u64>(),
+        0
+    );
+    let v = t.view(0, 0);
+    assert_eq!((v.successes, v.failures), (0.0, 0.0));
+}
+
+#[test]
+fn outcomes_feed_views_windows_and_speed() {
+    let s = stats();
+    let t = s.table(&catalog());
+    for i in 0..10 {
+        t.begin(1);
+        t.success(1, &ok(200.0, 1200.0, 101), i * SEC);
+    }
+    t.begin(1);
+    t.failure(1, FailureClass::RateLimited, 10 * SEC);
+    let v = t.view(1, 10 * SEC);
+    assert!((v.ttft_ms.expect("ttft").median() - 200.0).abs() < 1e-6);
+    // 100 tokens after the first, in one second.
+    assert!((v.tokens_per_s.expect("speed").median() - 100.0).abs() < 1e-6);
+    assert!(v.rate_limited > 0.99 && v.failures > 0.99);
+    assert_eq!(v.since_failure_ns, Some(0));
+    let e = t.read(1);
+    let q = e.ttft_window.quantiles(10 * SEC, 1).expect("recorded");
+    assert_eq!((q.count, q.p50), (10, 200));
+    assert_eq!(e.totals.output_tokens, 1010);
+    assert_eq!(
+        t.output_tokens(1, 10 * SEC)
+            .expect("model stats")
+            .median()
+            .round(),
+        101.0
+    );
+    // The other endpoint learned nothing.
+    assert_eq!(t.view(0, 10 * SEC).attempts, 0);
+}
+
+#[test]
+fn a_restored_snapshot_is_aged_by_the_time_that_passed() {
+    let s = stats();
+    let t = s.table(&catalog());
+    for i in 0..8 {
+        t.begin(0);
+        t.failure(0, FailureClass::ServerError, i);
+    }
+    let snap = s.snapshot(100 * SEC);
+    let failures_then = t.view(0, 100 * SEC).failures;
+
+    let fresh = stats();
+    // One outcome half-life (60 s) passed while the router was down.
+    fresh.restore(snap.clone(), 60 * SEC, 5);
+    let t2 = fresh.table(&catalog());
+    let v = t2.view(0, 5);
+    assert!((v.failures - failures_then / 2.0).abs() < 1e-9, "{v:?}");
+    assert_eq!(
+        t2.read(0).totals.failures[FailureClass::ServerError.index()],
+        8
+    );
+    // Round trip through JSON, as the store does.
+    let json = serde_json::to_string(&snap).expect("serializes");
+    assert_eq!(
+        serde_json::from_str::<Snapshot>(&json).expect("decodes"),
+        snap
+    );
+}
+
+#[test]
+fn the_store_saves_loads_and_refuses_what_it_cannot_trust() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = stats();
+    let t = s.table(&catalog());
+    t.begin(0);
+    t.success(0, &ok(50.0, 100.0, 5), SEC);
+    {
+        let store = Store::open(dir.path(), false).expect("opens");
+        assert!(store.load().expect("readable").is_none());
+        store
+            .save(&s.snapshot(2 * SEC), 1_700_000_000_000)
+            .expect("saves");
+    }
+    let store = Store::open(dir.path(), false).expect("reopens");
+    let (snap, at) = store.load().expect("readable").expect("saved");
+    assert_eq!(at, 1_700_000_000_000);
+    assert_eq!(snap.endpoints["p/a"].totals.successes, 1);
+
+    // A damaged snapshot is reported, not replaced.
+    store
+        .db
+        .insert(KEY_SNAPSHOT_FOR_TESTS, &b"{not json"[..])
+        .expect("write");
+    assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    // Another format is refused at open.
+    store
+        .db
+        .insert(b"format", &b"switchyard-stats/999"[..])
+        .expect("write");
+    store.db.flush().expect("flush");
+    drop(store);
+    let err = Store::open(dir.path(), false).unwrap_err();
+    assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");
+    assert!(err.to_string().contains("--reset-state"));
+    // --reset-state starts afresh.
+    let store = Store::open(dir.path(), true).expect("reset");
+    assert!(store.load().expect("readable").is_none());
+}
+
+const KEY_SNAPSHOT_FOR_TESTS: &[u8] = b"snapshot";
