@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         total_ms: 950.0,
         prompt_tokens: Some(800),
         output_tokens: Some(250),
+        prompt_bytes: Some(3200),
     };
     // Time advances 1 ms per outcome, so windows rotate and decay is exercised.
     let mut now: u64 = 0;

@@ -82,6 +82,9 @@ pub struct RoutingConfig {
     /// The policy that ranks candidates.
     #[serde(default)]
     pub policy: PolicyName,
+    /// A different policy for requests naming a group: group name → policy.
+    #[serde(default)]
+    pub group_policies: BTreeMap<String, PolicyName>,
     /// Upstream attempts per request, the first included.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -126,12 +129,22 @@ impl Default for StatsConfig {
 }
 
 /// The policies that can be named in `[routing] policy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyName {
-    /// Lowest estimated cost first (static prices).
+    /// Constrained Thompson sampling with discounting (learns from live statistics).
     #[default]
+    Thompson,
+    /// Lowest estimated cost first (static prices).
     Cheapest,
+    RoundRobin,
+    Random,
+    /// LiteLLM's: lowest mean of the last ten latencies.
+    LowestLatency,
+    /// Power of two choices over peak-EWMA latency.
+    P2cPeakEwma,
+    /// OpenRouter's default: weights 1/price², recently failed providers last.
+    OpenrouterPrice,
 }
 
 /// `[[providers]]`: one OpenAI-compatible API.
@@ -208,6 +221,7 @@ impl Default for RoutingConfig {
     fn default() -> Self {
         Self {
             policy: PolicyName::default(),
+            group_policies: BTreeMap::new(),
             max_attempts: default_max_attempts(),
         }
     }

@@ -17,9 +17,13 @@ fn fault(f: Fault) -> Behavior {
     }
 }
 
+/// These tests check the gateway's mechanics in a known order of candidates, so they use the
+/// static `cheapest` policy: the cheaper provider is always tried first.
+const CHEAPEST: &str = "[routing]\npolicy = \"cheapest\"\n";
+
 /// A first-byte timeout far above what a healthy local fake needs, even on a loaded machine,
 /// yet short enough that the hang tests finish quickly.
-const TIMEOUTS: &str = "[upstream]\nfirst_byte_timeout = \"1s\"\nidle_timeout = \"1s\"\n";
+const TIMEOUTS: &str = "[routing]\npolicy = \"cheapest\"\n[upstream]\nfirst_byte_timeout = \"1s\"\nidle_timeout = \"1s\"\n";
 
 /// `cheap` is ranked first by price, `backup` second.
 async fn cheap_and_backup(cheap: Behavior) -> Harness {
@@ -44,7 +48,7 @@ async fn non_streaming_answer_arrives_intact() {
             },
             &[("m", 1.0, 2.0)],
         )],
-        "",
+        CHEAPEST,
     )
     .await;
     let req = json!({"model": "p/m", "messages": [{"role": "user", "content": "Hi \"quoted\" é"}], "temperature": 0.3, "tools": [{"type": "function", "function": {"name": "f"}}]});
@@ -77,7 +81,7 @@ async fn streaming_answer_arrives_intact_without_an_unasked_usage_chunk() {
             },
             &[("m", 1.0, 2.0)],
         )],
-        "",
+        CHEAPEST,
     )
     .await;
     let mut req = hello("m");
@@ -98,7 +102,7 @@ async fn streaming_answer_arrives_intact_without_an_unasked_usage_chunk() {
 
 #[tokio::test]
 async fn streaming_usage_reaches_a_client_that_asked_for_it() {
-    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], "").await;
+    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], CHEAPEST).await;
     let mut req = hello("m");
     req["stream"] = json!(true);
     req["stream_options"] = json!({"include_usage": true});
@@ -193,7 +197,7 @@ async fn every_provider_failing_gives_502_with_an_openai_error_body() {
             spec("a", fault(Fault::Status(500)), &[("m", 0.1, 0.2)]),
             spec("b", fault(Fault::Status(503)), &[("m", 1.0, 2.0)]),
         ],
-        "",
+        CHEAPEST,
     )
     .await;
     let r = h.chat(hello("m")).await;
@@ -219,7 +223,7 @@ async fn attempts_stop_at_max_attempts() {
             spec("b", fault(Fault::Status(500)), &[("m", 0.2, 0.2)]),
             spec("c", ok(), &[("m", 0.3, 0.3)]),
         ],
-        "[routing]\nmax_attempts = 2\n",
+        "[routing]\npolicy = \"cheapest\"\nmax_attempts = 2\n",
     )
     .await;
     let r = h.chat(hello("m")).await;
@@ -264,7 +268,7 @@ async fn a_stream_broken_after_the_first_byte_ends_with_an_error_event_and_no_fa
 
 #[tokio::test]
 async fn bad_requests_get_openai_errors_naming_the_field() {
-    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], "").await;
+    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], CHEAPEST).await;
     let url = h.url("/v1/chat/completions");
     let post = |body: &'static str| {
         h.client
@@ -311,7 +315,7 @@ async fn bad_requests_get_openai_errors_naming_the_field() {
 
 #[tokio::test]
 async fn unknown_model_is_404() {
-    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], "").await;
+    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], CHEAPEST).await;
     let r = h.chat(hello("p/nope")).await;
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.expect("json");
@@ -349,7 +353,7 @@ async fn models_lists_endpoints_with_prices_models_groups_and_auto() {
             spec("a", ok(), &[("m", 0.5, 1.5)]),
             spec("b", ok(), &[("m", 1.0, 2.0), ("n", 3.0, 4.0)]),
         ],
-        "[groups]\nmine = [\"a/m\", \"b/n\"]\n",
+        "[routing]\npolicy = \"cheapest\"\n[groups]\nmine = [\"a/m\", \"b/n\"]\n",
     )
     .await;
     let body: Value = h
@@ -383,7 +387,7 @@ async fn provider_keys_go_upstream_and_nowhere_else() {
     const KEY: &str = "sk-test-do-not-leak-8f3a";
     let h = Harness::start_with_env(
         vec![spec("p", fault(Fault::Status(500)), &[("m", 1.0, 2.0)])],
-        "",
+        CHEAPEST,
         |var| (var == "P_KEY").then(|| KEY.to_owned()),
     )
     .await;
@@ -407,7 +411,7 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
         token_interval: std::time::Duration::from_millis(20),
         ..ok()
     };
-    let mut h = Harness::start(vec![spec("p", slow, &[("m", 1.0, 2.0)])], "").await;
+    let mut h = Harness::start(vec![spec("p", slow, &[("m", 1.0, 2.0)])], CHEAPEST).await;
     let mut req = hello("m");
     req["stream"] = json!(true);
     let r = h.chat(req).await;

@@ -47,7 +47,7 @@ async fn the_official_openai_python_sdk_works_unmodified() {
                 &[("m", 1.0, 2.0)],
             ),
         ],
-        "",
+        "[routing]\npolicy = \"cheapest\"\n",
     )
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/openai_sdk.py");

@@ -49,7 +49,7 @@ async fn traffic_shows_up_in_endpoints_and_metrics() {
             spec("bad", failing, &[("m", 0.1, 0.1)]),
             spec("p", slow_start, &[("m", 1.0, 1.0)]),
         ],
-        "",
+        "[routing]\npolicy = \"cheapest\"\n",
     )
     .await;
     for stream in [false, true, false, true, false, true] {

@@ -85,9 +85,16 @@ pub enum Answer {
 /// The attempt that answered.
 pub struct Answered {
     pub endpoint: EndpointIdx,
-    /// Attempts made, this one included.
-    pub attempts: usize,
+    /// The attempts that failed before it.
+    pub failures: Vec<AttemptFailure>,
     pub answer: Answer,
+}
+
+impl Answered {
+    /// Attempts made, the answering one included.
+    pub fn attempts(&self) -> usize {
+        self.failures.len() + 1
+    }
 }
 
 /// Every attempt failed.
@@ -118,7 +125,7 @@ pub async fn run(
             Ok(answer) => {
                 return Ok(Answered {
                     endpoint: idx,
-                    attempts: failures.len() + 1,
+                    failures,
                     answer,
                 })
             }
@@ -156,7 +163,11 @@ async fn attempt(
             Err(failed)
         }
         Ok(Exchange::Json(bytes)) => {
-            meter.succeed(None, Usage::from_answer(&bytes).as_ref());
+            meter.succeed(
+                None,
+                Usage::from_answer(&bytes).as_ref(),
+                body.messages_bytes,
+            );
             Ok(Answer::Json(bytes))
         }
         Ok(Exchange::Stream { first, rest }) => Ok(Answer::Stream { first, rest, meter }),

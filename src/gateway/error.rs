@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::attempt::AttemptFailure;
-use crate::route::BodyError;
+use crate::route::{BodyError, HintError};
 
 /// Everything a request can fail with before an answer starts.
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +22,18 @@ pub enum ApiError {
     BodyRead(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error(transparent)]
+    Hint(#[from] HintError),
+    /// The model, and the field that named it (`model` or `models[i]`).
     #[error("The model `{0}` does not exist: use an endpoint id, a model, a group or `auto` (see GET /v1/models)")]
-    ModelNotFound(String),
+    ModelNotFound(String, String),
+    #[error("no endpoint satisfies the request's hard constraints: {}", removal_message(.removed))]
+    NoCandidates {
+        /// `(endpoint id, constraint that removed it)`.
+        removed: Vec<(String, String)>,
+    },
+    #[error("no decision is kept for request `{0}` (unknown id, or older than the last {cap} decisions)", cap = super::decisions::CAPACITY)]
+    DecisionNotFound(String),
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("{}", all_failed_message(.failures, *.deadline_hit))]
@@ -32,6 +42,21 @@ pub enum ApiError {
         /// The request's deadline ended the attempts before `max_attempts` did.
         deadline_hit: bool,
     },
+}
+
+fn removal_message(removed: &[(String, String)]) -> String {
+    let mut by_constraint: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (endpoint, constraint) in removed {
+        match by_constraint.iter_mut().find(|(c, _)| c == constraint) {
+            Some((_, list)) => list.push(endpoint),
+            None => by_constraint.push((constraint, vec![endpoint])),
+        }
+    }
+    by_constraint
+        .iter()
+        .map(|(c, eps)| format!("`{c}` removed {}", eps.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn all_failed_message(failures: &[AttemptFailure], deadline_hit: bool) -> String {
@@ -65,9 +90,13 @@ struct ErrorDetail<'a> {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Body(_) | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::Body(_) | ApiError::BodyRead(_) | ApiError::Hint(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NoCandidates { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::DecisionNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::ModelNotFound(..) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::AllAttemptsFailed { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -77,11 +106,15 @@ impl ApiError {
             ApiError::Body(BodyError::Json(_) | BodyError::NotAnObject) => {
                 ("invalid_request_error", Some("invalid_json"))
             }
-            ApiError::Body(_) | ApiError::BodyRead(_) => ("invalid_request_error", None),
+            ApiError::Body(_) | ApiError::BodyRead(_) | ApiError::Hint(_) => {
+                ("invalid_request_error", None)
+            }
+            ApiError::NoCandidates { .. } => ("invalid_request_error", Some("no_candidates")),
+            ApiError::DecisionNotFound(_) => ("invalid_request_error", Some("decision_not_found")),
             ApiError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"))
             }
-            ApiError::ModelNotFound(_) => ("invalid_request_error", Some("model_not_found")),
+            ApiError::ModelNotFound(..) => ("invalid_request_error", Some("model_not_found")),
             ApiError::NoRoute { .. } => ("invalid_request_error", Some("unknown_url")),
             ApiError::AllAttemptsFailed { .. } => ("upstream_error", Some("all_attempts_failed")),
         }
@@ -90,7 +123,9 @@ impl ApiError {
     fn param(&self) -> Option<&str> {
         match self {
             ApiError::Body(e) => e.field(),
-            ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::Hint(e) => Some(&e.field),
+            ApiError::ModelNotFound(_, field) => Some(field),
+            ApiError::NoCandidates { removed } => removed.first().map(|(_, c)| c.as_str()),
             _ => None,
         }
     }

@@ -18,12 +18,14 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::attempt::{self, Answer};
+use super::decisions::Record;
+use super::plan;
 use super::relay::{relay, StreamEnd, StreamSummary};
 use super::usage::Usage;
 use super::{ApiError, Gateway, ATTEMPTS_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
 use crate::admin;
 use crate::catalog::Catalog;
-use crate::route::{ChatBody, RouteRequest};
+use crate::route::ChatBody;
 use crate::stats::FailureClass;
 
 pub async fn chat_completions(
@@ -65,31 +67,45 @@ async fn chat(
     let bytes = read_body(body, headers, shared.max_body_bytes).await?;
     let chat = ChatBody::parse(&bytes)?;
     let catalog = shared.catalog.clone();
-    let candidates = catalog
-        .resolve(&chat.model)
-        .ok_or_else(|| ApiError::ModelNotFound(chat.model.to_string()))?;
-    let request = RouteRequest::from_body(&chat);
-    let now_ns = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let decision = shared
-        .policy
-        .decide(&request, candidates, &catalog, now_ns, &mut rand::rng());
+    let now_ns = gateway.now_ns();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let plan = {
+        let mut rng = rand::rng();
+        plan::plan(
+            shared,
+            &catalog,
+            &shared.table,
+            &chat,
+            header,
+            now_ns,
+            &mut rng,
+        )?
+    };
     let deadline = started + shared.upstream.total_timeout;
-    let max_attempts = shared.max_attempts as usize;
-    let answered = attempt::run(
-        shared,
-        &catalog,
-        &chat,
-        &decision.ranked,
-        max_attempts,
-        deadline,
-    )
-    .await
-    .map_err(|e| ApiError::AllAttemptsFailed {
+    let ranked = &plan.decision.ranked;
+    let result = attempt::run(shared, &catalog, &chat, ranked, plan.max_attempts, deadline).await;
+    let (failures, answered_by) = match &result {
+        Ok(a) => (a.failures.clone(), Some(a.endpoint)),
+        Err(e) => (e.failures.clone(), None),
+    };
+    shared.decisions.push(Record {
+        request_id: request_id.to_owned(),
+        model: chat.model.to_string(),
+        catalog: catalog.clone(),
+        request: plan.request,
+        decision: plan.decision,
+        removed: plan.removed,
+        max_attempts: plan.max_attempts,
+        failures,
+        answered_by,
+    });
+    let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
         failures: e.failures,
         deadline_hit: e.deadline_hit,
     })?;
 
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
+    let attempts = answered.attempts();
     let mut response = match answered.answer {
         Answer::Json(body) => {
             log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
@@ -97,13 +113,14 @@ async fn chat(
         }
         Answer::Stream { first, rest, meter } => {
             let (id, ep) = (request_id.to_owned(), endpoint.clone());
+            let messages_bytes = chat.messages_bytes;
             let on_end = move |summary: StreamSummary| {
                 tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     usage = ?summary.usage, "stream finished");
                 match summary.end {
                     StreamEnd::Completed => {
-                        meter.succeed(summary.first_token, summary.usage.as_ref())
+                        meter.succeed(summary.first_token, summary.usage.as_ref(), messages_bytes)
                     }
                     StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
                         meter.fail(FailureClass::MidStream)
@@ -139,7 +156,7 @@ async fn chat(
     if let Ok(v) = HeaderValue::from_str(&endpoint) {
         h.insert(ENDPOINT_HEADER, v);
     }
-    h.insert(ATTEMPTS_HEADER, HeaderValue::from(answered.attempts));
+    h.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
     Ok(response)
 }
 
@@ -221,6 +238,17 @@ pub fn models_json(catalog: &Catalog) -> Bytes {
         "kind": "auto", "endpoints": ids(all)}),
     );
     Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+/// `GET /v1/decisions/{id}`: why a recent request was routed as it was.
+pub async fn decision(
+    State(gateway): State<Gateway>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match gateway.0.decisions.find(&id) {
+        Some(record) => axum::Json(record.to_json()).into_response(),
+        None => ApiError::DecisionNotFound(id).into_response(),
+    }
 }
 
 /// `GET /v1/endpoints`: what the router has seen of every endpoint.

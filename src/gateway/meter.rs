@@ -50,8 +50,14 @@ impl AttemptMeter {
         self.table.cancelled(self.idx);
     }
 
-    /// A complete answer; `first_token` is when the first content arrived (streams only).
-    pub fn succeed(mut self, first_token: Option<Instant>, usage: Option<&Usage>) {
+    /// A complete answer; `first_token` is when the first content arrived (streams only);
+    /// `prompt_bytes` is the size of the request's `messages`.
+    pub fn succeed(
+        mut self,
+        first_token: Option<Instant>,
+        usage: Option<&Usage>,
+        prompt_bytes: usize,
+    ) {
         self.done = true;
         let ms = |t: Instant| t.saturating_duration_since(self.started).as_secs_f64() * 1000.0;
         let success = Success {
@@ -59,6 +65,7 @@ impl AttemptMeter {
             total_ms: ms(Instant::now()),
             prompt_tokens: usage.map(|u| u.prompt_tokens),
             output_tokens: usage.map(|u| u.completion_tokens),
+            prompt_bytes: Some(prompt_bytes as u64),
         };
         self.table.success(self.idx, &success, self.now_ns());
     }

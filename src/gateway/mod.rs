@@ -9,10 +9,12 @@
 //! `GET /metrics`, `GET /healthz`.
 
 mod attempt;
+mod decisions;
 mod error;
 mod handlers;
 mod meter;
 mod persist;
+mod plan;
 mod relay;
 pub mod sse;
 pub mod usage;
@@ -52,6 +54,9 @@ pub struct Gateway(Arc<Shared>);
 pub(crate) struct Shared {
     catalog: Arc<Catalog>,
     policy: Box<dyn Policy>,
+    /// Policies for requests naming these groups.
+    group_policies: Vec<(String, Box<dyn Policy>)>,
+    decisions: decisions::DecisionLog,
     client: reqwest::Client,
     upstream: UpstreamConfig,
     max_body_bytes: usize,
@@ -123,6 +128,13 @@ impl Gateway {
         Ok(Gateway(Arc::new(Shared {
             catalog,
             policy: select::from_name(config.routing.policy),
+            group_policies: config
+                .routing
+                .group_policies
+                .iter()
+                .map(|(group, name)| (group.clone(), select::from_name(*name)))
+                .collect(),
+            decisions: decisions::DecisionLog::default(),
             client,
             upstream: config.upstream.clone(),
             max_body_bytes: config.server.max_body_bytes,
@@ -160,6 +172,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/models", get(handlers::models))
         .route("/v1/endpoints", get(handlers::endpoints))
+        .route("/v1/decisions/{id}", get(handlers::decision))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::no_route)

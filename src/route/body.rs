@@ -69,7 +69,15 @@ impl<'a> ChatBody<'a> {
 
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
         let model = match get("model") {
-            None => return Err(field("model", "is required")),
+            // OpenRouter's form: no `model`, the first of `models` instead.
+            None => match get("models")
+                .map(|raw| serde_json::from_str::<Vec<Cow<'a, str>>>(raw.get()))
+            {
+                Some(Ok(models)) if !models.is_empty() => {
+                    models.into_iter().next().expect("non-empty")
+                }
+                _ => return Err(field("model", "is required")),
+            },
             Some(raw) => match <Cow<'a, str>>::deserialize(BorrowStr(raw)) {
                 Ok(m) if !m.trim().is_empty() => m,
                 Ok(_) => return Err(field("model", "must not be empty")),
@@ -111,7 +119,13 @@ impl<'a> ChatBody<'a> {
         })
     }
 
-    /// The body to send to an endpoint: `model` becomes `upstream_model`; for streams,
+    /// A top-level field's raw JSON.
+    pub fn field(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    /// The body to send to an endpoint: the router's own fields (`route`, `provider`,
+    /// `models`) are removed, `model` becomes `upstream_model`; for streams,
     /// `stream_options.include_usage` is switched on so the router can account the request
     /// (the relay removes the extra chunk when the client did not ask for it).
     pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
@@ -123,10 +137,15 @@ impl<'a> ChatBody<'a> {
         let mut out = Vec::with_capacity(size + upstream_model.len() + 48);
         out.push(b'{');
         let mut wrote_options = false;
-        for (i, (key, raw)) in self.fields.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for (key, raw) in &self.fields {
+            if ROUTER_FIELDS.contains(&key.as_ref()) {
+                continue;
+            }
+            if !first {
                 out.push(b',');
             }
+            first = false;
             write_json_str(&mut out, key);
             out.push(b':');
             match key.as_ref() {
@@ -139,12 +158,18 @@ impl<'a> ChatBody<'a> {
             }
         }
         if self.stream && !wrote_options {
-            out.extend_from_slice(br#","stream_options":{"include_usage":true}"#);
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
         }
         out.push(b'}');
         out
     }
 }
+
+/// Fields that tell the router how to route; providers never see them.
+pub const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
 
 #[derive(Deserialize)]
 struct StreamOptions {
@@ -275,6 +300,18 @@ mod tests {
     }
 
     #[test]
+    fn routing_fields_never_go_upstream() {
+        let req = json!({"model": "m", "messages": [{}], "route": {"prefer": "latency"}, "provider": {"order": ["a"]}, "models": ["x"], "top_p": 1});
+        let up = parse(&req).expect("valid");
+        assert_eq!(
+            up,
+            json!({"model": "up-model", "messages": [{}], "top_p": 1})
+        );
+        let only_models = br#"{"models": ["first", "second"], "messages": [{}]}"#;
+        assert_eq!(ChatBody::parse(only_models).expect("valid").model, "first");
+    }
+
+    #[test]
     fn streams_ask_upstream_for_usage_and_keep_other_options() {
         let up = parse(&json!({"model": "m", "messages": [{}], "stream": true})).expect("valid");
         assert_eq!(up["stream_options"], json!({"include_usage": true}));
@@ -357,7 +394,8 @@ mod tests {
         fn any_extra_fields_pass_through(extra in proptest::collection::btree_map("[a-z_]{1,8}", any::<i64>(), 0..8)) {
             let mut req = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
             for (k, v) in &extra {
-                if k != "model" && k != "messages" && !k.starts_with("max_") && !k.starts_with("stream") {
+                let router_field = ROUTER_FIELDS.contains(&k.as_str());
+                if k != "model" && k != "messages" && !router_field && !k.starts_with("max_") && !k.starts_with("stream") {
                     req[k] = json!(v);
                 }
             }

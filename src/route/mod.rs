@@ -1,35 +1,54 @@
 //! What a request asks for: the model (endpoint id, model, group or `auto`), whether it
-//! streams, and the sizes the router estimates cost from.
+//! streams, how large it is, and the routing hints of every source ([`hints`]).
 //!
 //! [`body`] reads the request bytes; [`RouteRequest`] is the small, owned summary handed to
 //! the selector, which never sees JSON or HTTP.
 
 pub mod body;
+pub mod hints;
 
 pub use body::{BodyError, ChatBody};
-
-/// Average bytes of JSON-encoded messages per prompt token. English text runs about four
-/// characters per token and the JSON framing adds a little; erring low overestimates
-/// tokens, so cost estimates lean cautious.
-const BYTES_PER_PROMPT_TOKEN: usize = 4;
+pub use hints::{Constraints, HintError, LatencyMetric, Prefer};
 
 /// The routing-relevant summary of one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteRequest {
     pub stream: bool,
-    /// Estimated prompt tokens.
-    pub prompt_tokens: u32,
+    /// Size of the raw `messages` array in bytes: the prompt-size estimate starts here.
+    pub messages_bytes: usize,
     /// The completion cap the client set, if any.
     pub max_output_tokens: Option<u32>,
+    pub constraints: Constraints,
 }
 
 impl RouteRequest {
-    pub fn from_body(body: &ChatBody<'_>) -> RouteRequest {
-        let tokens = body.messages_bytes.div_ceil(BYTES_PER_PROMPT_TOKEN);
+    pub fn new(body: &ChatBody<'_>, constraints: Constraints) -> RouteRequest {
         RouteRequest {
             stream: body.stream,
-            prompt_tokens: u32::try_from(tokens).unwrap_or(u32::MAX),
+            messages_bytes: body.messages_bytes,
             max_output_tokens: body.max_output_tokens,
+            constraints,
+        }
+    }
+}
+
+impl Default for Constraints {
+    fn default() -> Self {
+        Constraints {
+            prefer: Prefer::Cost,
+            metric: LatencyMetric::Total,
+            latency: Vec::new(),
+            throughput: Vec::new(),
+            min_quality: None,
+            max_cost_usd: None,
+            max_price: hints::MaxPrice::default(),
+            only: Vec::new(),
+            ignore: Vec::new(),
+            order: Vec::new(),
+            max_attempts: None,
+            allow_fallbacks: true,
+            fallback_models: Vec::new(),
+            merge_models: false,
         }
     }
 }

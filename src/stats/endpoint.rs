@@ -71,6 +71,62 @@ impl PromHistogram {
     }
 }
 
+/// The last few latencies, newest last: LiteLLM's `lowest-latency` averages these.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Recent {
+    values: [f32; RECENT],
+    len: u8,
+    next: u8,
+}
+
+/// How many recent latencies are kept (LiteLLM averages the last 10).
+pub const RECENT: usize = 10;
+
+impl Recent {
+    fn push(&mut self, v: f64) {
+        self.values[self.next as usize] = v as f32;
+        self.next = ((self.next as usize + 1) % RECENT) as u8;
+        self.len = (self.len + 1).min(RECENT as u8);
+    }
+
+    /// Mean of the kept values, `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.len > 0).then(|| {
+            let n = self.len as usize;
+            self.values[..n].iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64
+        })
+    }
+}
+
+/// Peak-EWMA of latency (Finagle, tower, Linkerd): jumps up to a slower observation at once,
+/// decays towards faster ones with time constant `tau`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeakEwma {
+    value_ms: f64,
+    at_ns: u64,
+}
+
+impl PeakEwma {
+    fn observe(&mut self, rtt_ms: f64, now_ns: u64, tau_ns: f64) {
+        if self.at_ns == 0 && self.value_ms == 0.0 || rtt_ms > self.value_ms {
+            self.value_ms = rtt_ms;
+        } else {
+            let dt = now_ns.saturating_sub(self.at_ns) as f64;
+            let w = (-dt / tau_ns).exp();
+            self.value_ms = self.value_ms * w + rtt_ms * (1.0 - w);
+        }
+        self.at_ns = self.at_ns.max(now_ns);
+    }
+
+    /// The estimate, `None` before any observation.
+    pub fn get(&self) -> Option<f64> {
+        (self.value_ms > 0.0).then_some(self.value_ms)
+    }
+}
+
+/// Time constant of the peak-EWMA (tower's default is 10 s).
+const PEAK_EWMA_TAU_NS: f64 = 10e9;
+
 /// One endpoint's state. Kept behind a short mutex, never held across an await.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointStats {
@@ -78,6 +134,11 @@ pub struct EndpointStats {
     pub learned: Learned,
     pub in_flight: u32,
     pub last_failure: Option<(u64, FailureClass)>,
+    /// Failures since the last success: the failure-rate break looks at this.
+    pub consecutive_failures: u32,
+    pub recent_ttft_ms: Recent,
+    pub recent_total_ms: Recent,
+    pub peak_ewma: PeakEwma,
     pub ttft_window: Window,
     pub total_window: Window,
     pub speed_window: Window,
@@ -102,6 +163,8 @@ pub struct EndpointView {
     pub since_failure_ns: Option<u64>,
     /// Lifetime attempts (0 = never tried).
     pub attempts: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
 }
 
 impl EndpointStats {
@@ -117,6 +180,10 @@ impl EndpointStats {
     pub fn success(&mut self, s: &Success, now_ns: u64, hl: &HalfLives) {
         self.end();
         self.totals.successes += 1;
+        self.consecutive_failures = 0;
+        self.recent_total_ms.push(s.total_ms);
+        self.peak_ewma
+            .observe(s.ttft_ms.unwrap_or(s.total_ms), now_ns, PEAK_EWMA_TAU_NS);
         self.totals.prompt_tokens += s.prompt_tokens.unwrap_or(0);
         self.totals.output_tokens += s.output_tokens.unwrap_or(0);
         let l = &mut self.learned;
@@ -125,6 +192,7 @@ impl EndpointStats {
         self.total_window.record(s.total_ms.round() as u64, now_ns);
         self.prom_total.observe(s.total_ms / 1000.0);
         if let Some(ttft) = s.ttft_ms {
+            self.recent_ttft_ms.push(ttft);
             l.ttft_ms.add(ttft, now_ns, hl.latency);
             self.ttft_window.record(ttft.round() as u64, now_ns);
             self.prom_ttft.observe(ttft / 1000.0);
@@ -140,6 +208,7 @@ impl EndpointStats {
         self.totals.failures[class.index()] += 1;
         self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
         self.last_failure = Some((now_ns, class));
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
     }
 
     pub fn cancelled(&mut self) {
@@ -159,6 +228,7 @@ impl EndpointStats {
             in_flight: self.in_flight,
             since_failure_ns: self.last_failure.map(|(at, _)| now_ns.saturating_sub(at)),
             attempts: self.totals.attempts,
+            consecutive_failures: self.consecutive_failures,
         }
     }
 

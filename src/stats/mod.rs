@@ -11,6 +11,7 @@
 
 pub mod decay;
 pub mod endpoint;
+pub mod model;
 pub mod outcome;
 pub mod store;
 pub mod window;
@@ -24,10 +25,11 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, EndpointIdx};
 pub use decay::{HalfLife, LogStats, LogSummary};
 pub use endpoint::{EndpointStats, EndpointView, HalfLives, Learned, Totals};
+pub use model::ModelStats;
 pub use outcome::{FailureClass, Success};
 
 type Cell = Arc<Mutex<EndpointStats>>;
-type ModelCell = Arc<Mutex<LogStats>>;
+type ModelCell = Arc<Mutex<ModelStats>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a stats lock cannot leave the numbers unusable (every update
@@ -47,8 +49,8 @@ pub struct Stats {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub endpoints: BTreeMap<String, EndpointSnapshot>,
-    /// Model name → decayed log-stats of completion tokens.
-    pub models: BTreeMap<String, LogStats>,
+    /// Model name → completion lengths and prompt bytes per token.
+    pub models: BTreeMap<String, ModelStats>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -172,9 +174,7 @@ impl StatsTable {
     pub fn success(&self, idx: EndpointIdx, s: &Success, now_ns: u64) {
         let hl = self.stats.half_lives;
         lock(&self.cells[idx]).success(s, now_ns, &hl);
-        if let Some(tokens) = s.output_tokens {
-            lock(&self.models[idx]).add(tokens as f64, now_ns, hl.latency);
-        }
+        lock(&self.models[idx]).record(s, now_ns, hl.latency);
     }
 
     pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
@@ -194,7 +194,17 @@ impl StatsTable {
 
     /// The fitted distribution of completion tokens of the endpoint's model.
     pub fn output_tokens(&self, idx: EndpointIdx, now_ns: u64) -> Option<LogSummary> {
-        lock(&self.models[idx]).summary(now_ns, self.stats.half_lives.latency)
+        lock(&self.models[idx]).output_summary(now_ns, self.stats.half_lives.latency)
+    }
+
+    /// Learned bytes of `messages` per prompt token for the endpoint's model.
+    pub fn bytes_per_token(&self, idx: EndpointIdx, now_ns: u64) -> f64 {
+        lock(&self.models[idx]).bytes_per_token(now_ns, self.stats.half_lives.latency)
+    }
+
+    /// What the selector needs of the endpoint's model, under one lock.
+    pub fn model(&self, idx: EndpointIdx) -> ModelStats {
+        *lock(&self.models[idx])
     }
 
     /// A copy of the endpoint's whole state, for reports.

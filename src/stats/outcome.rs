@@ -68,6 +68,8 @@ pub struct Success {
     pub prompt_tokens: Option<u64>,
     /// Completion tokens, as the provider reported them.
     pub output_tokens: Option<u64>,
+    /// Size of the request's `messages` in bytes, to learn bytes per prompt token.
+    pub prompt_bytes: Option<u64>,
 }
 
 impl Success {

@@ -30,6 +30,7 @@ fn ok(ttft: f64, total: f64, tokens: u64) -> Success {
         total_ms: total,
         prompt_tokens: Some(10),
         output_tokens: Some(tokens),
+        prompt_bytes: Some(40),
     }
 }
 

@@ -1,0 +1,85 @@
+//! Hard constraints: which candidates a request rules out, and why.
+//!
+//! `only` / `ignore` (provider names or endpoint ids), `max_price` (per million tokens and
+//! per request), the context window (estimated prompt plus `max_tokens`), `max_tokens` above
+//! the endpoint's output limit, and `max_cost_usd` against the estimate. Every removal keeps
+//! the constraint that caused it, so a request nothing survives gets a 422 that says which
+//! constraint removed which candidate.
+
+use serde::Serialize;
+
+use super::estimate::{estimate, Estimate};
+use crate::catalog::{Catalog, EndpointIdx};
+use crate::route::RouteRequest;
+use crate::stats::StatsTable;
+
+/// A candidate that survived, with its estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub idx: EndpointIdx,
+    pub estimate: Estimate,
+}
+
+/// A candidate a hard constraint removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Removal {
+    pub endpoint: EndpointIdx,
+    /// The field at fault, e.g. `provider.max_price.prompt`, `route.max_cost_usd`.
+    pub constraint: String,
+}
+
+/// Splits `candidates` into those every hard constraint allows and those removed.
+pub fn filter(
+    request: &RouteRequest,
+    catalog: &Catalog,
+    stats: &StatsTable,
+    now_ns: u64,
+    candidates: &[EndpointIdx],
+) -> (Vec<Candidate>, Vec<Removal>) {
+    let c = &request.constraints;
+    let hl = stats.half_lives().latency;
+    let mut kept = Vec::with_capacity(candidates.len());
+    let mut removed = Vec::new();
+    for &idx in candidates {
+        let ep = catalog.endpoint(idx);
+        let provider = &catalog.provider_of(idx).name;
+        let named = |list: &[String]| list.iter().any(|n| n == provider || *n == ep.id);
+        let est = estimate(request, ep, &stats.model(idx), now_ns, hl);
+        let p = &ep.price;
+        let over =
+            |max: Option<f64>, v: Option<f64>| matches!((max, v), (Some(m), Some(v)) if v > m);
+        let why: Option<String> = if let Some((field, _)) = c.only.iter().find(|(_, l)| !named(l)) {
+            Some((*field).to_owned())
+        } else if let Some((field, _)) = c.ignore.iter().find(|(_, l)| named(l)) {
+            Some((*field).to_owned())
+        } else if over(c.max_price.prompt, Some(p.input_per_mtok)) {
+            Some("provider.max_price.prompt".into())
+        } else if over(c.max_price.completion, Some(p.output_per_mtok)) {
+            Some("provider.max_price.completion".into())
+        } else if over(c.max_price.request, Some(p.per_request.unwrap_or(0.0))) {
+            Some("provider.max_price.request".into())
+        } else if over(
+            p.context_window.map(f64::from),
+            Some(est.prompt_tokens + f64::from(request.max_output_tokens.unwrap_or(0))),
+        ) {
+            Some("context_window".into())
+        } else if over(
+            p.max_output_tokens.map(f64::from),
+            request.max_output_tokens.map(f64::from),
+        ) {
+            Some("max_tokens".into())
+        } else if over(c.max_cost_usd, Some(est.cost_usd)) {
+            Some("max_cost_usd".into())
+        } else {
+            None
+        };
+        match why {
+            Some(constraint) => removed.push(Removal {
+                endpoint: idx,
+                constraint,
+            }),
+            None => kept.push(Candidate { idx, estimate: est }),
+        }
+    }
+    (kept, removed)
+}

@@ -1,0 +1,213 @@
+//! `thompson`: constrained Thompson sampling with discounting (the default policy).
+//!
+//! For each candidate, one draw from its posteriors (see [`super::posterior`]):
+//! - success: Beta over the decayed success and failure counts;
+//! - latency at each target's percentile: a log-normal with a Normal-Inverse-Gamma posterior
+//!   over decayed log-latency statistics. For `latency_metric = total` when the endpoint's
+//!   first-token time and decode speed are known, total = TTFT quantile + expected output
+//!   tokens / drawn decode speed, so a long answer is judged by its length; else the fit of
+//!   observed totals;
+//! - decode speed, when a throughput target or `prefer = throughput` needs it.
+//!
+//! A candidate is feasible in this draw when every latency and throughput target holds, its
+//! quality is at least `min_quality` (an unknown quality does not count as meeting it), the
+//! drawn success probability is at least [`MIN_SUCCESS`], and it is not resting after a
+//! failure burst. Feasible candidates are ranked by the objective (`prefer`: cost, latency,
+//! quality or throughput); then the infeasible by closeness to feasibility, the probability
+//! under the draw of meeting the latency and throughput targets times the drawn success
+//! (compared as logarithms, so it never underflows to a tie);
+//! resting ones last. Hard constraints were applied before (see [`super::filter`]).
+//!
+//! Exploration comes from the posteriors: an endpoint never tried has a weak prior whose
+//! quantile at the target percentile sits at half the target, so it is tried soon; an
+//! endpoint not observed for a while has its statistics decay, its posterior widen, and is
+//! drawn feasible again now and then (re-probing). Failure bursts act faster through the
+//! break: after [`BREAK_AFTER`] consecutive failures an endpoint rests for a cooldown that
+//! doubles with every further failure (1 s, 2 s, ... up to 30 s), then gets a probe.
+
+use rand::RngCore;
+
+use super::posterior::{draw_log_normal, draw_success, z, LogNormalDraw, PRIOR_SIGMA};
+use super::{missed, Candidate, Context, Decision, Policy, Score};
+use crate::route::{LatencyMetric, Prefer};
+use crate::stats::EndpointView;
+
+/// A candidate whose drawn success probability is below this is not feasible: beyond one
+/// failure in five, the fallbacks it causes cost more latency than its price saves.
+pub const MIN_SUCCESS: f64 = 0.8;
+/// Consecutive failures that start the break.
+pub const BREAK_AFTER: u32 = 3;
+const COOLDOWN_BASE_NS: u64 = 1_000_000_000;
+const COOLDOWN_MAX_NS: u64 = 30_000_000_000;
+/// Prior medians without a target: typical first-token and whole-answer times, and speed.
+const PRIOR_TTFT_MS: f64 = 500.0;
+const PRIOR_TOTAL_MS: f64 = 3000.0;
+const PRIOR_TOKENS_PER_S: f64 = 80.0;
+
+/// Whether an endpoint is resting after a failure burst.
+pub fn cooling_down(view: &EndpointView) -> bool {
+    if view.consecutive_failures < BREAK_AFTER {
+        return false;
+    }
+    let doublings = (view.consecutive_failures - BREAK_AFTER).min(16);
+    let cooldown = (COOLDOWN_BASE_NS << doublings).min(COOLDOWN_MAX_NS);
+    view.since_failure_ns.is_some_and(|since| since < cooldown)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Thompson;
+
+struct Drawn {
+    cand: Candidate,
+    score: Score,
+    /// ln of (P(targets met) × drawn success), a tenth of it for a quality miss.
+    closeness: f64,
+    resting: bool,
+}
+
+impl Policy for Thompson {
+    fn name(&self) -> &'static str {
+        "thompson"
+    }
+
+    fn decide(
+        &self,
+        ctx: &Context<'_>,
+        candidates: &[Candidate],
+        rng: &mut dyn RngCore,
+    ) -> Decision {
+        let c = &ctx.request.constraints;
+        let lat_targets: Vec<(f64, f64)> = c
+            .latency
+            .iter()
+            .map(|t| (z(t.percentile), t.max_ms))
+            .collect();
+        // "p% of requests at least this fast" is the (100 - p)th percentile of speed.
+        let thr_targets: Vec<(f64, f64)> = c
+            .throughput
+            .iter()
+            .map(|t| (z(100.0 - t.percentile), t.min_tokens_per_s))
+            .collect();
+        let (ttft_prior, total_prior) = match lat_targets.first() {
+            // Optimistic: the prior's quantile at the target's percentile is half the target.
+            Some(&(zp, max)) => {
+                let m = 0.5 * max / (PRIOR_SIGMA * zp).exp();
+                (m, m)
+            }
+            None => (PRIOR_TTFT_MS, PRIOR_TOTAL_MS),
+        };
+        let speed_prior = thr_targets
+            .iter()
+            .map(|&(_, min)| 2.0 * min)
+            .fold(PRIOR_TOKENS_PER_S, f64::max);
+        let needs_speed = !thr_targets.is_empty() || c.prefer == Prefer::Throughput;
+
+        let mut drawn: Vec<Drawn> = Vec::with_capacity(candidates.len());
+        for &cand in candidates {
+            let view = ctx.stats.view(cand.idx, ctx.now_ns);
+            let ep = ctx.catalog.endpoint(cand.idx);
+            let success = draw_success(view.successes, view.failures, rng);
+            let composed = c.metric == LatencyMetric::Total
+                && view.ttft_ms.is_some()
+                && view.tokens_per_s.is_some();
+            let lat: LogNormalDraw = match (c.metric, composed) {
+                (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => {
+                    draw_log_normal(view.ttft_ms, ttft_prior, rng)
+                }
+                (LatencyMetric::Total, false) => draw_log_normal(view.total_ms, total_prior, rng),
+            };
+            let speed = (needs_speed || composed)
+                .then(|| draw_log_normal(view.tokens_per_s, speed_prior, rng));
+            let decode_ms = match (composed, speed) {
+                (true, Some(s)) => cand.estimate.output_tokens / s.quantile(0.0) * 1000.0,
+                _ => 0.0,
+            };
+            let latency_at = |zp: f64| lat.quantile(zp) + decode_ms;
+
+            let mut miss = 0u8;
+            // ln P(every target met) under this draw; logs, so hopeless candidates still
+            // compare by how far they are.
+            let mut ln_meet = 0.0;
+            for &(zp, max) in &lat_targets {
+                if latency_at(zp) > max {
+                    miss |= missed::LATENCY;
+                }
+                ln_meet += lat.ln_cdf(max - decode_ms);
+            }
+            for &(zp, min) in &thr_targets {
+                let s = speed.expect("drawn when there are throughput targets");
+                if s.quantile(zp) < min {
+                    miss |= missed::THROUGHPUT;
+                }
+                ln_meet += s.ln_sf(min);
+            }
+            let quality_ok = c
+                .min_quality
+                .is_none_or(|m| ep.price.quality.is_some_and(|q| q >= m));
+            if !quality_ok {
+                miss |= missed::QUALITY;
+            }
+            if success < MIN_SUCCESS {
+                miss |= missed::SUCCESS;
+            }
+            let resting = cooling_down(&view);
+            if resting {
+                miss |= missed::COOLDOWN;
+            }
+            let first_z = lat_targets.first().map_or(0.0, |t| t.0);
+            let latency_ms = latency_at(first_z);
+            let tokens_per_s = speed.map(|s| s.quantile(0.0));
+            let value = match c.prefer {
+                Prefer::Cost => cand.estimate.cost_usd,
+                Prefer::Latency => latency_ms,
+                Prefer::Quality => -ep.price.quality.unwrap_or(0.0),
+                Prefer::Throughput => -tokens_per_s.unwrap_or(0.0),
+            };
+            drawn.push(Drawn {
+                cand,
+                score: Score {
+                    estimate: cand.estimate,
+                    latency_ms: Some(latency_ms),
+                    success: Some(success),
+                    tokens_per_s,
+                    feasible: miss == 0,
+                    missed: miss,
+                    value,
+                },
+                closeness: ln_meet
+                    + success.max(1e-12).ln()
+                    + if quality_ok { 0.0 } else { -(10f64.ln()) },
+                resting,
+            });
+        }
+        drawn.sort_by(|a, b| {
+            let class = |d: &Drawn| {
+                if d.score.feasible {
+                    0
+                } else if d.resting {
+                    2
+                } else {
+                    1
+                }
+            };
+            class(a).cmp(&class(b)).then_with(|| {
+                if a.score.feasible {
+                    // Ties on the objective (equal prices) go to the faster draw.
+                    a.score.value.total_cmp(&b.score.value).then_with(|| {
+                        a.score
+                            .latency_ms
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.score.latency_ms.unwrap_or(0.0))
+                    })
+                } else {
+                    b.closeness.total_cmp(&a.closeness)
+                }
+            })
+        });
+        Decision {
+            policy: self.name(),
+            ranked: drawn.iter().map(|d| d.cand.idx).collect(),
+            scores: drawn.into_iter().map(|d| d.score).collect(),
+        }
+    }
+}
