@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::catalog::Endpoint;
 use crate::route::RouteRequest;
-use crate::stats::{HalfLife, ModelStats};
+use crate::stats::ModelStats;
 
 /// Completion length assumed for a model nothing was learned about: a typical chat answer.
 pub const DEFAULT_EXPECTED_OUTPUT_TOKENS: f64 = 300.0;
@@ -22,20 +22,13 @@ pub struct Estimate {
     pub cost_usd: f64,
 }
 
-pub fn estimate(
-    request: &RouteRequest,
-    endpoint: &Endpoint,
-    model: &ModelStats,
-    now_ns: u64,
-    hl: HalfLife,
-) -> Estimate {
-    let prompt_tokens = (request.messages_bytes as f64 / model.bytes_per_token(now_ns, hl)).ceil();
-    let learned = model
-        .output_summary(now_ns, hl)
-        .map(|s| (s.mean + s.var / 2.0).exp());
+pub fn estimate(request: &RouteRequest, endpoint: &Endpoint, model: &ModelStats) -> Estimate {
+    let prompt_tokens = (request.messages_bytes as f64 / model.bytes_per_token()).ceil();
     let mut output_tokens = match request.max_output_tokens {
         Some(max) => f64::from(max),
-        None => learned.unwrap_or(DEFAULT_EXPECTED_OUTPUT_TOKENS),
+        None => model
+            .mean_output_tokens()
+            .unwrap_or(DEFAULT_EXPECTED_OUTPUT_TOKENS),
     };
     if let Some(cap) = endpoint.price.max_output_tokens {
         output_tokens = output_tokens.min(f64::from(cap));

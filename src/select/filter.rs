@@ -33,18 +33,17 @@ pub fn filter(
     request: &RouteRequest,
     catalog: &Catalog,
     stats: &StatsTable,
-    now_ns: u64,
+    _now_ns: u64,
     candidates: &[EndpointIdx],
 ) -> (Vec<Candidate>, Vec<Removal>) {
     let c = &request.constraints;
-    let hl = stats.half_lives().latency;
     let mut kept = Vec::with_capacity(candidates.len());
     let mut removed = Vec::new();
     for &idx in candidates {
         let ep = catalog.endpoint(idx);
         let provider = &catalog.provider_of(idx).name;
         let named = |list: &[String]| list.iter().any(|n| n == provider || *n == ep.id);
-        let est = estimate(request, ep, &stats.model(idx), now_ns, hl);
+        let est = stats.with_model(idx, |m| estimate(request, ep, m));
         let p = &ep.price;
         let over =
             |max: Option<f64>, v: Option<f64>| matches!((max, v), (Some(m), Some(v)) if v > m);

@@ -69,19 +69,24 @@ impl LogNormalDraw {
         ln_phi(self.standardized(x))
     }
 
+    /// ln P(X <= e^ln_x), for a bound whose logarithm is already known.
+    pub fn ln_cdf_of_ln(&self, ln_x: f64) -> f64 {
+        ln_phi((ln_x - self.mu) / self.sigma.max(1e-9))
+    }
+
     /// ln P(X >= x) under this draw.
     pub fn ln_sf(&self, x: f64) -> f64 {
         ln_phi(-self.standardized(x))
     }
 }
 
-/// Draws `(mu, sigma)` from the posterior given data `data` and a prior median `prior_median`.
+/// Draws `(mu, sigma)` from the posterior given `data` and the prior's `mu0`, the log of its
+/// median (taken once per decision by the caller).
 pub fn draw_log_normal(
     data: Option<LogSummary>,
-    prior_median: f64,
+    mu0: f64,
     rng: &mut (impl Rng + ?Sized),
 ) -> LogNormalDraw {
-    let mu0 = prior_median.max(1e-9).ln();
     let beta0 = PRIOR_SIGMA * PRIOR_SIGMA * (ALPHA0 - 1.0);
     let (n, mean, var) = data.map_or((0.0, 0.0, 0.0), |d| (d.weight, d.mean, d.var));
     let kappa = KAPPA0 + n;
@@ -148,7 +153,7 @@ mod tests {
             var: 0.09,
         };
         for _ in 0..100 {
-            let d = draw_log_normal(Some(data), 5000.0, &mut rng);
+            let d = draw_log_normal(Some(data), 5000f64.ln(), &mut rng);
             assert!((d.quantile(0.0) - 200.0).abs() < 10.0, "{d:?}");
             assert!((d.sigma - 0.3).abs() < 0.05, "{d:?}");
         }
@@ -158,7 +163,7 @@ mod tests {
     fn without_data_draws_follow_the_prior_median() {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(4);
         let mut medians: Vec<f64> = (0..2001)
-            .map(|_| draw_log_normal(None, 300.0, &mut rng).quantile(0.0))
+            .map(|_| draw_log_normal(None, 300f64.ln(), &mut rng).quantile(0.0))
             .collect();
         medians.sort_by(f64::total_cmp);
         let m = medians[1000];

@@ -57,12 +57,19 @@ pub fn cooling_down(view: &EndpointView) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Thompson;
 
-struct Drawn {
-    cand: Candidate,
-    score: Score,
-    /// ln of (P(targets met) × drawn success), a tenth of it for a quality miss.
-    closeness: f64,
-    resting: bool,
+/// What a candidate is sorted by: (class: 0 feasible, 1 infeasible, 2 resting; primary;
+/// secondary; position in `drawn`), floats mapped to order-preserving integers so a sort
+/// compares plain integers and moves little memory.
+type Key = (u8, u64, u64, u32);
+
+/// Maps an f64 to a u64 with the same order (IEEE total order).
+fn ordered(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
 }
 
 impl Policy for Thompson {
@@ -101,8 +108,13 @@ impl Policy for Thompson {
             .map(|&(_, min)| 2.0 * min)
             .fold(PRIOR_TOKENS_PER_S, f64::max);
         let needs_speed = !thr_targets.is_empty() || c.prefer == Prefer::Throughput;
+        // Logarithms that are the same for every candidate, taken once.
+        let (ttft_mu0, total_mu0, speed_mu0) =
+            (ttft_prior.ln(), total_prior.ln(), speed_prior.ln());
+        let ln_max: Vec<f64> = lat_targets.iter().map(|&(_, max)| max.ln()).collect();
 
-        let mut drawn: Vec<Drawn> = Vec::with_capacity(candidates.len());
+        let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
+        let mut keys: Vec<Key> = Vec::with_capacity(candidates.len());
         for &cand in candidates {
             let view = ctx.stats.view(cand.idx, ctx.now_ns);
             let ep = ctx.catalog.endpoint(cand.idx);
@@ -112,12 +124,12 @@ impl Policy for Thompson {
                 && view.tokens_per_s.is_some();
             let lat: LogNormalDraw = match (c.metric, composed) {
                 (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => {
-                    draw_log_normal(view.ttft_ms, ttft_prior, rng)
+                    draw_log_normal(view.ttft_ms, ttft_mu0, rng)
                 }
-                (LatencyMetric::Total, false) => draw_log_normal(view.total_ms, total_prior, rng),
+                (LatencyMetric::Total, false) => draw_log_normal(view.total_ms, total_mu0, rng),
             };
             let speed = (needs_speed || composed)
-                .then(|| draw_log_normal(view.tokens_per_s, speed_prior, rng));
+                .then(|| draw_log_normal(view.tokens_per_s, speed_mu0, rng));
             let decode_ms = match (composed, speed) {
                 (true, Some(s)) => cand.estimate.output_tokens / s.quantile(0.0) * 1000.0,
                 _ => 0.0,
@@ -125,21 +137,16 @@ impl Policy for Thompson {
             let latency_at = |zp: f64| lat.quantile(zp) + decode_ms;
 
             let mut miss = 0u8;
-            // ln P(every target met) under this draw; logs, so hopeless candidates still
-            // compare by how far they are.
-            let mut ln_meet = 0.0;
             for &(zp, max) in &lat_targets {
                 if latency_at(zp) > max {
                     miss |= missed::LATENCY;
                 }
-                ln_meet += lat.ln_cdf(max - decode_ms);
             }
             for &(zp, min) in &thr_targets {
                 let s = speed.expect("drawn when there are throughput targets");
                 if s.quantile(zp) < min {
                     miss |= missed::THROUGHPUT;
                 }
-                ln_meet += s.ln_sf(min);
             }
             let quality_ok = c
                 .min_quality
@@ -154,6 +161,28 @@ impl Policy for Thompson {
             if resting {
                 miss |= missed::COOLDOWN;
             }
+            // Closeness matters only to rank the infeasible: ln P(every target met) under this
+            // draw, as logarithms so hopeless candidates still compare by how far they are.
+            let closeness = if miss == 0 {
+                0.0
+            } else {
+                let lat_part: f64 = if decode_ms == 0.0 {
+                    ln_max.iter().map(|&l| lat.ln_cdf_of_ln(l)).sum()
+                } else {
+                    lat_targets
+                        .iter()
+                        .map(|&(_, max)| lat.ln_cdf(max - decode_ms))
+                        .sum()
+                };
+                let thr_part: f64 = match speed {
+                    Some(s) => thr_targets.iter().map(|&(_, min)| s.ln_sf(min)).sum(),
+                    None => 0.0,
+                };
+                lat_part
+                    + thr_part
+                    + success.max(1e-12).ln()
+                    + if quality_ok { 0.0 } else { -(10f64.ln()) }
+            };
             let first_z = lat_targets.first().map_or(0.0, |t| t.0);
             let latency_ms = latency_at(first_z);
             let tokens_per_s = speed.map(|s| s.quantile(0.0));
@@ -163,9 +192,25 @@ impl Policy for Thompson {
                 Prefer::Quality => -ep.price.quality.unwrap_or(0.0),
                 Prefer::Throughput => -tokens_per_s.unwrap_or(0.0),
             };
-            drawn.push(Drawn {
+            let class = if miss == 0 {
+                0
+            } else if resting {
+                2
+            } else {
+                1
+            };
+            // Feasible: the objective, then the faster draw. Others: the highest closeness
+            // first, closeness being ln(P(targets met) × drawn success), a tenth of it for a
+            // quality miss.
+            let (k1, k2) = if miss == 0 {
+                (value, latency_ms)
+            } else {
+                (-closeness, cand.idx as f64)
+            };
+            keys.push((class, ordered(k1), ordered(k2), drawn.len() as u32));
+            drawn.push((
                 cand,
-                score: Score {
+                Score {
                     estimate: cand.estimate,
                     latency_ms: Some(latency_ms),
                     success: Some(success),
@@ -174,40 +219,14 @@ impl Policy for Thompson {
                     missed: miss,
                     value,
                 },
-                closeness: ln_meet
-                    + success.max(1e-12).ln()
-                    + if quality_ok { 0.0 } else { -(10f64.ln()) },
-                resting,
-            });
+            ));
         }
-        drawn.sort_by(|a, b| {
-            let class = |d: &Drawn| {
-                if d.score.feasible {
-                    0
-                } else if d.resting {
-                    2
-                } else {
-                    1
-                }
-            };
-            class(a).cmp(&class(b)).then_with(|| {
-                if a.score.feasible {
-                    // Ties on the objective (equal prices) go to the faster draw.
-                    a.score.value.total_cmp(&b.score.value).then_with(|| {
-                        a.score
-                            .latency_ms
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.score.latency_ms.unwrap_or(0.0))
-                    })
-                } else {
-                    b.closeness.total_cmp(&a.closeness)
-                }
-            })
-        });
+        // Feasible first, then the infeasible, resting ones last.
+        keys.sort_unstable();
         Decision {
             policy: self.name(),
-            ranked: drawn.iter().map(|d| d.cand.idx).collect(),
-            scores: drawn.into_iter().map(|d| d.score).collect(),
+            ranked: keys.iter().map(|k| drawn[k.3 as usize].0.idx).collect(),
+            scores: keys.iter().map(|k| drawn[k.3 as usize].1).collect(),
         }
     }
 }

@@ -40,6 +40,13 @@ pub struct Decayed {
 }
 
 impl Decayed {
+    /// The value as of its last update, undecayed. Ratios of two values updated together
+    /// (same time) equal the ratio of their decayed values, without computing a decay.
+    #[inline]
+    pub fn raw(&self) -> (f64, u64) {
+        (self.value, self.at_ns)
+    }
+
     #[inline]
     pub fn get(&self, now_ns: u64, hl: HalfLife) -> f64 {
         self.value * hl.factor(now_ns.saturating_sub(self.at_ns))
@@ -110,12 +117,32 @@ impl LogStats {
         self.at_ns = self.at_ns.max(now_ns);
     }
 
-    /// The fit as of `now_ns`; `None` before any observation.
-    pub fn summary(&self, now_ns: u64, hl: HalfLife) -> Option<LogSummary> {
+    /// Time of the last observation.
+    pub fn at_ns(&self) -> u64 {
+        self.at_ns
+    }
+
+    /// Mean and variance of `ln x`, which decay does not change; `None` before any
+    /// observation.
+    pub fn mean_var(&self) -> Option<(f64, f64)> {
         if self.weight <= 0.0 {
             return None;
         }
-        let f = hl.factor(now_ns.saturating_sub(self.at_ns));
+        let mean = self.sum / self.weight;
+        Some((mean, (self.sum_sq / self.weight - mean * mean).max(0.0)))
+    }
+
+    /// The fit as of `now_ns`; `None` before any observation.
+    pub fn summary(&self, now_ns: u64, hl: HalfLife) -> Option<LogSummary> {
+        self.summary_with(hl.factor(now_ns.saturating_sub(self.at_ns)))
+    }
+
+    /// The fit with a decay factor the caller computed (shared between fits updated at the
+    /// same time).
+    pub fn summary_with(&self, f: f64) -> Option<LogSummary> {
+        if self.weight <= 0.0 {
+            return None;
+        }
         let weight = self.weight * f;
         // The mean and variance do not depend on the common decay factor.
         let mean = self.sum / self.weight;

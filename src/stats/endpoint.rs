@@ -33,6 +33,9 @@ pub struct Totals {
 pub struct Learned {
     pub successes: Decayed,
     pub failures: [Decayed; FailureClass::COUNT],
+    /// All classes together: what the selector reads, one decay instead of seven.
+    #[serde(default)]
+    pub failed: Decayed,
     pub ttft_ms: LogStats,
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
@@ -153,8 +156,6 @@ pub struct EndpointView {
     pub successes: f64,
     /// Decayed failures of every class.
     pub failures: f64,
-    /// Decayed 429s, a subset of `failures`.
-    pub rate_limited: f64,
     pub ttft_ms: Option<LogSummary>,
     pub total_ms: Option<LogSummary>,
     pub tokens_per_s: Option<LogSummary>,
@@ -207,6 +208,7 @@ impl EndpointStats {
         self.end();
         self.totals.failures[class.index()] += 1;
         self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
+        self.learned.failed.add(1.0, now_ns, hl.outcome);
         self.last_failure = Some((now_ns, class));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
     }
@@ -218,13 +220,30 @@ impl EndpointStats {
 
     pub fn view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {
         let l = &self.learned;
+        // The three fits are usually updated by the same success: one decay factor serves
+        // all that share a time.
+        let mut cached: Option<(u64, f64)> = None;
+        let mut fit = |s: &LogStats| {
+            let at = s.at_ns();
+            let f = match cached {
+                Some((t, f)) if t == at => f,
+                _ => {
+                    let f = hl.latency.factor(now_ns.saturating_sub(at));
+                    cached = Some((at, f));
+                    f
+                }
+            };
+            s.summary_with(f)
+        };
+        let ttft_ms = fit(&l.ttft_ms);
+        let total_ms = fit(&l.total_ms);
+        let tokens_per_s = fit(&l.tokens_per_s);
         EndpointView {
             successes: l.successes.get(now_ns, hl.outcome),
-            failures: l.failures.iter().map(|f| f.get(now_ns, hl.outcome)).sum(),
-            rate_limited: l.failures[FailureClass::RateLimited.index()].get(now_ns, hl.outcome),
-            ttft_ms: l.ttft_ms.summary(now_ns, hl.latency),
-            total_ms: l.total_ms.summary(now_ns, hl.latency),
-            tokens_per_s: l.tokens_per_s.summary(now_ns, hl.latency),
+            failures: l.failed.get(now_ns, hl.outcome),
+            ttft_ms,
+            total_ms,
+            tokens_per_s,
             in_flight: self.in_flight,
             since_failure_ns: self.last_failure.map(|(at, _)| now_ns.saturating_sub(at)),
             attempts: self.totals.attempts,
@@ -238,6 +257,7 @@ impl EndpointStats {
         Learned {
             successes: l.successes.settled(now_ns, hl.outcome),
             failures: l.failures.map(|f| f.settled(now_ns, hl.outcome)),
+            failed: l.failed.settled(now_ns, hl.outcome),
             ttft_ms: l.ttft_ms.settled(now_ns, hl.latency),
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
@@ -257,6 +277,7 @@ impl EndpointStats {
         for f in &mut learned.failures {
             f.rebase(age_ns, now_ns, hl.outcome);
         }
+        learned.failed.rebase(age_ns, now_ns, hl.outcome);
         learned.ttft_ms.rebase(age_ns, now_ns, hl.latency);
         learned.total_ms.rebase(age_ns, now_ns, hl.latency);
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);

@@ -198,13 +198,18 @@ impl StatsTable {
     }
 
     /// Learned bytes of `messages` per prompt token for the endpoint's model.
-    pub fn bytes_per_token(&self, idx: EndpointIdx, now_ns: u64) -> f64 {
-        lock(&self.models[idx]).bytes_per_token(now_ns, self.stats.half_lives.latency)
+    pub fn bytes_per_token(&self, idx: EndpointIdx) -> f64 {
+        lock(&self.models[idx]).bytes_per_token()
     }
 
     /// What the selector needs of the endpoint's model, under one lock.
     pub fn model(&self, idx: EndpointIdx) -> ModelStats {
         *lock(&self.models[idx])
+    }
+
+    /// Runs `f` on the endpoint's model statistics under their lock, without copying them.
+    pub fn with_model<R>(&self, idx: EndpointIdx, f: impl FnOnce(&ModelStats) -> R) -> R {
+        f(&lock(&self.models[idx]))
     }
 
     /// A copy of the endpoint's whole state, for reports.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
+
 use super::outcome::Success;
 
 /// Bytes of JSON-encoded messages per prompt token assumed before any usage was seen.
@@ -37,13 +38,22 @@ impl ModelStats {
         }
     }
 
-    /// Learned bytes per prompt token, or the default until enough was seen.
-    pub fn bytes_per_token(&self, now_ns: u64, hl: HalfLife) -> f64 {
-        let tokens = self.prompt_tokens.get(now_ns, hl);
+    /// Learned bytes per prompt token, or the default until enough was seen. Both sums are
+    /// updated together, so their ratio needs no decay; the threshold is checked on the
+    /// tokens seen as of the last update (a ratio learned once stays the best estimate).
+    pub fn bytes_per_token(&self) -> f64 {
+        let (tokens, _) = self.prompt_tokens.raw();
         if tokens < MIN_TOKENS_FOR_RATIO {
             return DEFAULT_BYTES_PER_TOKEN;
         }
-        (self.prompt_bytes.get(now_ns, hl) / tokens).clamp(0.5, 64.0)
+        (self.prompt_bytes.raw().0 / tokens).clamp(0.5, 64.0)
+    }
+
+    /// Mean completion length of the fitted log-normal, `None` before any answer.
+    pub fn mean_output_tokens(&self) -> Option<f64> {
+        self.output_tokens
+            .mean_var()
+            .map(|(m, v)| (m + v / 2.0).exp())
     }
 
     pub fn output_summary(&self, now_ns: u64, hl: HalfLife) -> Option<LogSummary> {
@@ -73,7 +83,7 @@ mod tests {
     fn the_prompt_ratio_is_learned_from_usage() {
         let hl = HalfLife::new(std::time::Duration::from_secs(300));
         let mut m = ModelStats::default();
-        assert_eq!(m.bytes_per_token(0, hl), DEFAULT_BYTES_PER_TOKEN);
+        assert_eq!(m.bytes_per_token(), DEFAULT_BYTES_PER_TOKEN);
         for i in 0..10 {
             let s = Success {
                 prompt_bytes: Some(2500),
@@ -83,6 +93,6 @@ mod tests {
             };
             m.record(&s, i, hl);
         }
-        assert!((m.bytes_per_token(10, hl) - 2.5).abs() < 1e-9);
+        assert!((m.bytes_per_token() - 2.5).abs() < 1e-9);
     }
 }
