@@ -24,10 +24,16 @@ impl HalfLife {
     /// The weight left after `dt_ns`: 1 at zero, 0.5 after one half-life.
     #[inline]
     pub fn factor(&self, dt_ns: u64) -> f64 {
+        let halvings = dt_ns as f64 * self.inv_ns;
         if dt_ns == 0 {
             1.0
+        } else if halvings > 1000.0 {
+            // 2^-1000 is nothing as a weight. Returning zero keeps every factor a normal
+            // float: exp2 with a subnormal result, and arithmetic on subnormals, take slow
+            // paths costing tens of nanoseconds (an endpoint idle for hours would pay them).
+            0.0
         } else {
-            (-(dt_ns as f64) * self.inv_ns).exp2()
+            (-halvings).exp2()
         }
     }
 }
@@ -183,6 +189,17 @@ mod tests {
         assert!((d.get(190 * SEC, hl) - 1.0).abs() < 1e-9);
         // An earlier `now` (a racing thread) reads as no time passed.
         assert_eq!(d.get(5 * SEC, hl), 8.0);
+    }
+
+    #[test]
+    fn a_very_old_value_decays_to_exactly_zero() {
+        let hl = HalfLife::new(Duration::from_secs(1));
+        assert_eq!(hl.factor(2000 * SEC), 0.0);
+        assert_eq!(hl.factor(1001 * SEC), 0.0);
+        // Inside the cutoff the exact value is still computed.
+        let close = |a: f64, b: f64| ((a - b) / b).abs() < 1e-12;
+        assert!(close(hl.factor(999 * SEC), (-999f64).exp2()));
+        assert!(close(hl.factor(10 * SEC), (-10f64).exp2()));
     }
 
     #[test]
