@@ -184,7 +184,7 @@ fn write_files(
         "# Written by `switchyard demo` at every start: the fake providers' ports change.\n\
          [server]\nlisten = \"{}\"\nstate_dir = \"state\"\npricing_dir = \"pricing\"\n\n\
          [upstream]\nfirst_byte_timeout = \"3s\"\nidle_timeout = \"5s\"\ntotal_timeout = \"30s\"\n\n\
-         [routing]\npolicy = \"cheapest\"\nmax_attempts = 3\n\n\
+         [routing]\npolicy = \"thompson\"\nmax_attempts = 3\n\n\
          [groups]\nfast-70b = [\"steady/llama-3.3-70b\", \"turbo/llama-3.3-70b\"]\n",
         options.listen
     );
@@ -235,12 +235,19 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
     }
     let body = r#"{"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "Hello!"}]}"#;
     let stream_body = r#"{"model": "fast-70b", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    let hint_body = r#"{"model": "llama-3.3-70b", "stream": true, "route": {"max_latency_ms": 400, "latency_percentile": 95}, "messages": [{"role": "user", "content": "Hello!"}]}"#;
     println!("\ntry:");
     println!("  curl -s {url}/v1/models");
     println!(
         "  curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'"
     );
     println!("  curl -sN {url}/v1/chat/completions -H 'content-type: application/json' -d '{stream_body}'");
+    println!("\ncheapest endpoint whose p95 time to first token is under 400 ms (budget is cheaper but slower):");
+    println!("  curl -siN {url}/v1/chat/completions -H 'content-type: application/json' -d '{hint_body}'");
+    println!(
+        "  curl -s {url}/v1/decisions/REQUEST_ID        # why: paste the x-request-id of an answer"
+    );
+    println!("  curl -s {url}/v1/endpoints                   # what the router has learned");
     println!("\nstop the cheapest provider and watch requests fall back (x-switchyard-attempts):");
     println!("  curl -s -X POST {ctl}/providers/budget/stop");
     println!("  curl -s -X POST {ctl}/providers/budget/start");
