@@ -43,7 +43,7 @@ fn setup(n: usize, failing: bool) -> (Catalog, std::sync::Arc<Stats>) {
         sheets.push(PriceSheet::parse(&sheet, Path::new(&format!("p{p}.toml"))).expect("sheet"));
     }
     let config = Config::parse(&config, Path::new("bench.toml")).expect("config");
-    let catalog = Catalog::build(&config, &sheets, |_| None).expect("catalog");
+    let catalog = Catalog::build(&config, &sheets, &|_| None).expect("catalog");
     let stats = Stats::new(Duration::from_secs(300), Duration::from_secs(60));
     let table = stats.table(&catalog);
     for i in 0..catalog.endpoints().len() {
@@ -56,6 +56,7 @@ fn setup(n: usize, failing: bool) -> (Catalog, std::sync::Arc<Stats>) {
                 prompt_tokens: Some(800),
                 output_tokens: Some(250),
                 prompt_bytes: Some(3200),
+                cost_usd: None,
             };
             table.success(i, &s, NOW - 1_000_000_000 + k * 20_000_000);
         }

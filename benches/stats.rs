@@ -26,7 +26,7 @@ fn catalog(n: usize) -> Catalog {
         Path::new("bench.toml"),
     )
     .expect("config");
-    Catalog::build(&config, &[sheet], |_| None).expect("catalog")
+    Catalog::build(&config, &[sheet], &|_| None).expect("catalog")
 }
 
 fn bench(c: &mut Criterion) {
@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         prompt_tokens: Some(800),
         output_tokens: Some(250),
         prompt_bytes: Some(3200),
+        cost_usd: None,
     };
     // Time advances 1 ms per outcome, so windows rotate and decay is exercised.
     let mut now: u64 = 0;

@@ -136,8 +136,8 @@ async fn serve(
     println!("switchyard listening on http://{addr}");
     tracing::info!(
         %addr,
-        endpoints = gateway.catalog().endpoints().len(),
-        providers = gateway.catalog().providers().len(),
+        endpoints = gateway.live().catalog.endpoints().len(),
+        providers = gateway.live().catalog.providers().len(),
         "switchyard serving"
     );
     gateway::serve(listener, gateway, gateway::shutdown_signal())

@@ -428,3 +428,37 @@ async fn graceful_shutdown_lets_an_in_flight_stream_finish() {
     // After shutdown, nothing listens.
     assert!(h.client.get(h.url("/healthz")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn answers_carry_their_exact_cost() {
+    let h = Harness::start(vec![spec("p", ok(), &[("m", 0.59, 0.79)])], CHEAPEST).await;
+    let r = h.chat(hello("m")).await;
+    let header_cost = header(&r, "x-switchyard-cost-usd").to_owned();
+    let body: Value = r.json().await.expect("json");
+    let prompt = body["usage"]["prompt_tokens"]
+        .as_u64()
+        .expect("prompt tokens");
+    let completion = body["usage"]["completion_tokens"]
+        .as_u64()
+        .expect("completion tokens");
+    let per_m = |tokens: u64, price: &str| {
+        rust_decimal::Decimal::from(tokens) * price.parse::<rust_decimal::Decimal>().expect("price")
+    };
+    let expected = ((per_m(prompt, "0.59") + per_m(completion, "0.79"))
+        / rust_decimal::Decimal::from(1_000_000))
+    .normalize();
+    assert_eq!(header_cost, expected.to_string());
+    assert_eq!(body["usage"]["cost"].to_string(), expected.to_string());
+
+    // A stream that asked for usage gets the cost in its usage chunk.
+    let mut req = hello("m");
+    req["stream"] = json!(true);
+    req["stream_options"] = json!({"include_usage": true});
+    let text = h.chat(req).await.text().await.expect("body");
+    let usage: Value = sse_payloads(&text)
+        .iter()
+        .filter_map(|p| serde_json::from_str::<Value>(p).ok())
+        .find(|v| v.get("usage").is_some())
+        .expect("a usage chunk");
+    assert_eq!(usage["usage"]["cost"].to_string(), expected.to_string());
+}

@@ -65,6 +65,12 @@ async fn traffic_shows_up_in_endpoints_and_metrics() {
     assert_eq!(p["successes"], 6);
     assert_eq!(p["in_flight"], 0);
     assert_eq!(p["output_tokens"], 66);
+    // 6 answers × 11 completion tokens at 1 USD per million, plus the prompts at 1 USD per
+    // million: exact, and the same in /metrics.
+    let prompt: u64 = p["prompt_tokens"].as_u64().expect("tokens");
+    let expected =
+        rust_decimal::Decimal::from(prompt + 66) / rust_decimal::Decimal::from(1_000_000);
+    assert_eq!(p["spend_usd"], expected.normalize().to_string());
     let bad = find(&report, "bad/m");
     assert_eq!(bad["failures"]["server_error"], 6);
     assert_eq!(bad["last_failure"]["class"], "server_error");

@@ -47,6 +47,7 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
         "in_flight": s.in_flight,
         "prompt_tokens": t.prompt_tokens,
         "output_tokens": t.output_tokens,
+        "spend_usd": t.spend_usd.to_string(),
         "success_rate": s.success_rate(now_ns, hl).map(round3),
         "last_failure": s.last_failure.map(|(at, class)| json!({
             "class": class.name(),

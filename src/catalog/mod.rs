@@ -13,7 +13,7 @@ mod key;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{Config, ProviderConfig};
-use crate::pricing::{ModelPrice, PriceSheet};
+use crate::pricing::{ModelPrice, PriceSheet, Rates};
 
 pub use key::ApiKey;
 
@@ -40,6 +40,8 @@ pub struct Endpoint {
     /// The model name sent upstream.
     pub upstream_model: String,
     pub price: ModelPrice,
+    /// `price` as exact decimal rates, for accounting.
+    pub rates: Rates,
 }
 
 /// Why a catalog could not be built.
@@ -60,7 +62,7 @@ pub enum CatalogError {
 }
 
 /// The immutable routing table.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Catalog {
     providers: Vec<Provider>,
     endpoints: Vec<Endpoint>,
@@ -75,7 +77,7 @@ impl Catalog {
     pub fn build(
         config: &Config,
         sheets: &[PriceSheet],
-        env: impl Fn(&str) -> Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         for pc in &config.providers {
@@ -85,7 +87,7 @@ impl Catalog {
                 .ok_or_else(|| CatalogError::MissingSheet {
                     provider: pc.name.clone(),
                 })?;
-            catalog.add_provider(pc, sheet, &env)?;
+            catalog.add_provider(pc, sheet, env)?;
         }
         let all: Vec<EndpointIdx> = (0..catalog.endpoints.len()).collect();
         for (group, members) in &config.groups {
@@ -121,7 +123,7 @@ impl Catalog {
         &mut self,
         pc: &ProviderConfig,
         sheet: &PriceSheet,
-        env: &impl Fn(&str) -> Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), CatalogError> {
         let api_key = match &pc.api_key_env {
             None => None,
@@ -156,6 +158,7 @@ impl Catalog {
                     .clone()
                     .unwrap_or_else(|| model.clone()),
                 price: price.clone(),
+                rates: Rates::of(price),
             });
             self.names.entry(id).or_default().push(idx);
             self.names.entry(model.clone()).or_default().push(idx);
@@ -233,7 +236,7 @@ mod tests {
         let c = Catalog::build(
             &config("[groups]\nsmall = [\"m1\", \"a/m2\"]\n"),
             &sheets,
-            env,
+            &env,
         )
         .expect("builds");
         let ids = |name: &str| -> Vec<&str> {
@@ -256,18 +259,18 @@ mod tests {
     fn missing_key_sheet_and_group_member_are_errors() {
         let sheets = [sheet("a", &["m1"]), sheet("b", &["m1"])];
         let no_env = |_: &str| None;
-        let err = Catalog::build(&config(""), &sheets, no_env).unwrap_err();
+        let err = Catalog::build(&config(""), &sheets, &no_env).unwrap_err();
         assert!(err.to_string().contains("A_KEY"), "{err}");
-        let err = Catalog::build(&config(""), &sheets[..1], env).unwrap_err();
+        let err = Catalog::build(&config(""), &sheets[..1], &env).unwrap_err();
         assert!(err.to_string().contains("`b`"), "{err}");
-        let err = Catalog::build(&config("[groups]\ng = [\"zz\"]\n"), &sheets, env).unwrap_err();
+        let err = Catalog::build(&config("[groups]\ng = [\"zz\"]\n"), &sheets, &env).unwrap_err();
         assert!(err.to_string().contains("`zz`"), "{err}");
     }
 
     #[test]
     fn debug_output_never_shows_the_key() {
         let sheets = [sheet("a", &["m1"]), sheet("b", &["m1"])];
-        let c = Catalog::build(&config(""), &sheets, env).expect("builds");
+        let c = Catalog::build(&config(""), &sheets, &env).expect("builds");
         let shown = format!("{c:?}");
         assert!(!shown.contains("sk-test"), "{shown}");
         assert!(shown.contains("redacted"), "{shown}");

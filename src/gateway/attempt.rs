@@ -28,6 +28,9 @@ use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
 use crate::route::ChatBody;
 use crate::stats::FailureClass;
+use crate::stats::StatsTable;
+use rust_decimal::Decimal;
+use std::sync::Arc;
 
 /// One failed attempt, as reported to the client and the logs.
 #[derive(Debug, Clone)]
@@ -65,8 +68,8 @@ impl From<FailureClass> for Failed {
 
 /// What the chosen endpoint answered.
 pub enum Answer {
-    /// A complete non-streaming answer, relayed byte for byte.
-    Json(Bytes),
+    /// A complete non-streaming answer, relayed byte for byte, and what it cost.
+    Json { body: Bytes, cost: Option<Decimal> },
     /// A stream whose first chunk has arrived; the rest follows from `rest`. The meter
     /// goes with it: the attempt ends when the stream does.
     Stream {
@@ -107,6 +110,7 @@ pub struct Exhausted {
 pub async fn run(
     shared: &Shared,
     catalog: &Catalog,
+    table: &Arc<StatsTable>,
     body: &ChatBody<'_>,
     ranked: &[EndpointIdx],
     max_attempts: usize,
@@ -120,7 +124,8 @@ pub async fn run(
                 deadline_hit: true,
             });
         }
-        let meter = AttemptMeter::start(shared.table.clone(), idx, shared.epoch);
+        let rates = catalog.endpoint(idx).rates;
+        let meter = AttemptMeter::start(table.clone(), idx, rates, shared.epoch);
         match attempt(shared, catalog, idx, body, deadline, meter).await {
             Ok(answer) => {
                 return Ok(Answered {
@@ -163,12 +168,9 @@ async fn attempt(
             Err(failed)
         }
         Ok(Exchange::Json(bytes)) => {
-            meter.succeed(
-                None,
-                Usage::from_answer(&bytes).as_ref(),
-                body.messages_bytes,
-            );
-            Ok(Answer::Json(bytes))
+            let usage = Usage::from_answer(&bytes);
+            let cost = meter.succeed(None, usage.as_ref(), body.messages_bytes);
+            Ok(Answer::Json { body: bytes, cost })
         }
         Ok(Exchange::Stream { first, rest }) => Ok(Answer::Stream { first, rest, meter }),
         Ok(Exchange::Rejected {

@@ -21,8 +21,8 @@ use super::attempt::{self, Answer};
 use super::decisions::Record;
 use super::plan;
 use super::relay::{relay, StreamEnd, StreamSummary};
-use super::usage::Usage;
-use super::{ApiError, Gateway, ATTEMPTS_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
+use super::usage::{self, Usage};
+use super::{ApiError, Gateway, ATTEMPTS_HEADER, COST_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
 use crate::admin;
 use crate::catalog::Catalog;
 use crate::route::ChatBody;
@@ -66,7 +66,9 @@ async fn chat(
     let started = Instant::now();
     let bytes = read_body(body, headers, shared.max_body_bytes).await?;
     let chat = ChatBody::parse(&bytes)?;
-    let catalog = shared.catalog.clone();
+    // This request's view of prices and catalog, kept to its end (see `Live`).
+    let live = shared.live.load_full();
+    let catalog = live.catalog.clone();
     let now_ns = gateway.now_ns();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let plan = {
@@ -74,7 +76,7 @@ async fn chat(
         plan::plan(
             shared,
             &catalog,
-            &shared.table,
+            &live.table,
             &chat,
             header,
             now_ns,
@@ -83,7 +85,16 @@ async fn chat(
     };
     let deadline = started + shared.upstream.total_timeout;
     let ranked = &plan.decision.ranked;
-    let result = attempt::run(shared, &catalog, &chat, ranked, plan.max_attempts, deadline).await;
+    let result = attempt::run(
+        shared,
+        &catalog,
+        &live.table,
+        &chat,
+        ranked,
+        plan.max_attempts,
+        deadline,
+    )
+    .await;
     let (failures, answered_by) = match &result {
         Ok(a) => (a.failures.clone(), Some(a.endpoint)),
         Err(e) => (e.failures.clone(), None),
@@ -107,9 +118,17 @@ async fn chat(
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
     let mut response = match answered.answer {
-        Answer::Json(body) => {
+        Answer::Json { body, cost } => {
             log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
-            ([(CONTENT_TYPE, "application/json")], body).into_response()
+            let body = match cost {
+                Some(cost) => usage::with_cost(&body, cost).map_or(body, Bytes::from),
+                None => body,
+            };
+            let mut response = ([(CONTENT_TYPE, "application/json")], body).into_response();
+            if let Some(v) = cost.and_then(|c| HeaderValue::from_str(&c.to_string()).ok()) {
+                response.headers_mut().insert(COST_HEADER, v);
+            }
+            response
         }
         Answer::Stream { first, rest, meter } => {
             let (id, ep) = (request_id.to_owned(), endpoint.clone());
@@ -120,7 +139,12 @@ async fn chat(
                     usage = ?summary.usage, "stream finished");
                 match summary.end {
                     StreamEnd::Completed => {
-                        meter.succeed(summary.first_token, summary.usage.as_ref(), messages_bytes)
+                        // The cost is in the usage chunk if the client asked for one.
+                        let _ = meter.succeed(
+                            summary.first_token,
+                            summary.usage.as_ref(),
+                            messages_bytes,
+                        );
                     }
                     StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
                         meter.fail(FailureClass::MidStream)
@@ -130,7 +154,15 @@ async fn chat(
                 }
             };
             let idle = shared.upstream.idle_timeout;
-            let stream = relay(first, rest, !chat.client_wants_usage, idle, on_end);
+            let rates = catalog.endpoint(answered.endpoint).rates;
+            let stream = relay(
+                first,
+                rest,
+                !chat.client_wants_usage,
+                Some(rates),
+                idle,
+                on_end,
+            );
             let mut response = Response::new(Body::from_stream(stream));
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -184,11 +216,8 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 }
 
 pub async fn models(State(gateway): State<Gateway>) -> Response {
-    (
-        [(CONTENT_TYPE, "application/json")],
-        gateway.0.models_json.clone(),
-    )
-        .into_response()
+    let body = gateway.0.live.load().models_json.clone();
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The OpenAI model list, extended: every endpoint with its prices and limits, every model
@@ -254,7 +283,8 @@ pub async fn decision(
 /// `GET /v1/endpoints`: what the router has seen of every endpoint.
 pub async fn endpoints(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
-    let report = admin::endpoints::report(&shared.catalog, &shared.table, gateway.now_ns());
+    let live = shared.live.load_full();
+    let report = admin::endpoints::report(&live.catalog, &live.table, gateway.now_ns());
     axum::Json(report).into_response()
 }
 
@@ -263,7 +293,8 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
     let c = &shared.counters;
     let requests = admin::metrics::RequestCounts::load(&c.answered, &c.refused, &c.failed);
-    let text = admin::metrics::render(&shared.catalog, &shared.table, requests);
+    let live = shared.live.load_full();
+    let text = admin::metrics::render(&live.catalog, &live.table, requests);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -273,7 +304,8 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
 
 pub async fn healthz(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
-    let endpoints = shared.catalog.endpoints().len();
+    let live = shared.live.load_full();
+    let endpoints = live.catalog.endpoints().len();
     let state = shared.store.as_ref().map(|store| {
         let last = &shared.last_save;
         let at = last.at_unix_ms.load(Ordering::Relaxed);
@@ -285,7 +317,7 @@ pub async fn healthz(State(gateway): State<Gateway>) -> Response {
     });
     (
         StatusCode::OK,
-        axum::Json(json!({"status": "ok", "endpoints": endpoints, "state": state})),
+        axum::Json(json!({"status": "ok", "endpoints": endpoints, "prices_version": live.version, "state": state})),
     )
         .into_response()
 }

@@ -12,22 +12,32 @@ use tokio::time::Instant;
 
 use super::usage::Usage;
 use crate::catalog::EndpointIdx;
+use crate::pricing::Rates;
 use crate::stats::{FailureClass, StatsTable, Success};
+use rust_decimal::Decimal;
 
 pub struct AttemptMeter {
     table: Arc<StatsTable>,
     idx: EndpointIdx,
+    /// The endpoint's rates in the catalog the request started with.
+    rates: Rates,
     epoch: Instant,
     started: Instant,
     done: bool,
 }
 
 impl AttemptMeter {
-    pub fn start(table: Arc<StatsTable>, idx: EndpointIdx, epoch: Instant) -> AttemptMeter {
+    pub fn start(
+        table: Arc<StatsTable>,
+        idx: EndpointIdx,
+        rates: Rates,
+        epoch: Instant,
+    ) -> AttemptMeter {
         table.begin(idx);
         AttemptMeter {
             table,
             idx,
+            rates,
             epoch,
             started: Instant::now(),
             done: false,
@@ -51,13 +61,14 @@ impl AttemptMeter {
     }
 
     /// A complete answer; `first_token` is when the first content arrived (streams only);
-    /// `prompt_bytes` is the size of the request's `messages`.
+    /// `prompt_bytes` is the size of the request's `messages`. Returns what it cost, when the
+    /// provider reported usage.
     pub fn succeed(
         mut self,
         first_token: Option<Instant>,
         usage: Option<&Usage>,
         prompt_bytes: usize,
-    ) {
+    ) -> Option<Decimal> {
         self.done = true;
         let ms = |t: Instant| t.saturating_duration_since(self.started).as_secs_f64() * 1000.0;
         let success = Success {
@@ -66,8 +77,10 @@ impl AttemptMeter {
             prompt_tokens: usage.map(|u| u.prompt_tokens),
             output_tokens: usage.map(|u| u.completion_tokens),
             prompt_bytes: Some(prompt_bytes as u64),
+            cost_usd: usage.map(|u| u.cost(&self.rates)),
         };
         self.table.success(self.idx, &success, self.now_ns());
+        success.cost_usd
     }
 }
 

@@ -24,6 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
@@ -46,13 +47,19 @@ pub const ENDPOINT_HEADER: &str = "x-switchyard-endpoint";
 pub const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
 /// The router's id for the request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// What a non-streamed answer cost, in USD (streams carry it in `usage.cost`).
+pub const COST_HEADER: &str = "x-switchyard-cost-usd";
 
 /// The service's shared state: a cheap `Clone` handle.
 #[derive(Clone)]
 pub struct Gateway(Arc<Shared>);
 
 pub(crate) struct Shared {
-    catalog: Arc<Catalog>,
+    /// The catalog and what is derived from it, swapped whole on a price reload.
+    live: ArcSwap<Live>,
+    /// What a reload rebuilds the catalog from.
+    config: Config,
+    env: Box<EnvLookup>,
     policy: Box<dyn Policy>,
     /// Policies for requests naming these groups.
     group_policies: Vec<(String, Box<dyn Policy>)>,
@@ -62,17 +69,42 @@ pub(crate) struct Shared {
     max_body_bytes: usize,
     max_attempts: u32,
     shutdown_grace: Duration,
-    /// `GET /v1/models`, rendered once: the catalog does not change under a running state.
-    models_json: Bytes,
     /// The router's epoch: policies and statistics get time as nanoseconds since it.
     epoch: tokio::time::Instant,
     stats: Arc<Stats>,
-    /// `stats` aligned to `catalog`.
-    table: Arc<StatsTable>,
     store: Option<Store>,
     flush_interval: Duration,
     last_save: Arc<persist::LastSave>,
     counters: Counters,
+}
+
+/// Reads an environment variable (injected, so tests need not touch the real environment).
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// One version of the price-dependent state. A request takes the current one at its start
+/// and keeps it to its end: it sees the old table or the new one, never a mix, and is
+/// charged at the prices in force when it started.
+pub struct Live {
+    pub catalog: Arc<Catalog>,
+    /// The statistics aligned to `catalog`.
+    pub table: Arc<StatsTable>,
+    /// `GET /v1/models`, rendered once per version.
+    pub models_json: Bytes,
+    /// Counts price reloads since start (0 = the sheets loaded at start).
+    pub version: u64,
+}
+
+impl Live {
+    fn new(catalog: Catalog, stats: &Arc<Stats>, version: u64) -> Live {
+        let models_json = handlers::models_json(&catalog);
+        let table = Arc::new(stats.table(&catalog));
+        Live {
+            catalog: Arc::new(catalog),
+            table,
+            models_json,
+            version,
+        }
+    }
 }
 
 /// Router-level request counts, by how the request ended.
@@ -104,10 +136,10 @@ impl Gateway {
     pub fn build(
         config: &Config,
         sheets: &[PriceSheet],
-        env: impl Fn(&str) -> Option<String>,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
         store: Option<Store>,
     ) -> Result<Gateway, BuildError> {
-        let catalog = Arc::new(Catalog::build(config, sheets, env)?);
+        let catalog = Catalog::build(config, sheets, &env)?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.upstream.connect_timeout)
             .pool_max_idle_per_host(config.upstream.pool_max_idle_per_host)
@@ -115,7 +147,6 @@ impl Gateway {
             .tcp_nodelay(true)
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let models_json = handlers::models_json(&catalog);
         let epoch = tokio::time::Instant::now();
         let stats = Stats::new(
             config.stats.latency_half_life,
@@ -124,9 +155,11 @@ impl Gateway {
         if let Some(store) = &store {
             persist::restore(store, &stats, epoch)?;
         }
-        let table = Arc::new(stats.table(&catalog));
+        let live = Live::new(catalog, &stats, 0);
         Ok(Gateway(Arc::new(Shared {
-            catalog,
+            live: ArcSwap::from_pointee(live),
+            config: config.clone(),
+            env: Box::new(env),
             policy: select::from_name(config.routing.policy),
             group_policies: config
                 .routing
@@ -140,10 +173,8 @@ impl Gateway {
             max_body_bytes: config.server.max_body_bytes,
             max_attempts: config.routing.max_attempts,
             shutdown_grace: config.server.shutdown_grace,
-            models_json,
             epoch,
             stats,
-            table,
             store,
             flush_interval: config.stats.flush_interval,
             last_save: Arc::default(),
@@ -151,13 +182,28 @@ impl Gateway {
         })))
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.0.catalog
+    /// The current catalog and its statistics.
+    pub fn live(&self) -> Arc<Live> {
+        self.0.live.load_full()
     }
 
-    /// The statistics aligned to the catalog.
-    pub fn stats(&self) -> &StatsTable {
-        &self.0.table
+    /// Rebuilds the catalog from `sheets` and swaps it in whole, or changes nothing and
+    /// says why. Requests already running keep the version they started with.
+    pub fn reload(&self, sheets: &[PriceSheet]) -> Result<u64, CatalogError> {
+        let shared = &*self.0;
+        let catalog = Catalog::build(&shared.config, sheets, &shared.env)?;
+        // Versions are assigned under the swap so two reloads never share a number.
+        let mut version = 0;
+        shared.live.rcu(|old| {
+            version = old.version + 1;
+            Live::new(catalog.clone(), &shared.stats, version)
+        });
+        tracing::info!(
+            version,
+            endpoints = catalog.endpoints().len(),
+            "price sheets reloaded"
+        );
+        Ok(version)
     }
 
     /// Nanoseconds since the router's epoch: the time the statistics are kept in.

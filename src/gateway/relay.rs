@@ -20,7 +20,9 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::sse::{data_payload, EventSplitter};
-use super::usage::Usage;
+use super::usage::{with_cost, Usage};
+use crate::pricing::Rates;
+use rust_decimal::Decimal;
 
 /// How a relayed stream ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,8 @@ struct Relay {
     splitter: EventSplitter,
     events: Vec<Bytes>,
     strip_usage: bool,
+    /// Rates to price the usage chunk the client asked for (`usage.cost`).
+    rates: Option<Rates>,
     idle: Duration,
     saw_done: bool,
     upstream_error: bool,
@@ -66,6 +70,7 @@ pub fn relay(
     first: Bytes,
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     strip_usage: bool,
+    rates: Option<Rates>,
     idle: Duration,
     on_end: impl FnOnce(StreamSummary) + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
@@ -75,6 +80,7 @@ pub fn relay(
         splitter: EventSplitter::default(),
         events: Vec::with_capacity(4),
         strip_usage,
+        rates,
         idle,
         saw_done: false,
         upstream_error: false,
@@ -140,9 +146,11 @@ impl Relay {
         let mut out = BytesMut::new();
         let mut single: Option<Bytes> = None;
         for event in events.drain(..) {
-            if !self.inspect(&event) {
-                continue;
-            }
+            let event = match self.inspect(&event) {
+                Keep::Drop => continue,
+                Keep::As => event,
+                Keep::Priced(cost) => priced(&event, cost).unwrap_or(event),
+            };
             match single.take() {
                 None if out.is_empty() => single = Some(event),
                 prev => {
@@ -158,14 +166,14 @@ impl Relay {
         single.unwrap_or_else(|| out.freeze())
     }
 
-    /// Reads what the relay needs from one event; `false` drops it.
-    fn inspect(&mut self, event: &[u8]) -> bool {
+    /// Reads what the relay needs from one event, and says what to do with it.
+    fn inspect(&mut self, event: &[u8]) -> Keep {
         let Some(data) = data_payload(event) else {
-            return true;
+            return Keep::As;
         };
         if data.as_ref() == b"[DONE]" {
             self.saw_done = true;
-            return true;
+            return Keep::As;
         }
         let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
         if self.first_token.is_none() && has_content(&data) {
@@ -177,15 +185,19 @@ impl Relay {
                     self.upstream_error = true;
                 }
                 if let Some(usage) = probe.usage {
-                    self.usage = Some(usage);
                     let usage_only = probe.choices.is_some_and(|c| c.is_empty());
+                    let cost = self.rates.map(|r| usage.cost(&r));
+                    self.usage = Some(usage);
                     if self.strip_usage && usage_only {
-                        return false;
+                        return Keep::Drop;
+                    }
+                    if let Some(cost) = cost {
+                        return Keep::Priced(cost);
                     }
                 }
             }
         }
-        true
+        Keep::As
     }
 
     /// Ends the stream with an error event after whatever whole events were pending.
@@ -249,6 +261,25 @@ fn has_content(data: &[u8]) -> bool {
     false
 }
 
+/// What the relay does with an event.
+enum Keep {
+    As,
+    Drop,
+    /// Forward it with `usage.cost` added.
+    Priced(Decimal),
+}
+
+/// A `data:` event with `usage.cost` added to its JSON, or `None` if it has no usage object.
+fn priced(event: &[u8], cost: Decimal) -> Option<Bytes> {
+    let data = data_payload(event)?;
+    let json = with_cost(&data, cost)?;
+    let mut out = BytesMut::with_capacity(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&json);
+    out.extend_from_slice(b"\n\n");
+    Some(out.freeze())
+}
+
 #[derive(Deserialize)]
 struct Probe {
     choices: Option<Vec<IgnoredAny>>,
@@ -270,9 +301,16 @@ mod tests {
         let mut it = chunks.into_iter();
         let first = it.next().expect("one chunk").expect("ok chunk");
         let rest = futures_util::stream::iter(it.collect::<Vec<_>>()).boxed();
-        let stream = relay(first, rest, strip_usage, Duration::from_secs(5), move |s| {
-            *sink.lock().expect("not poisoned") = Some(s);
-        });
+        let stream = relay(
+            first,
+            rest,
+            strip_usage,
+            None,
+            Duration::from_secs(5),
+            move |s| {
+                *sink.lock().expect("not poisoned") = Some(s);
+            },
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -373,6 +411,7 @@ mod tests {
             Bytes::from(CONTENT),
             rest,
             false,
+            None,
             Duration::from_secs(5),
             move |s| {
                 *sink.lock().expect("not poisoned") = Some(s.end);

@@ -4,10 +4,12 @@
 //! every file is collected, and only a directory without a single error yields sheets. That
 //! is what lets a reload keep serving the previous table when a new one is wrong.
 
+pub mod cost;
 pub mod sheet;
 
 use std::path::{Path, PathBuf};
 
+pub use cost::Rates;
 pub use sheet::{ModelPrice, PriceSheet, SheetError};
 
 /// Every problem found in a sheets directory, each naming its file.

@@ -168,6 +168,14 @@ impl<'a> ChatBody<'a> {
     }
 }
 
+/// A JSON object's top-level fields, in order, values left raw (borrowed from `bytes`).
+pub fn top_level(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let Fields(fields) = Fields::deserialize(&mut de)?;
+    de.end()?;
+    Ok(fields)
+}
+
 /// Fields that tell the router how to route; providers never see them.
 pub const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
 

@@ -34,7 +34,7 @@ fn catalog(prices: &[(f64, f64)]) -> Catalog {
         sheets.push(PriceSheet::parse(&text, Path::new(&format!("p{i}.toml"))).expect("sheet"));
     }
     let config = Config::parse(&config, Path::new("t.toml")).expect("config");
-    Catalog::build(&config, &sheets, |_| None).expect("catalog")
+    Catalog::build(&config, &sheets, &|_| None).expect("catalog")
 }
 
 fn stats() -> Arc<Stats> {

@@ -26,6 +26,9 @@ pub struct Totals {
     pub cancelled: u64,
     pub prompt_tokens: u64,
     pub output_tokens: u64,
+    /// Money spent on answered attempts, exact.
+    #[serde(default)]
+    pub spend_usd: rust_decimal::Decimal,
 }
 
 /// The decayed statistics the selector learns from (persisted).
@@ -187,6 +190,9 @@ impl EndpointStats {
             .observe(s.ttft_ms.unwrap_or(s.total_ms), now_ns, PEAK_EWMA_TAU_NS);
         self.totals.prompt_tokens += s.prompt_tokens.unwrap_or(0);
         self.totals.output_tokens += s.output_tokens.unwrap_or(0);
+        if let Some(cost) = s.cost_usd {
+            self.totals.spend_usd += cost;
+        }
         let l = &mut self.learned;
         l.successes.add(1.0, now_ns, hl.outcome);
         l.total_ms.add(s.total_ms, now_ns, hl.latency);

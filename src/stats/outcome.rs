@@ -70,6 +70,8 @@ pub struct Success {
     pub output_tokens: Option<u64>,
     /// Size of the request's `messages` in bytes, to learn bytes per prompt token.
     pub prompt_bytes: Option<u64>,
+    /// What the answer cost, exactly, at the prices in force when the request started.
+    pub cost_usd: Option<rust_decimal::Decimal>,
 }
 
 impl Success {

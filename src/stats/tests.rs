@@ -17,7 +17,7 @@ fn catalog() -> Catalog {
         Path::new("t.toml"),
     )
     .expect("config");
-    Catalog::build(&config, &[sheet], |_| None).expect("catalog")
+    Catalog::build(&config, &[sheet], &|_| None).expect("catalog")
 }
 
 fn stats() -> Arc<Stats> {
@@ -31,6 +31,7 @@ fn ok(ttft: f64, total: f64, tokens: u64) -> Success {
         prompt_tokens: Some(10),
         output_tokens: Some(tokens),
         prompt_bytes: Some(40),
+        cost_usd: None,
     }
 }
 

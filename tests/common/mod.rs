@@ -45,7 +45,7 @@ impl Harness {
     pub async fn start_with_env(
         specs: Vec<Spec>,
         extra: &str,
-        env: impl Fn(&str) -> Option<String>,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Harness {
         let mut fakes = Vec::new();
         let mut text = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
