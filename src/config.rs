@@ -50,6 +50,20 @@ pub struct ServerConfig {
     /// How long in-flight requests may run on after a shutdown signal.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Environment variable holding the admin token for `/admin/*`; while it is unset,
+    /// admin routes answer 401.
+    #[serde(default = "default_admin_token_env")]
+    pub admin_token_env: String,
+    /// Reload the price sheets when a file in `pricing_dir` changes.
+    #[serde(default = "default_true")]
+    pub watch_pricing: bool,
+}
+
+fn default_admin_token_env() -> String {
+    "SWITCHYARD_ADMIN_TOKEN".into()
+}
+fn default_true() -> bool {
+    true
 }
 
 /// `[upstream]`: how the router talks to providers.
@@ -235,6 +249,8 @@ impl Default for ServerConfig {
             pricing_dir: default_pricing_dir(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace: default_shutdown_grace(),
+            admin_token_env: default_admin_token_env(),
+            watch_pricing: true,
         }
     }
 }

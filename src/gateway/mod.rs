@@ -15,6 +15,7 @@ mod handlers;
 mod meter;
 mod persist;
 mod plan;
+pub mod prices;
 mod relay;
 pub mod sse;
 pub mod usage;
@@ -59,6 +60,10 @@ pub(crate) struct Shared {
     live: ArcSwap<Live>,
     /// What a reload rebuilds the catalog from.
     config: Config,
+    /// The admin token, read from `server.admin_token_env` at start.
+    admin_token: Option<String>,
+    /// Recent price versions, for a router without a store.
+    price_history: std::sync::Mutex<Vec<serde_json::Value>>,
     env: Box<EnvLookup>,
     policy: Box<dyn Policy>,
     /// Policies for requests naming these groups.
@@ -158,6 +163,8 @@ impl Gateway {
         let live = Live::new(catalog, &stats, 0);
         Ok(Gateway(Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
+            admin_token: env(&config.server.admin_token_env).filter(|t| !t.is_empty()),
+            price_history: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
             env: Box::new(env),
             policy: select::from_name(config.routing.policy),
@@ -219,6 +226,9 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/v1/models", get(handlers::models))
         .route("/v1/endpoints", get(handlers::endpoints))
         .route("/v1/decisions/{id}", get(handlers::decision))
+        .route("/admin/pricing/reload", post(prices::reload))
+        .route("/admin/pricing/history", get(prices::history))
+        .route("/admin/pricing/{provider}", axum::routing::put(prices::put))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::no_route)
@@ -242,7 +252,17 @@ pub async fn serve(
             shared.last_save.clone(),
         ))
     });
+    let sighup = tokio::spawn(prices::reload_on_sighup(gateway.clone()));
+    let watcher = shared
+        .config
+        .server
+        .watch_pricing
+        .then(|| tokio::spawn(prices::watch_dir(gateway.clone())));
     let result = serve_until(listener, gateway, shutdown).await;
+    sighup.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     if let Some(saver) = saver {
         saver.abort();
         let store = shared

@@ -19,6 +19,14 @@ pub struct SheetErrors(pub Vec<SheetError>);
 
 /// Loads every `*.toml` sheet in `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Vec<PriceSheet>, SheetErrors> {
+    Ok(load_dir_with_text(dir)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect())
+}
+
+/// Like [`load_dir`], with each sheet's text as read (one read per file).
+pub fn load_dir_with_text(dir: &Path) -> Result<Vec<(PriceSheet, String)>, SheetErrors> {
     let io_err = |path: &Path, e: std::io::Error| {
         SheetErrors(vec![SheetError {
             path: path.to_owned(),
@@ -37,7 +45,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PriceSheet>, SheetErrors> {
     for path in &paths {
         match std::fs::read_to_string(path) {
             Ok(text) => match PriceSheet::parse(&text, path) {
-                Ok(sheet) => sheets.push(sheet),
+                Ok(sheet) => sheets.push((sheet, text)),
                 Err(mut e) => errors.append(&mut e),
             },
             Err(e) => errors.extend(io_err(path, e).0),

@@ -5,7 +5,9 @@
 //! disk: a process killed at any moment leaves the previous save or this one, never a mix.
 //! The store carries a format tag; a store written by an incompatible version, one sled
 //! cannot open, or a snapshot that does not decode is reported with its path and what to do,
-//! never silently replaced. `reset` starts afresh deliberately.
+//! never silently replaced. `reset` starts afresh deliberately. A second tree keeps every
+//! price-sheet version served, with the sheets' text, so a cost can be recomputed at the
+//! price in force at the time.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,8 @@ const FORMAT: &[u8] = b"switchyard-stats/1";
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const KEY_SAVED_AT: &[u8] = b"saved_at_unix_ms";
+/// Every price-sheet version the router served, with the sheets' text.
+const TREE_PRICING: &str = "pricing_history";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -113,6 +117,37 @@ impl Store {
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
+    }
+
+    /// Appends one price-sheet version (JSON) to the history, keyed by time.
+    pub fn append_pricing(
+        &self,
+        at_unix_ms: u64,
+        version: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tree = self.db.open_tree(TREE_PRICING).map_err(|e| self.io(e))?;
+        let mut key = at_unix_ms.to_be_bytes().to_vec();
+        // Two versions in one millisecond stay distinct and ordered.
+        key.extend_from_slice(&tree.len().to_be_bytes());
+        let value = serde_json::to_vec(version).expect("JSON values serialize");
+        tree.insert(key, value).map_err(|e| self.io(e))?;
+        tree.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// The newest `limit` price-sheet versions, newest first.
+    pub fn pricing_history(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let tree = self.db.open_tree(TREE_PRICING).map_err(|e| self.io(e))?;
+        let mut out = Vec::new();
+        for entry in tree.iter().rev().take(limit) {
+            let (_, v) = entry.map_err(|e| self.io(e))?;
+            let json = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("pricing history: {e}"),
+            })?;
+            out.push(json);
+        }
+        Ok(out)
     }
 
     /// The last saved snapshot and when it was saved, `None` for a new store.

@@ -1,0 +1,279 @@
+//! Live price updates: reload from the sheets directory (on SIGHUP, a file change, or
+//! `POST /admin/pricing/reload`), replace one provider's sheet (`PUT /admin/pricing/{p}`),
+//! and the version history (`GET /admin/pricing/history`).
+//!
+//! Every update is all or nothing: the new sheets are parsed, validated and built into a
+//! catalog before anything changes; a rejected update changes nothing and says why (file,
+//! model, field). A `PUT` writes its file (to a temporary file, then renamed over the old
+//! one) only after the catalog built from it succeeded. Each accepted version is recorded
+//! with its sheets' text in the store's history. Admin routes need the admin token.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::Gateway;
+use crate::pricing::{self, PriceSheet};
+
+/// Why a price update was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceUpdateError {
+    #[error(transparent)]
+    Sheets(#[from] pricing::SheetErrors),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Gateway {
+    /// Reloads every sheet from the pricing directory. `trigger` says what asked.
+    pub fn reload_pricing(&self, trigger: &str) -> Result<u64, PriceUpdateError> {
+        let dir = self.0.config.server.pricing_dir.clone();
+        let (sheets, texts) = read_dir(&dir)?;
+        self.install(&sheets, texts, trigger)
+    }
+
+    /// Replaces one provider's sheet with `text`, after checking it and the catalog it makes.
+    pub fn put_sheet(&self, provider: &str, text: &str) -> Result<u64, PriceUpdateError> {
+        let dir = self.0.config.server.pricing_dir.clone();
+        let path = dir.join(format!("{provider}.toml"));
+        let sheet = PriceSheet::parse(text, &path).map_err(pricing::SheetErrors)?;
+        let (mut sheets, mut texts) = read_dir(&dir)?;
+        sheets.retain(|s| s.provider != provider);
+        texts.retain(|(p, _)| p != provider);
+        sheets.push(sheet);
+        texts.push((provider.to_owned(), text.to_owned()));
+        // Check the whole catalog before touching the file.
+        crate::catalog::Catalog::build(&self.0.config, &sheets, &self.0.env)?;
+        let tmp = dir.join(format!(".{provider}.toml.tmp"));
+        let write = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+        write.map_err(|source| PriceUpdateError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.install(&sheets, texts, &format!("PUT {provider}"))
+    }
+
+    fn install(
+        &self,
+        sheets: &[PriceSheet],
+        texts: Vec<(String, String)>,
+        trigger: &str,
+    ) -> Result<u64, PriceUpdateError> {
+        let version = self.reload(sheets)?;
+        let at = unix_ms();
+        let entry = json!({
+            "version": version,
+            "at_unix_ms": at,
+            "trigger": trigger,
+            "sheets": sheets.iter().map(|s| json!({
+                "provider": s.provider, "effective": s.effective, "source": s.source, "models": s.models.len(),
+            })).collect::<Vec<_>>(),
+            "text": texts.into_iter().map(|(p, t)| (p, Value::String(t))).collect::<serde_json::Map<String, Value>>(),
+        });
+        if let Some(store) = &self.0.store {
+            if let Err(e) = store.append_pricing(at, &entry) {
+                tracing::error!(error = %e, "recording the price version failed");
+            }
+        }
+        let mut recent = self
+            .0
+            .price_history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if recent.len() == 64 {
+            recent.remove(0);
+        }
+        recent.push(entry);
+        Ok(version)
+    }
+}
+
+/// Every sheet in `dir`, parsed, with its text, or every error.
+fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Vec<(String, String)>), PriceUpdateError> {
+    let loaded = pricing::load_dir_with_text(dir)?;
+    let texts = loaded
+        .iter()
+        .map(|(s, t)| (s.provider.clone(), t.clone()))
+        .collect();
+    Ok((loaded.into_iter().map(|(s, _)| s).collect(), texts))
+}
+
+/// `None` when the request carries the admin token, else the 401 to answer.
+fn unauthorized(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    let expected = gateway.0.admin_token.as_deref();
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let ok = match (expected, given) {
+        (Some(e), Some(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
+        _ => false,
+    };
+    if ok {
+        return None;
+    }
+    let message = if expected.is_none() {
+        format!(
+            "admin routes are disabled: set `{}` to enable them",
+            gateway.0.config.server.admin_token_env
+        )
+    } else {
+        "a valid admin token is required: Authorization: Bearer <token>".to_owned()
+    };
+    Some(error(StatusCode::UNAUTHORIZED, &message, "unauthorized"))
+}
+
+fn error(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
+    (status, Json(body)).into_response()
+}
+
+fn refused(e: PriceUpdateError) -> Response {
+    tracing::warn!(error = %e, "price update refused; the previous prices keep serving");
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &e.to_string(),
+        "invalid_price_sheet",
+    )
+}
+
+pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorized(&gateway, &headers) {
+        return r;
+    }
+    let g = gateway.clone();
+    match tokio::task::spawn_blocking(move || g.reload_pricing("POST /admin/pricing/reload")).await
+    {
+        Ok(Ok(version)) => Json(json!({"version": version})).into_response(),
+        Ok(Err(e)) => refused(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e.to_string(),
+            "internal",
+        ),
+    }
+}
+
+pub async fn put(
+    State(gateway): State<Gateway>,
+    UrlPath(provider): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = unauthorized(&gateway, &headers) {
+        return r;
+    }
+    if !crate::config::is_valid_name(&provider) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid provider name",
+            "invalid_provider",
+        );
+    }
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the sheet must be UTF-8 TOML",
+            "invalid_price_sheet",
+        );
+    };
+    let g = gateway.clone();
+    match tokio::task::spawn_blocking(move || g.put_sheet(&provider, &text)).await {
+        Ok(Ok(version)) => Json(json!({"version": version})).into_response(),
+        Ok(Err(e)) => refused(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e.to_string(),
+            "internal",
+        ),
+    }
+}
+
+pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorized(&gateway, &headers) {
+        return r;
+    }
+    let versions = match &gateway.0.store {
+        Some(store) => match store.pricing_history(64) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), "store"),
+        },
+        None => {
+            let recent = gateway
+                .0
+                .price_history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            recent.iter().rev().cloned().collect()
+        }
+    };
+    Json(json!({"object": "list", "data": versions})).into_response()
+}
+
+/// Reloads on SIGHUP, until the process ends.
+pub async fn reload_on_sighup(gateway: Gateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let g = gateway.clone();
+            let result = tokio::task::spawn_blocking(move || g.reload_pricing("SIGHUP")).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "SIGHUP reload refused; the previous prices keep serving");
+            }
+        }
+    }
+}
+
+/// Reloads when a file in the pricing directory changes (debounced: one reload per burst).
+pub async fn watch_dir(gateway: Gateway) {
+    use notify::{RecursiveMode, Watcher};
+    let dir = gateway.0.config.server.pricing_dir.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = match notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        if e.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => return tracing::warn!(error = %e, "cannot watch the pricing directory"),
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        return tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the pricing directory");
+    }
+    while rx.recv().await.is_some() {
+        // Editors write in several steps; wait for the burst to end.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        while rx.try_recv().is_ok() {}
+        let g = gateway.clone();
+        match tokio::task::spawn_blocking(move || g.reload_pricing("file change")).await {
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reload after a file change refused; the previous prices keep serving")
+            }
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    drop(watcher);
+}
