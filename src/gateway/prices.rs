@@ -75,7 +75,7 @@ impl Gateway {
     fn install(
         &self,
         sheets: &[PriceSheet],
-        texts: Vec<(String, String)>,
+        texts: Texts,
         trigger: &str,
     ) -> Result<u64, PriceUpdateError> {
         let version = self.reload(sheets)?;
@@ -107,8 +107,11 @@ impl Gateway {
     }
 }
 
+/// `(provider, sheet text)` pairs, recorded with each version.
+type Texts = Vec<(String, String)>;
+
 /// Every sheet in `dir`, parsed, with its text, or every error.
-fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Vec<(String, String)>), PriceUpdateError> {
+fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Texts), PriceUpdateError> {
     let loaded = pricing::load_dir_with_text(dir)?;
     let texts = loaded
         .iter()
@@ -268,11 +271,10 @@ pub async fn watch_dir(gateway: Gateway) {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         while rx.try_recv().is_ok() {}
         let g = gateway.clone();
-        match tokio::task::spawn_blocking(move || g.reload_pricing("file change")).await {
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "reload after a file change refused; the previous prices keep serving")
-            }
-            Ok(Ok(_)) | Err(_) => {}
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || g.reload_pricing("file change")).await
+        {
+            tracing::warn!(error = %e, "reload after a file change refused; the previous prices keep serving");
         }
     }
     drop(watcher);
