@@ -488,5 +488,12 @@ api_key_env = "GROQ_API_KEY"
         let c = Config::load(path).expect("the example config parses and validates");
         assert_eq!(c.providers.len(), 2);
         assert!(c.server.pricing_dir.ends_with("pricing"));
+        // With the committed price sheets it makes a catalog (keys are only looked up).
+        let sheets =
+            crate::pricing::load_dir(&c.server.pricing_dir).expect("committed sheets are valid");
+        let catalog =
+            crate::catalog::Catalog::build(&c, &sheets, &|_| Some("sk-placeholder".into()))
+                .expect("the example config and the sheets agree");
+        assert_eq!(catalog.resolve("chat-small").map(<[usize]>::len), Some(2));
     }
 }

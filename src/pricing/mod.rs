@@ -5,6 +5,8 @@
 //! is what lets a reload keep serving the previous table when a new one is wrong.
 
 pub mod cost;
+pub mod diff;
+pub mod import;
 pub mod sheet;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest price per million tokens accepted. The dearest real models today cost a few
 /// hundred dollars per million output tokens; a value above this is a unit mistake
@@ -17,7 +17,7 @@ pub const MAX_PRICE_PER_MTOK: f64 = 1_000.0;
 pub const MAX_PRICE_PER_REQUEST: f64 = 10.0;
 
 /// A provider's prices, as written in its sheet.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceSheet {
     /// The provider these prices are for; must match the file name.
@@ -31,24 +31,30 @@ pub struct PriceSheet {
 }
 
 /// Prices and limits of one model at one provider.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     /// The name sent upstream, when it differs from the model name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_model: Option<String>,
     /// USD per million prompt tokens.
     pub input_per_mtok: f64,
     /// USD per million completion tokens.
     pub output_per_mtok: f64,
     /// USD per million prompt tokens served from the provider's cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
     /// USD charged per request on top of tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub per_request: Option<f64>,
     /// Largest prompt plus completion, in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u32>,
     /// Largest completion, in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
     /// Relative answer quality in [0, 1], for `min_quality` hints.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<f64>,
 }
 
@@ -63,6 +69,12 @@ pub struct SheetError {
 }
 
 impl PriceSheet {
+    /// The sheet as TOML, in the format [`PriceSheet::parse`] reads.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("a price sheet always serializes");
+        format!("# Prices in USD per million tokens (per_request: USD per request).\n{body}")
+    }
+
     /// Parses and validates a sheet; `path` names it in errors and must be `<provider>.toml`.
     pub fn parse(text: &str, path: &Path) -> Result<PriceSheet, Vec<SheetError>> {
         let err = |model: Option<&str>, detail: String| SheetError {

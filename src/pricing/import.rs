@@ -1,0 +1,302 @@
+//! Importing price sheets from the formats people already keep.
+//!
+//! - LiteLLM's `model_prices_and_context_window.json`: entries with `mode = "chat"`, prices
+//!   `input_cost_per_token`, `output_cost_per_token`, `cache_read_input_token_cost` (USD per
+//!   token, JSON numbers), `max_input_tokens`, `max_output_tokens`, grouped by
+//!   `litellm_provider` into one sheet per provider (renamed where switchyard's name differs,
+//!   e.g. `together_ai` → `together`), the provider prefix stripped from model names.
+//! - OpenRouter's `/api/v1/models`: `pricing.prompt`, `pricing.completion`,
+//!   `pricing.request`, `pricing.input_cache_read` (USD per token, as strings),
+//!   `context_length`, `top_provider.max_completion_tokens`, into one `openrouter` sheet.
+//!
+//! Per-token prices become per-million prices in decimal, so `1.5e-07` is written `0.15`, not
+//! `0.15000000000000002`. Every produced sheet is checked by parsing it back with the same
+//! validation the router applies; what cannot be imported is reported with its reason.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::sheet::{MAX_PRICE_PER_MTOK, MAX_PRICE_PER_REQUEST};
+use super::{ModelPrice, PriceSheet};
+
+/// Sheets produced and entries left out.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub sheets: Vec<PriceSheet>,
+    /// `(entry, why it was left out)`.
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unexpected shape: {0}")]
+    Shape(&'static str),
+}
+
+/// LiteLLM provider names that switchyard spells differently.
+const LITELLM_RENAMES: [(&str, &str); 3] = [
+    ("together_ai", "together"),
+    ("fireworks_ai", "fireworks"),
+    ("gemini", "google"),
+];
+
+/// switchyard's name for a LiteLLM provider, `None` when it makes no valid provider name.
+pub fn provider_name(litellm: &str) -> Option<String> {
+    let name = LITELLM_RENAMES
+        .iter()
+        .find(|(from, _)| *from == litellm)
+        .map_or_else(|| litellm.replace('_', "-"), |(_, to)| (*to).to_owned());
+    super::super::config::is_valid_name(&name).then_some(name)
+}
+
+/// A per-token price (JSON number or string) as USD per million tokens, exactly.
+fn per_mtok(v: &Value) -> Result<Option<f64>, String> {
+    let text = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_owned(),
+        other => return Err(format!("price is not a number: {other}")),
+    };
+    let d = Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .map_err(|_| format!("price `{text}` is not a number"))?;
+    let per_m = (d * Decimal::from(1_000_000)).normalize();
+    let f = f64::from_str(&per_m.to_string()).map_err(|e| e.to_string())?;
+    Ok(Some(f))
+}
+
+fn tokens(v: &Value) -> Option<u32> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+}
+
+/// Checks one model's prices the way a sheet would, without building the sheet.
+fn check(price: &ModelPrice) -> Result<(), String> {
+    for (field, v, max) in [
+        ("input", Some(price.input_per_mtok), MAX_PRICE_PER_MTOK),
+        ("output", Some(price.output_per_mtok), MAX_PRICE_PER_MTOK),
+        (
+            "cached input",
+            price.cached_input_per_mtok,
+            MAX_PRICE_PER_MTOK,
+        ),
+        ("per-request", price.per_request, MAX_PRICE_PER_REQUEST),
+    ] {
+        if let Some(v) = v {
+            if !(0.0..=max).contains(&v) {
+                return Err(format!("{field} price {v} is negative or above {max}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Imports LiteLLM's table; `only` limits it to these switchyard provider names (all when
+/// empty).
+pub fn from_litellm(
+    json: &str,
+    only: &[String],
+    effective: &str,
+    source: &str,
+) -> Result<Imported, ImportError> {
+    let table: BTreeMap<String, Value> = serde_json::from_str(json)?;
+    let mut out = Imported::default();
+    let mut by_provider: BTreeMap<String, BTreeMap<String, ModelPrice>> = BTreeMap::new();
+    for (key, entry) in &table {
+        if key == "sample_spec" {
+            continue;
+        }
+        let litellm = entry["litellm_provider"].as_str().unwrap_or("");
+        let Some(provider) = provider_name(litellm) else {
+            if only.is_empty() {
+                out.skipped.push((
+                    key.clone(),
+                    format!("provider `{litellm}` makes no valid provider name"),
+                ));
+            }
+            continue;
+        };
+        if !only.is_empty() && !only.contains(&provider) {
+            continue;
+        }
+        let mode = entry["mode"].as_str().unwrap_or("none");
+        if mode != "chat" {
+            out.skipped
+                .push((key.clone(), format!("mode `{mode}`, not chat")));
+            continue;
+        }
+        let price = (|| -> Result<ModelPrice, String> {
+            let input = per_mtok(&entry["input_cost_per_token"])?.ok_or("no input price")?;
+            let output = per_mtok(&entry["output_cost_per_token"])?.ok_or("no output price")?;
+            Ok(ModelPrice {
+                upstream_model: None,
+                input_per_mtok: input,
+                output_per_mtok: output,
+                cached_input_per_mtok: per_mtok(&entry["cache_read_input_token_cost"])?,
+                per_request: None,
+                context_window: tokens(&entry["max_input_tokens"])
+                    .or_else(|| tokens(&entry["max_tokens"])),
+                max_output_tokens: tokens(&entry["max_output_tokens"]),
+                quality: None,
+            })
+        })();
+        let price = match price.and_then(|p| check(&p).map(|()| p)) {
+            Ok(p) => p,
+            Err(why) => {
+                out.skipped.push((key.clone(), why));
+                continue;
+            }
+        };
+        let model = key
+            .strip_prefix(&format!("{litellm}/"))
+            .unwrap_or(key)
+            .to_owned();
+        let models = by_provider.entry(provider).or_default();
+        if models.contains_key(&model) {
+            out.skipped
+                .push((key.clone(), format!("duplicate of model `{model}`")));
+            continue;
+        }
+        models.insert(model, price);
+    }
+    for (provider, models) in by_provider {
+        out.sheets.push(PriceSheet {
+            provider,
+            effective: effective.to_owned(),
+            source: source.to_owned(),
+            models,
+        });
+    }
+    Ok(out)
+}
+
+/// Imports OpenRouter's model list into one `openrouter` sheet.
+pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Imported, ImportError> {
+    let doc: Value = serde_json::from_str(json)?;
+    let data = doc["data"]
+        .as_array()
+        .ok_or(ImportError::Shape("no `data` array"))?;
+    let mut out = Imported::default();
+    let mut models = BTreeMap::new();
+    for entry in data {
+        let Some(id) = entry["id"].as_str() else {
+            out.skipped
+                .push(("(no id)".into(), "entry without an `id`".into()));
+            continue;
+        };
+        let p = &entry["pricing"];
+        let price = (|| -> Result<ModelPrice, String> {
+            Ok(ModelPrice {
+                upstream_model: None,
+                input_per_mtok: per_mtok(&p["prompt"])?.ok_or("no prompt price")?,
+                output_per_mtok: per_mtok(&p["completion"])?.ok_or("no completion price")?,
+                cached_input_per_mtok: per_mtok(&p["input_cache_read"])?,
+                // `request` is USD per request already, not per token.
+                per_request: match &p["request"] {
+                    Value::String(s) => Decimal::from_str(s.trim())
+                        .ok()
+                        .and_then(|d| f64::from_str(&d.normalize().to_string()).ok())
+                        .filter(|&v| v != 0.0),
+                    _ => None,
+                },
+                context_window: tokens(&entry["context_length"]),
+                max_output_tokens: tokens(&entry["top_provider"]["max_completion_tokens"]),
+                quality: None,
+            })
+        })();
+        match price.and_then(|p| check(&p).map(|()| p)) {
+            Ok(p) => {
+                if models.insert(id.to_owned(), p).is_some() {
+                    out.skipped.push((id.to_owned(), "duplicate id".into()));
+                }
+            }
+            Err(why) => out.skipped.push((id.to_owned(), why)),
+        }
+    }
+    if !models.is_empty() {
+        out.sheets.push(PriceSheet {
+            provider: "openrouter".into(),
+            effective: effective.to_owned(),
+            source: source.to_owned(),
+            models,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A few entries cut from LiteLLM's table (litellm 1.108.7, MIT licence, see
+    /// `tests/fixtures/LITELLM-LICENSE`), chosen to cover each case.
+    const FIXTURE: &str = include_str!("../../tests/fixtures/litellm_sample.json");
+
+    #[test]
+    fn litellm_fixture_imports_exact_prices_and_reports_skips() {
+        let all = from_litellm(FIXTURE, &[], "2026-11-25", "litellm").expect("imports");
+        let sheet = |p: &str| {
+            all.sheets
+                .iter()
+                .find(|s| s.provider == p)
+                .unwrap_or_else(|| panic!("{p} sheet"))
+        };
+        let mini = &sheet("openai").models["gpt-4o-mini"];
+        assert_eq!((mini.input_per_mtok, mini.output_per_mtok), (0.15, 0.6));
+        assert_eq!(mini.cached_input_per_mtok, Some(0.075));
+        assert_eq!(
+            (mini.context_window, mini.max_output_tokens),
+            (Some(128000), Some(16384))
+        );
+        // Prefix stripped, provider renamed.
+        assert!(sheet("deepseek").models.contains_key("deepseek-chat"));
+        assert!(sheet("together")
+            .models
+            .contains_key("meta-llama/Llama-3.3-70B-Instruct-Turbo"));
+        // Embeddings and image models are not chat models.
+        let skipped: Vec<&str> = all.skipped.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(skipped.contains(&"text-embedding-3-small"), "{skipped:?}");
+        assert!(all.skipped.iter().all(|(_, why)| !why.is_empty()));
+        // Every sheet passes the router's own validation once written out.
+        for s in &all.sheets {
+            let text = s.to_toml();
+            let path = format!("{}.toml", s.provider);
+            let back = PriceSheet::parse(&text, Path::new(&path))
+                .unwrap_or_else(|e| panic!("{path}: {e:?}\n{text}"));
+            assert_eq!(&back, s);
+        }
+        let only = from_litellm(FIXTURE, &["openai".to_owned()], "2026-11-25", "litellm")
+            .expect("imports");
+        assert_eq!(only.sheets.len(), 1);
+    }
+
+    #[test]
+    fn openrouter_prices_are_strings_per_token() {
+        let json = r#"{"data": [
+            {"id": "meta-llama/llama-3.3-70b-instruct", "pricing": {"prompt": "0.00000013", "completion": "0.0000004", "request": "0", "input_cache_read": "0.00000001"}, "context_length": 131072, "top_provider": {"max_completion_tokens": 16384}},
+            {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}, "context_length": 2000000},
+            {"id": "x/free", "pricing": {"prompt": "0", "completion": "0", "request": "0.002"}}
+        ]}"#;
+        let out = from_openrouter(json, "2026-11-25", "openrouter").expect("imports");
+        let m = &out.sheets[0].models["meta-llama/llama-3.3-70b-instruct"];
+        assert_eq!(
+            (m.input_per_mtok, m.output_per_mtok, m.cached_input_per_mtok),
+            (0.13, 0.4, Some(0.01))
+        );
+        assert_eq!(m.per_request, None);
+        assert_eq!(out.sheets[0].models["x/free"].per_request, Some(0.002));
+        assert_eq!(out.skipped.len(), 1);
+        assert!(out.skipped[0].1.contains("negative"), "{:?}", out.skipped);
+        assert!(matches!(
+            from_openrouter("{}", "d", "s"),
+            Err(ImportError::Shape(_))
+        ));
+    }
+}
