@@ -17,6 +17,7 @@
 //! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
 //! - [`admin`]: the per-endpoint report and the Prometheus exposition.
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
+//! - [`sim`]: the offline simulator: scenarios, the same policies in virtual time, reports.
 //! - [`demo`]: `switchyard demo`, a router in front of a handful of fake providers.
 //!
 //! [`Policy`]: select::Policy
@@ -31,4 +32,5 @@ pub mod gateway;
 pub mod pricing;
 pub mod route;
 pub mod select;
+pub mod sim;
 pub mod stats;

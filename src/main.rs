@@ -36,6 +36,23 @@ enum Command {
         #[arg(long)]
         reset_state: bool,
     },
+    /// Run a routing scenario in virtual time against several policies and the oracle.
+    Simulate {
+        /// The scenario file (see simulations/).
+        file: PathBuf,
+        /// Policies to compare (the scenario's list when absent).
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        /// Overrides the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also write report.json and traffic.csv here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check, import and compare price sheets.
     #[command(subcommand)]
     Pricing(PricingCommand),
@@ -105,7 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
         Command::Demo { .. } => "switchyard=debug,switchyard::fake=info",
-        Command::Serve { .. } | Command::Stats { .. } | Command::Pricing(_) => "switchyard=info",
+        _ => "switchyard=info",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -132,6 +149,13 @@ fn main() -> ExitCode {
                 json,
             } => print_stats(&state_dir, config.as_deref(), json),
             Command::Pricing(cmd) => pricing_command(cmd),
+            Command::Simulate {
+                file,
+                policies,
+                seed,
+                json,
+                out,
+            } => simulate(&file, &policies, seed, json, out.as_deref()),
             Command::Demo {
                 listen,
                 control,
@@ -309,6 +333,39 @@ fn pricing_command(cmd: PricingCommand) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn simulate(
+    file: &Path,
+    policies: &[String],
+    seed: Option<u64>,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    use switchyard::sim::{
+        self,
+        scenario::{Scenario, SimPolicy},
+    };
+    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let chosen = policies
+        .iter()
+        .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = sim::simulate(&scenario, &chosen, seed.unwrap_or(scenario.seed));
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("report.json"), &text)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("traffic.csv"), sim::report::traffic_csv(&report))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if json {
+        print_lines([text]);
+    } else {
+        print_lines(report.table().lines().map(str::to_owned));
+    }
+    Ok(())
 }
 
 /// Prints lines to stdout, stopping quietly when it is closed (e.g. piped into `head`).

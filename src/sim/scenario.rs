@@ -1,0 +1,410 @@
+//! A simulation scenario: simulated endpoints, a workload and timed events, as TOML.
+//!
+//! Parsed with unknown fields rejected and validated once; every error names the field. See
+//! `simulations/*.toml` for examples and DESIGN §8 for the shape.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::PolicyName;
+use crate::route::hints::{LatencyMetric, Prefer};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Policies to compare; the oracle is added when absent.
+    #[serde(default)]
+    pub policies: Vec<SimPolicy>,
+    pub workload: Workload,
+    pub endpoints: Vec<SimEndpoint>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// Attempts per request, the first included.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// An attempt without a first token by then fails as a timeout.
+    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Half-lives of the learned statistics, as in `[stats]`.
+    #[serde(default = "default_latency_hl", with = "humantime_serde")]
+    pub latency_half_life: Duration,
+    #[serde(default = "default_outcome_hl", with = "humantime_serde")]
+    pub outcome_half_life: Duration,
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_first_byte_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_latency_hl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_outcome_hl() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// A policy to simulate: every live policy, plus the oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SimPolicy {
+    Thompson,
+    Cheapest,
+    RoundRobin,
+    Random,
+    LowestLatency,
+    P2cPeakEwma,
+    OpenrouterPrice,
+    /// Knows every endpoint's true current behaviour (simulation only).
+    Oracle,
+}
+
+impl SimPolicy {
+    pub fn live(self) -> Option<PolicyName> {
+        Some(match self {
+            SimPolicy::Thompson => PolicyName::Thompson,
+            SimPolicy::Cheapest => PolicyName::Cheapest,
+            SimPolicy::RoundRobin => PolicyName::RoundRobin,
+            SimPolicy::Random => PolicyName::Random,
+            SimPolicy::LowestLatency => PolicyName::LowestLatency,
+            SimPolicy::P2cPeakEwma => PolicyName::P2cPeakEwma,
+            SimPolicy::OpenrouterPrice => PolicyName::OpenrouterPrice,
+            SimPolicy::Oracle => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SimPolicy::Thompson => "thompson",
+            SimPolicy::Cheapest => "cheapest",
+            SimPolicy::RoundRobin => "round-robin",
+            SimPolicy::Random => "random",
+            SimPolicy::LowestLatency => "lowest-latency",
+            SimPolicy::P2cPeakEwma => "p2c-peak-ewma",
+            SimPolicy::OpenrouterPrice => "openrouter-price",
+            SimPolicy::Oracle => "oracle",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SimPolicy> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+    }
+}
+
+/// A log-normal, by its median and the spread of its logarithm.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogNormal {
+    pub median: f64,
+    #[serde(default)]
+    pub sigma: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Poisson arrivals per second.
+    pub rate_rps: f64,
+    #[serde(default = "default_model")]
+    pub model: String,
+    pub prompt_tokens: LogNormal,
+    pub output_tokens: LogNormal,
+    /// Requests stream (TTFT is then the default latency metric).
+    #[serde(default = "default_true")]
+    pub stream: bool,
+    /// One hint for every request...
+    pub route: Option<Hint>,
+    /// ...or a weighted mix of hints.
+    #[serde(default)]
+    pub mix: Vec<WeightedHint>,
+}
+
+fn default_model() -> String {
+    "auto".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The subset of request hints a workload can carry (the `route` object's fields).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hint {
+    pub max_latency_ms: Option<f64>,
+    pub latency_percentile: Option<f64>,
+    pub latency_metric: Option<LatencyMetric>,
+    pub max_cost_usd: Option<f64>,
+    pub min_quality: Option<f64>,
+    pub prefer: Option<Prefer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedHint {
+    pub weight: f64,
+    #[serde(default)]
+    pub route: Hint,
+}
+
+/// A simulated endpoint's true behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimEndpoint {
+    /// `provider/model`.
+    pub id: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub quality: Option<f64>,
+    pub ttft: TtftSpec,
+    pub tokens_per_s: f64,
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Concurrent requests it serves at full speed; beyond, latency grows and 429s appear.
+    pub capacity: Option<u32>,
+    /// Not in the catalog before this time (a new entrant).
+    #[serde(default, with = "humantime_serde")]
+    pub appears_at: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtftSpec {
+    pub median_ms: f64,
+    #[serde(default)]
+    pub sigma: f64,
+}
+
+/// A change to one endpoint's behaviour for a while.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Back to the previous behaviour then; forever when absent.
+    #[serde(default, with = "humantime_serde")]
+    pub until: Option<Duration>,
+    pub endpoint: String,
+    pub set: Changes,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Changes {
+    pub error_rate: Option<f64>,
+    pub ttft_median_ms: Option<f64>,
+    pub ttft_sigma: Option<f64>,
+    pub tokens_per_s: Option<f64>,
+    pub input_per_mtok: Option<f64>,
+    pub output_per_mtok: Option<f64>,
+    pub capacity: Option<u32>,
+}
+
+/// A finite number above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+/// A finite number at least `min` (NaN is not).
+fn at_least(x: f64, min: f64) -> bool {
+    x.is_finite() && x >= min
+}
+
+/// Why a scenario was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ScenarioError {
+    pub path: String,
+    pub message: String,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let err = |message: String| ScenarioError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        Scenario::parse(&text).map_err(err)
+    }
+
+    /// Parses and validates; the error names the field.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let bad = |field: String, why: &str| Err(format!("`{field}`: {why}"));
+        if self.duration.is_zero() {
+            return bad("duration".into(), "must be above zero");
+        }
+        if !(self.workload.rate_rps > 0.0 && self.workload.rate_rps.is_finite()) {
+            return bad("workload.rate_rps".into(), "must be above zero");
+        }
+        for (f, ln) in [
+            ("prompt_tokens", self.workload.prompt_tokens),
+            ("output_tokens", self.workload.output_tokens),
+        ] {
+            if !at_least(ln.median, 1.0) || !(0.0..=3.0).contains(&ln.sigma) {
+                return bad(
+                    format!("workload.{f}"),
+                    "median must be at least 1 and sigma in [0, 3]",
+                );
+            }
+        }
+        if self.workload.route.is_some() && !self.workload.mix.is_empty() {
+            return bad(
+                "workload.mix".into(),
+                "give either `route` or `mix`, not both",
+            );
+        }
+        for (i, m) in self.workload.mix.iter().enumerate() {
+            if !positive(m.weight) {
+                return bad(format!("workload.mix[{i}].weight"), "must be above zero");
+            }
+        }
+        if self.endpoints.is_empty() {
+            return bad("endpoints".into(), "at least one [[endpoints]] is needed");
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return bad("max_attempts".into(), "must be between 1 and 10");
+        }
+        let mut ids = BTreeSet::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let f = |name: &str| format!("endpoints[{i}].{name}");
+            let valid_id =
+                e.id.split_once('/')
+                    .is_some_and(|(p, m)| crate::config::is_valid_name(p) && !m.is_empty());
+            if !valid_id {
+                return bad(f("id"), "must be `provider/model`");
+            }
+            if !ids.insert(e.id.as_str()) {
+                return bad(f("id"), "appears twice");
+            }
+            for (name, v) in [
+                ("input_per_mtok", e.input_per_mtok),
+                ("output_per_mtok", e.output_per_mtok),
+            ] {
+                if !(0.0..=1000.0).contains(&v) {
+                    return bad(f(name), "must be between 0 and 1000");
+                }
+            }
+            if !positive(e.ttft.median_ms) || !(0.0..=3.0).contains(&e.ttft.sigma) {
+                return bad(
+                    f("ttft"),
+                    "median_ms must be above zero and sigma in [0, 3]",
+                );
+            }
+            if !positive(e.tokens_per_s) {
+                return bad(f("tokens_per_s"), "must be above zero");
+            }
+            if !(0.0..=1.0).contains(&e.error_rate) {
+                return bad(f("error_rate"), "must be in [0, 1]");
+            }
+            if e.quality.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
+                return bad(f("quality"), "must be in [0, 1]");
+            }
+            if e.capacity == Some(0) {
+                return bad(f("capacity"), "must be above zero");
+            }
+        }
+        for (i, ev) in self.events.iter().enumerate() {
+            let f = |name: &str| format!("events[{i}].{name}");
+            if !ids.contains(ev.endpoint.as_str()) {
+                return bad(f("endpoint"), "names no endpoint of the scenario");
+            }
+            if ev.until.is_some_and(|u| u <= ev.at) {
+                return bad(f("until"), "must be after `at`");
+            }
+            if ev.set.error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+                return bad(f("set.error_rate"), "must be in [0, 1]");
+            }
+            if ev.set.capacity == Some(0)
+                || ev.set.tokens_per_s.is_some_and(|v| v <= 0.0)
+                || ev.set.ttft_median_ms.is_some_and(|v| v <= 0.0)
+            {
+                return bad(
+                    f("set"),
+                    "capacity, tokens_per_s and ttft_median_ms must be above zero",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+duration = "1m"
+[workload]
+rate_rps = 5
+prompt_tokens = { median = 800, sigma = 0.8 }
+output_tokens = { median = 250, sigma = 0.7 }
+route = { max_latency_ms = 1500, latency_metric = "ttft" }
+[[endpoints]]
+id = "a/m"
+input_per_mtok = 0.5
+output_per_mtok = 1.0
+ttft = { median_ms = 200, sigma = 0.3 }
+tokens_per_s = 100
+[[events]]
+at = "10s"
+until = "20s"
+endpoint = "a/m"
+set = { error_rate = 1.0 }
+"#;
+
+    #[test]
+    fn a_good_scenario_parses() {
+        let s = Scenario::parse(GOOD).expect("valid");
+        assert_eq!(s.duration, Duration::from_secs(60));
+        assert_eq!(s.events[0].until, Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (from, to, field) in [
+            ("rate_rps = 5", "rate_rps = 0", "workload.rate_rps"),
+            (
+                "tokens_per_s = 100",
+                "tokens_per_s = 0",
+                "endpoints[0].tokens_per_s",
+            ),
+            (
+                "endpoint = \"a/m\"",
+                "endpoint = \"b/m\"",
+                "events[0].endpoint",
+            ),
+            ("until = \"20s\"", "until = \"5s\"", "events[0].until"),
+            ("id = \"a/m\"", "id = \"am\"", "endpoints[0].id"),
+            (
+                "set = { error_rate = 1.0 }",
+                "set = { error_rate = 2.0 }",
+                "events[0].set.error_rate",
+            ),
+            (
+                "set = { error_rate = 1.0 }",
+                "set = { eror_rate = 1.0 }",
+                "eror_rate",
+            ),
+            ("duration = \"1m\"", "duration = \"soon\"", "duration"),
+        ] {
+            let err = Scenario::parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(err.contains(field), "{to}: {err}");
+        }
+    }
+}

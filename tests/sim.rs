@@ -1,0 +1,118 @@
+//! The simulator: determinism, the oracle as a bound, the outage scenario's claims.
+
+use std::path::Path;
+
+use switchyard::sim::{self, report::Report, scenario::Scenario};
+
+fn load(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("simulations")
+        .join(name);
+    Scenario::load(&path).expect("a shipped scenario is valid")
+}
+
+fn run(name: &str) -> Report {
+    let s = load(name);
+    sim::simulate(&s, &[], s.seed)
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report_byte_for_byte() {
+    let s = load("outage.toml");
+    let a = serde_json::to_string(&sim::simulate(&s, &[], 9)).expect("json");
+    let b = serde_json::to_string(&sim::simulate(&s, &[], 9)).expect("json");
+    assert_eq!(a, b);
+    let c = serde_json::to_string(&sim::simulate(&s, &[], 10)).expect("json");
+    assert_ne!(a, c, "another seed, another request stream");
+}
+
+#[test]
+fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
+    for name in [
+        "steady.toml",
+        "outage.toml",
+        "latency-drift.toml",
+        "price-drop.toml",
+        "congestion.toml",
+        "mixed-hints.toml",
+        "realistic.toml",
+    ] {
+        let r = run(name);
+        let oracle = r
+            .policies
+            .iter()
+            .find(|p| p.policy == "oracle")
+            .expect("oracle runs");
+        for p in r.policies.iter().filter(|p| p.policy != "oracle") {
+            if p.slo_attainment >= oracle.slo_attainment {
+                assert!(
+                    p.cost_usd >= oracle.cost_usd,
+                    "{name}: {} met the SLO as often ({:.4} vs {:.4}) for less ({:.4} vs {:.4} USD)",
+                    p.policy, p.slo_attainment, oracle.slo_attainment, p.cost_usd, oracle.cost_usd
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn in_the_outage_thompson_loses_less_than_round_robin_and_moves_in_time() {
+    let r = run("outage.toml");
+    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let (ts, rr) = (get("thompson"), get("round-robin"));
+    let shortfall = |p: &switchyard::sim::report::PolicyReport| p.slo_shortfall.expect("vs oracle");
+    let regret = |p: &switchyard::sim::report::PolicyReport| p.cost_regret_usd.expect("vs oracle");
+    assert!(
+        shortfall(ts) < shortfall(rr),
+        "SLO shortfall {} vs {}",
+        shortfall(ts),
+        shortfall(rr)
+    );
+    assert!(
+        regret(ts).abs() < regret(rr).abs(),
+        "cost regret {} vs {}",
+        regret(ts),
+        regret(rr)
+    );
+    // The scenario's bound: off the broken provider within 30 s, back within 2 minutes.
+    let away = ts.moves[0].seconds.expect("moved away");
+    let back = ts.moves[1].seconds.expect("came back");
+    assert!(away <= 30.0, "moved away after {away} s");
+    assert!(back <= 120.0, "came back after {back} s");
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("simulations/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 7);
+}
+
+#[test]
+fn a_bad_scenario_is_refused_with_its_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/outage.toml"),
+    )
+    .expect("read");
+    std::fs::write(&path, text.replace("error_rate = 1.0", "error_rate = 1.5")).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("simulate")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("events[0].set.error_rate"),
+        "{err}"
+    );
+}
