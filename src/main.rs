@@ -49,7 +49,7 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Also write report.json and traffic.csv here.
+        /// Also write report.json, traffic.csv and SVG charts here.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -359,6 +359,8 @@ fn simulate(
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::write(dir.join("traffic.csv"), sim::report::traffic_csv(&report))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
+        sim::plot::write_charts(&report, dir)
+            .map_err(|e| format!("{}: charts: {e}", dir.display()))?;
     }
     if json {
         print_lines([text]);

@@ -7,6 +7,7 @@
 //! same result, byte for byte: no wall clock, no hash-ordered output, seeded generators only.
 
 pub mod engine;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 

@@ -48,6 +48,8 @@ pub struct PolicyReport {
     pub slo_shortfall: Option<f64>,
     /// Per minute: share of first attempts per endpoint id.
     pub traffic: Vec<Vec<(String, f64)>>,
+    /// Per minute: USD spent on requests arriving in that minute.
+    pub cost_by_minute: Vec<f64>,
     pub moves: Vec<EventMove>,
 }
 
@@ -147,6 +149,15 @@ fn moves(s: &Scenario, done: &[Done]) -> Vec<EventMove> {
         .collect()
 }
 
+fn cost_by_minute(s: &Scenario, done: &[Done]) -> Vec<f64> {
+    let minutes = (s.duration.as_secs() as usize).div_ceil(60).max(1);
+    let mut cost = vec![0.0; minutes];
+    for d in done {
+        cost[((d.at_ns / 60_000_000_000) as usize).min(minutes - 1)] += d.cost_usd;
+    }
+    cost
+}
+
 fn traffic(s: &Scenario, done: &[Done]) -> Vec<Vec<(String, f64)>> {
     let minutes = (s.duration.as_secs() as usize).div_ceil(60).max(1);
     let mut counts = vec![vec![0usize; s.endpoints.len()]; minutes];
@@ -200,6 +211,7 @@ pub fn summarize(
         cost_regret_usd: oracle.map(|(c, _)| cost - c),
         slo_shortfall: oracle.map(|(_, a)| a - attained),
         traffic: traffic(s, done),
+        cost_by_minute: cost_by_minute(s, done),
         moves: moves(s, done),
     }
 }
