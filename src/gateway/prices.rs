@@ -159,13 +159,13 @@ fn refused(e: PriceUpdateError) -> Response {
     )
 }
 
-pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorized(&gateway, &headers) {
-        return r;
-    }
+/// Runs a price update off the async threads and answers with its version or why not.
+async fn apply(
+    gateway: &Gateway,
+    update: impl FnOnce(&Gateway) -> Result<u64, PriceUpdateError> + Send + 'static,
+) -> Response {
     let g = gateway.clone();
-    match tokio::task::spawn_blocking(move || g.reload_pricing("POST /admin/pricing/reload")).await
-    {
+    match tokio::task::spawn_blocking(move || update(&g)).await {
         Ok(Ok(version)) => Json(json!({"version": version})).into_response(),
         Ok(Err(e)) => refused(e),
         Err(e) => error(
@@ -174,6 +174,13 @@ pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Respo
             "internal",
         ),
     }
+}
+
+pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Some(r) = unauthorized(&gateway, &headers) {
+        return r;
+    }
+    apply(&gateway, |g| g.reload_pricing("POST /admin/pricing/reload")).await
 }
 
 pub async fn put(
@@ -199,16 +206,7 @@ pub async fn put(
             "invalid_price_sheet",
         );
     };
-    let g = gateway.clone();
-    match tokio::task::spawn_blocking(move || g.put_sheet(&provider, &text)).await {
-        Ok(Ok(version)) => Json(json!({"version": version})).into_response(),
-        Ok(Err(e)) => refused(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &e.to_string(),
-            "internal",
-        ),
-    }
+    apply(&gateway, move |g| g.put_sheet(&provider, &text)).await
 }
 
 pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {

@@ -237,6 +237,13 @@ pub fn constraints(h: &Hint, stream: bool) -> Constraints {
     }
 }
 
+/// What a request costs at an endpoint's current prices (a simulation estimate in f64).
+fn request_cost(ep: &SimEndpoint, r: &Req) -> f64 {
+    (f64::from(r.prompt_tokens) * ep.input_per_mtok
+        + f64::from(r.output_tokens) * ep.output_per_mtok)
+        / 1e6
+}
+
 /// Load slowdown at `in_flight` of `capacity`: 1 when idle, 2 at full capacity.
 fn slowdown(in_flight: u32, capacity: Option<u32>) -> f64 {
     match capacity {
@@ -407,9 +414,7 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                 let cat_idx = to_cat[e];
                 if ok {
                     let ep = &states[e].ep;
-                    let cost = (f64::from(r.prompt_tokens) * ep.input_per_mtok
-                        + f64::from(r.output_tokens) * ep.output_per_mtok)
-                        / 1e6;
+                    let cost = request_cost(ep, &r);
                     if let Some(c) = cat_idx {
                         let success = Success {
                             ttft_ms: s
@@ -554,9 +559,7 @@ fn oracle(
                 .min_quality
                 .is_none_or(|m| ep.quality.is_some_and(|q| q >= m));
             let feasible = late <= 1.0 && ep.error_rate <= 0.2 && quality_ok && !full;
-            let cost = (f64::from(r.prompt_tokens) * ep.input_per_mtok
-                + f64::from(r.output_tokens) * ep.output_per_mtok)
-                / 1e6;
+            let cost = request_cost(ep, r);
             // Feasible: cheapest first, equal prices to the truly faster. Others: the closest.
             let key = if feasible {
                 cost

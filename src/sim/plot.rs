@@ -30,56 +30,28 @@ pub fn write_charts(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-fn regret(report: &Report, path: &Path) -> Result<PathBuf> {
-    let oracle = report
-        .policies
-        .iter()
-        .find(|p| p.policy == "oracle")
-        .ok_or("the report has no oracle")?;
-    let series: Vec<(&str, Vec<(f64, f64)>)> = report
-        .policies
-        .iter()
-        .filter(|p| p.policy != "oracle")
-        .map(|p| {
-            let mut total = 0.0;
-            let points = p
-                .cost_by_minute
-                .iter()
-                .zip(&oracle.cost_by_minute)
-                .enumerate()
-                .map(|(m, (c, o))| {
-                    total += c - o;
-                    ((m + 1) as f64, total)
-                })
-                .collect();
-            (p.policy, points)
-        })
-        .collect();
-    let minutes = oracle.cost_by_minute.len() as f64;
-    let (lo, hi) = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.1))
-        .fold((0.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
-    let pad = ((hi - lo) * 0.05).max(1e-6);
+/// A line chart with a legend: `series` are (label, points).
+fn line_chart(
+    path: &Path,
+    title: &str,
+    axes: (&str, &str),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    series: Vec<(String, Vec<(f64, f64)>)>,
+) -> Result<PathBuf> {
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{}: cumulative cost regret vs the oracle (USD)",
-                report.scenario
-            ),
-            ("sans-serif", 20),
-        )
+        .caption(title, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(35)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..minutes, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x, y)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("minute")
-        .y_desc("USD above the oracle")
+        .x_desc(axes.0)
+        .y_desc(axes.1)
         .draw()
         .map_err(err)?;
     for (i, (name, points)) in series.into_iter().enumerate() {
@@ -102,6 +74,51 @@ fn regret(report: &Report, path: &Path) -> Result<PathBuf> {
     Ok(path.to_owned())
 }
 
+fn regret(report: &Report, path: &Path) -> Result<PathBuf> {
+    let oracle = report
+        .policies
+        .iter()
+        .find(|p| p.policy == "oracle")
+        .ok_or("the report has no oracle")?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = report
+        .policies
+        .iter()
+        .filter(|p| p.policy != "oracle")
+        .map(|p| {
+            let mut total = 0.0;
+            let points = p
+                .cost_by_minute
+                .iter()
+                .zip(&oracle.cost_by_minute)
+                .enumerate()
+                .map(|(m, (c, o))| {
+                    total += c - o;
+                    ((m + 1) as f64, total)
+                })
+                .collect();
+            (p.policy.to_owned(), points)
+        })
+        .collect();
+    let minutes = oracle.cost_by_minute.len() as f64;
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.1))
+        .fold((0.0f64, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let title = format!(
+        "{}: cumulative cost regret vs the oracle (USD)",
+        report.scenario
+    );
+    line_chart(
+        path,
+        &title,
+        ("minute", "USD above the oracle"),
+        0.0..minutes,
+        (lo - pad)..(hi + pad),
+        series,
+    )
+}
+
 fn traffic(report: &Report, policy: &str, path: &Path) -> Result<PathBuf> {
     let p = report
         .policies
@@ -115,53 +132,32 @@ fn traffic(report: &Report, policy: &str, path: &Path) -> Result<PathBuf> {
         .collect();
     endpoints.sort_unstable();
     endpoints.dedup();
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{}: traffic share per endpoint, {policy}", report.scenario),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..p.traffic.len() as f64, 0f64..1.05f64)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("minute")
-        .y_desc("share of first attempts")
-        .draw()
-        .map_err(err)?;
-    for (i, e) in endpoints.iter().enumerate() {
-        let points: Vec<(f64, f64)> = p
-            .traffic
-            .iter()
-            .enumerate()
-            .map(|(m, row)| {
-                (
-                    m as f64 + 0.5,
-                    row.iter().find(|(id, _)| id == e).map_or(0.0, |(_, s)| *s),
-                )
-            })
-            .collect();
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(err)?
-            .label(*e)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(path.to_owned())
+    let series = endpoints
+        .iter()
+        .map(|e| {
+            let points = p
+                .traffic
+                .iter()
+                .enumerate()
+                .map(|(m, row)| {
+                    (
+                        m as f64 + 0.5,
+                        row.iter().find(|(id, _)| id == e).map_or(0.0, |(_, s)| *s),
+                    )
+                })
+                .collect();
+            ((*e).to_owned(), points)
+        })
+        .collect();
+    let title = format!("{}: traffic share per endpoint, {policy}", report.scenario);
+    line_chart(
+        path,
+        &title,
+        ("minute", "share of first attempts"),
+        0.0..p.traffic.len() as f64,
+        0.0..1.05,
+        series,
+    )
 }
 
 fn latency(report: &Report, path: &Path) -> Result<PathBuf> {
