@@ -351,7 +351,33 @@ fn simulate(
         .iter()
         .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))
         .collect::<Result<Vec<_>, _>>()?;
-    let report = sim::simulate(&scenario, &chosen, seed.unwrap_or(scenario.seed));
+    // A progress bar for people; scripts and CI (stderr not a terminal) see nothing.
+    let runs = if chosen.is_empty() {
+        scenario.policies.len().max(3)
+    } else {
+        chosen.len()
+    } + 1;
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(runs as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} policies simulated, last: {msg}",
+        )
+        .expect("a valid template"),
+    );
+    let report = sim::simulate_with_progress(
+        &scenario,
+        &chosen,
+        seed.unwrap_or(scenario.seed),
+        |name, _| {
+            bar.set_message(name.to_owned());
+            bar.inc(1);
+        },
+    );
+    bar.finish_and_clear();
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -16,6 +16,16 @@ use scenario::{Scenario, SimPolicy};
 
 /// Runs `policies` (the scenario's when empty; the oracle always, for regret) on one stream.
 pub fn simulate(s: &Scenario, policies: &[SimPolicy], seed: u64) -> Report {
+    simulate_with_progress(s, policies, seed, |_, _| {})
+}
+
+/// [`simulate`], calling `progress(policy, runs left)` after each policy's run.
+pub fn simulate_with_progress(
+    s: &Scenario,
+    policies: &[SimPolicy],
+    seed: u64,
+    mut progress: impl FnMut(&str, usize),
+) -> Report {
     let mut chosen: Vec<SimPolicy> = if policies.is_empty() {
         s.policies.clone()
     } else {
@@ -32,10 +42,16 @@ pub fn simulate(s: &Scenario, policies: &[SimPolicy], seed: u64) -> Report {
     let reqs = engine::requests(s, seed);
     let oracle_done = engine::run(s, SimPolicy::Oracle, &reqs, seed);
     let oracle = summarize(s, SimPolicy::Oracle, &oracle_done, None);
+    progress("oracle", chosen.len());
     let reference = Some((oracle.cost_usd, oracle.slo_attainment));
     let mut reports: Vec<_> = chosen
         .iter()
-        .map(|&p| summarize(s, p, &engine::run(s, p, &reqs, seed), reference))
+        .enumerate()
+        .map(|(i, &p)| {
+            let r = summarize(s, p, &engine::run(s, p, &reqs, seed), reference);
+            progress(p.name(), chosen.len() - i - 1);
+            r
+        })
         .collect();
     reports.push(oracle);
     Report {
