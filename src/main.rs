@@ -56,6 +56,18 @@ enum Command {
     /// Check, import and compare price sheets.
     #[command(subcommand)]
     Pricing(PricingCommand),
+    /// Run one simulated provider (for benchmarks and manual tests).
+    #[command(hide = true)]
+    FakeProvider {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Delay before the first token, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        ttft_ms: u64,
+        /// Answer length in tokens.
+        #[arg(long, default_value_t = 16)]
+        tokens: u32,
+    },
     /// Print what a stopped router had learned, from its state directory.
     Stats {
         /// The router's `state_dir`.
@@ -149,6 +161,23 @@ fn main() -> ExitCode {
                 json,
             } => print_stats(&state_dir, config.as_deref(), json),
             Command::Pricing(cmd) => pricing_command(cmd),
+            Command::FakeProvider {
+                listen,
+                ttft_ms,
+                tokens,
+            } => {
+                let behavior = switchyard::fake::Behavior {
+                    ttft: std::time::Duration::from_millis(ttft_ms),
+                    output_tokens: tokens,
+                    ..Default::default()
+                };
+                let fake = switchyard::fake::FakeProvider::start_on(listen, "fake", behavior)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                print_lines([format!("fake provider listening on {}", fake.base_url())]);
+                gateway::shutdown_signal().await;
+                Ok(())
+            }
             Command::Simulate {
                 file,
                 policies,

@@ -89,7 +89,21 @@ pub struct FakeProvider {
 impl FakeProvider {
     /// Starts on an ephemeral loopback port.
     pub async fn start(name: &str, behavior: Behavior) -> std::io::Result<FakeProvider> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            name,
+            behavior,
+        )
+        .await
+    }
+
+    /// Starts on `addr`.
+    pub async fn start_on(
+        addr: std::net::SocketAddr,
+        name: &str,
+        behavior: Behavior,
+    ) -> std::io::Result<FakeProvider> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(FakeState {
             name: name.to_owned(),
@@ -111,6 +125,9 @@ impl FakeProvider {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .with_state(self.state.clone());
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -281,6 +281,12 @@ async fn serve_until(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = gateway.0.shutdown_grace;
+    // Small responses and SSE events go out at once rather than waiting on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let (signalled_tx, mut signalled) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async move {
         shutdown.await;
