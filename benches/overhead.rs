@@ -7,6 +7,7 @@
 //!   scheduled start, so a stall shows in the latencies instead of slowing the load);
 //! - a max-throughput run (closed loop, 64 concurrent connections);
 //! - a streaming run at 500 requests/s timing the first chunk (time to first token).
+//!
 //! It prints the added p50/p99/p99.9 latency, the throughput ratio and the router's peak
 //! resident memory. Everything shares the same 2-core machine: the load generator, the
 //! upstream and the router compete for CPU, as the targets in DESIGN §9 assume.
