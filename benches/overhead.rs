@@ -6,7 +6,7 @@
 //! - open-loop fixed-rate load at 1,000 and 5,000 requests/s (each request timed from its
 //!   scheduled start, so a stall shows in the latencies instead of slowing the load);
 //! - a max-throughput run (closed loop, 64 concurrent connections);
-//! - a streaming run at 500 requests/s timing the first chunk (time to first token).
+//! - streaming runs at 500 and 5,000 requests/s timing the first chunk (time to first token).
 //!
 //! It prints the added p50/p99/p99.9 latency, the throughput ratio and the router's peak
 //! resident memory. Everything shares the same 2-core machine: the load generator, the
@@ -212,6 +212,7 @@ fn main() {
             ("1,000 req/s", BODY, 1000, false),
             ("5,000 req/s", BODY, 5000, false),
             ("stream TTFT, 500 req/s", STREAM_BODY, 500, true),
+            ("stream TTFT, 5,000 req/s", STREAM_BODY, 5000, true),
         ] {
             let d = open_loop(&client, &direct, body, rate, secs, first).await;
             let r = open_loop(&client, &routed, body, rate, secs, first).await;
