@@ -160,8 +160,21 @@ fn parts(c: &mut Criterion) {
     group.bench_function("ln_cdf", |b| {
         b.iter(|| black_box(black_box(d).ln_cdf(black_box(800.0))))
     });
-    group.bench_function("model_stats", |b| {
-        b.iter(|| black_box(table.model(black_box(3))))
+    // What the filter does per candidate: the cost estimate under the model's lock.
+    let request = RouteRequest {
+        stream: true,
+        messages_bytes: 3200,
+        max_output_tokens: None,
+        constraints: Constraints::default(),
+    };
+    let ep = catalog.endpoint(3).clone();
+    group.bench_function("estimate", |b| {
+        b.iter(|| {
+            let est = table.with_model(black_box(3), |m| {
+                select::estimate::estimate(&request, &ep, m)
+            });
+            black_box(est)
+        })
     });
     group.finish();
 }

@@ -175,7 +175,7 @@ impl Relay {
             self.saw_done = true;
             return Keep::As;
         }
-        let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+        let mentions = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
         if self.first_token.is_none() && has_content(&data) {
             self.first_token = Some(Instant::now());
         }
@@ -246,19 +246,16 @@ impl Drop for Relay {
 /// that is not a token yet. A byte scan, run only until the first content is seen.
 fn has_content(data: &[u8]) -> bool {
     const KEY: &[u8] = b"content\":";
-    if data.windows(12).any(|w| w == b"\"tool_calls\"") {
+    if memchr::memmem::find(data, b"\"tool_calls\"").is_some() {
         return true;
     }
-    let mut rest = data;
-    while let Some(at) = rest.windows(KEY.len()).position(|w| w == KEY) {
-        rest = &rest[at + KEY.len()..];
-        let value = rest.iter().skip_while(|b| b.is_ascii_whitespace());
-        let mut value = value.copied();
-        if value.next() == Some(b'"') && value.next().is_some_and(|b| b != b'"') {
-            return true;
-        }
-    }
-    false
+    memchr::memmem::find_iter(data, KEY).any(|at| {
+        let mut value = data[at + KEY.len()..]
+            .iter()
+            .copied()
+            .skip_while(u8::is_ascii_whitespace);
+        value.next() == Some(b'"') && value.next().is_some_and(|b| b != b'"')
+    })
 }
 
 /// What the relay does with an event.

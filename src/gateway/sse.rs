@@ -27,11 +27,6 @@ impl EventSplitter {
         Some(self.buf.split_to(end).freeze())
     }
 
-    /// Whether a partial event is waiting.
-    pub fn has_partial(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
     /// Everything not yet returned (an unterminated last event), leaving the splitter empty.
     pub fn take_rest(&mut self) -> Bytes {
         self.scanned = 0;

@@ -192,21 +192,6 @@ impl StatsTable {
         lock(&self.cells[idx]).view(now_ns, &self.stats.half_lives)
     }
 
-    /// The fitted distribution of completion tokens of the endpoint's model.
-    pub fn output_tokens(&self, idx: EndpointIdx, now_ns: u64) -> Option<LogSummary> {
-        lock(&self.models[idx]).output_summary(now_ns, self.stats.half_lives.latency)
-    }
-
-    /// Learned bytes of `messages` per prompt token for the endpoint's model.
-    pub fn bytes_per_token(&self, idx: EndpointIdx) -> f64 {
-        lock(&self.models[idx]).bytes_per_token()
-    }
-
-    /// What the selector needs of the endpoint's model, under one lock.
-    pub fn model(&self, idx: EndpointIdx) -> ModelStats {
-        *lock(&self.models[idx])
-    }
-
     /// Runs `f` on the endpoint's model statistics under their lock, without copying them.
     pub fn with_model<R>(&self, idx: EndpointIdx, f: impl FnOnce(&ModelStats) -> R) -> R {
         f(&lock(&self.models[idx]))

@@ -79,7 +79,7 @@ fn outcomes_feed_views_windows_and_speed() {
     assert_eq!((q.count, q.p50), (10, 200));
     assert_eq!(e.totals.output_tokens, 1010);
     assert_eq!(
-        t.output_tokens(1, 10 * SEC)
+        t.with_model(1, |m| m.output_summary(10 * SEC, s.half_lives().latency))
             .expect("model stats")
             .median()
             .round(),
