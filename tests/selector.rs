@@ -73,14 +73,18 @@ async fn cheapest_under_the_latency_target_learns_follows_an_outage_and_returns(
         ..provider(30)
     });
     let before = h.fake("mid").requests();
-    let mut last_20 = Vec::new();
-    for i in 0..40 {
-        let (e, _) = routed(&h).await;
-        assert!(meets(&e), "request {i} after the outage went to {e}");
-        if i >= 20 {
-            last_20.push(e);
-        }
+    let mut after = Vec::new();
+    for _ in 0..40 {
+        after.push(routed(&h).await.0);
     }
+    // As required of the steady state: at least 95% meet X. Thompson sampling still explores
+    // now and then (a rare draw makes `slow` look feasible), so not every single request.
+    let met_after = after.iter().filter(|e| meets(e)).count();
+    assert!(
+        met_after >= 38,
+        "{met_after}/40 met the target after the outage: {after:?}"
+    );
+    let last_20 = &after[20..];
     let tried_mid = h.fake("mid").requests() - before;
     eprintln!("outage: mid tried {tried_mid} times in the 40 requests after it broke");
     assert!(
@@ -88,7 +92,10 @@ async fn cheapest_under_the_latency_target_learns_follows_an_outage_and_returns(
         "mid was tried {tried_mid} times in 40 requests after it broke"
     );
     let on_fast = last_20.iter().filter(|e| *e == "fast/llama").count();
-    assert_eq!(on_fast, 20, "requests 20..40 after the outage: {last_20:?}");
+    assert!(
+        on_fast >= 19,
+        "requests 20..40 after the outage: {last_20:?}"
+    );
 
     // mid recovers: after its cooldown it is probed, succeeds, and wins the traffic back.
     h.fake("mid").set_behavior(provider(30));
