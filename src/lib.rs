@@ -24,11 +24,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod fake;
 pub mod gateway;
+pub mod http;
 pub mod pricing;
 pub mod route;
 pub mod select;

@@ -5,8 +5,6 @@
 //! metrics and the numbers always agree with `/v1/endpoints`. Counters restart from the
 //! saved totals after a restart, which Prometheus handles as it does any counter.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -18,22 +16,16 @@ use crate::catalog::Catalog;
 use crate::stats::endpoint::{PromHistogram, PROM_BOUNDS};
 use crate::stats::{EndpointStats, FailureClass, StatsTable};
 
-/// Router-level request counts by how the request ended.
+/// Router-level request counts by how the request ended, and per client key.
 #[derive(Debug, Default)]
 pub struct RequestCounts {
     pub answered: u64,
     pub refused: u64,
     pub failed: u64,
-}
-
-impl RequestCounts {
-    pub fn load(answered: &AtomicU64, refused: &AtomicU64, failed: &AtomicU64) -> Self {
-        RequestCounts {
-            answered: answered.load(Ordering::Relaxed),
-            refused: refused.load(Ordering::Relaxed),
-            failed: failed.load(Ordering::Relaxed),
-        }
-    }
+    pub unauthorized: u64,
+    pub limited: u64,
+    pub shed: u64,
+    pub clients: Vec<crate::auth::ClientReport>,
 }
 
 #[derive(Debug)]
@@ -66,7 +58,7 @@ impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut m = enc.encode_descriptor(
             "requests",
-            "Client requests by how they ended: answered by an endpoint, refused by the router (4xx), or failed on every attempt (502)",
+            "Client requests by how they ended: answered by an endpoint, refused by the router (4xx), failed on every attempt (502), without a valid key (401), over a key's limits (429), or shed at the concurrency cap (503)",
             None,
             MetricType::Counter,
         )?;
@@ -74,8 +66,35 @@ impl Collector for Snapshot {
             ("answered", self.requests.answered),
             ("refused", self.requests.refused),
             ("failed", self.requests.failed),
+            ("unauthorized", self.requests.unauthorized),
+            ("limited", self.requests.limited),
+            ("shed", self.requests.shed),
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
+        }
+        if !self.requests.clients.is_empty() {
+            let mut m = enc.encode_descriptor(
+                "client_requests",
+                "Chat requests per client key, and how many its limits refused",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &self.requests.clients {
+                for (kind, n) in [("received", c.requests), ("limited", c.refused_by_limits)] {
+                    ConstCounter::new(n)
+                        .encode(m.encode_family(&[("client", c.name.as_str()), ("kind", kind)])?)?;
+                }
+            }
+            let mut m = enc.encode_descriptor(
+                "client_window_spend_usd",
+                "Spend per client key in its current spend window, USD",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &self.requests.clients {
+                let usd = rust_decimal::prelude::ToPrimitive::to_f64(&c.spent_usd).unwrap_or(0.0);
+                ConstGauge::new(usd).encode(m.encode_family(&[("client", c.name.as_str())])?)?;
+            }
         }
         counter(
             &mut enc,

@@ -14,6 +14,7 @@
 //! Every attempt is metered: in flight while it runs, its outcome recorded once.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -55,6 +56,8 @@ impl fmt::Display for AttemptFailure {
 struct Failed {
     class: FailureClass,
     status: Option<u16>,
+    /// The provider's `Retry-After`, capped at `routing.max_retry_after`.
+    retry_after: Option<Duration>,
 }
 
 impl From<FailureClass> for Failed {
@@ -62,6 +65,7 @@ impl From<FailureClass> for Failed {
         Failed {
             class,
             status: None,
+            retry_after: None,
         }
     }
 }
@@ -104,6 +108,8 @@ impl Answered {
 pub struct Exhausted {
     pub failures: Vec<AttemptFailure>,
     pub deadline_hit: bool,
+    /// The shortest `Retry-After` any provider asked for.
+    pub retry_after: Option<Duration>,
 }
 
 /// Tries `ranked` endpoints in order, at most `max_attempts` of them, until `deadline`.
@@ -117,11 +123,13 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<Answered, Exhausted> {
     let mut failures = Vec::new();
+    let mut retry_after: Option<Duration> = None;
     for &idx in ranked.iter().take(max_attempts) {
         if Instant::now() >= deadline {
             return Err(Exhausted {
                 failures,
                 deadline_hit: true,
+                retry_after,
             });
         }
         let rates = catalog.endpoint(idx).rates;
@@ -142,6 +150,9 @@ pub async fn run(
                 };
                 tracing::warn!(%failure, "attempt failed; trying the next candidate");
                 failures.push(failure);
+                if let Some(d) = failed.retry_after {
+                    retry_after = Some(retry_after.map_or(d, |r| r.min(d)));
+                }
             }
         }
     }
@@ -149,6 +160,7 @@ pub async fn run(
     Err(Exhausted {
         failures,
         deadline_hit,
+        retry_after,
     })
 }
 
@@ -164,7 +176,7 @@ async fn attempt(
 ) -> Result<Answer, Failed> {
     match exchange(shared, catalog, idx, body, deadline).await {
         Err(failed) => {
-            meter.fail(failed.class);
+            meter.fail_resting(failed.class, failed.retry_after);
             Err(failed)
         }
         Ok(Exchange::Json(bytes)) => {
@@ -254,9 +266,14 @@ async fn exchange(
         return Ok(Exchange::Json(bytes));
     }
     if let Some(class) = failover_class(status) {
+        let retry_after = matches!(status.as_u16(), 429 | 503)
+            .then(|| retry_after(response.headers()))
+            .flatten()
+            .map(|d| d.min(shared.max_retry_after));
         return Err(Failed {
             class,
             status: Some(status.as_u16()),
+            retry_after,
         });
     }
     let content_type = response.headers().get(CONTENT_TYPE).cloned();
@@ -283,6 +300,18 @@ fn failover_class(status: StatusCode) -> Option<FailureClass> {
     }
 }
 
+/// A provider's requested pause: `retry-after-ms` (OpenAI's) or `retry-after` in seconds.
+/// HTTP dates are not used by LLM APIs and are ignored.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let number = |name: &str| -> Option<f64> {
+        let v: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+        (v.is_finite() && v >= 0.0).then_some(v)
+    };
+    number("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64((ms / 1000.0).min(86_400.0)))
+        .or_else(|| number("retry-after").map(|s| Duration::from_secs_f64(s.min(86_400.0))))
+}
+
 fn classify(e: reqwest::Error) -> FailureClass {
     if e.is_timeout() {
         FailureClass::Timeout
@@ -297,6 +326,24 @@ fn classify(e: reqwest::Error) -> FailureClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_milliseconds_then_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        h.insert("retry-after-ms", HeaderValue::from_static("-3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        h.remove("retry-after-ms");
+        assert_eq!(retry_after(&h), None);
+    }
 
     #[test]
     fn which_statuses_fail_over() {

@@ -20,6 +20,8 @@ pub const CAPACITY: usize = 4096;
 /// One request's routing, as decided and as it went.
 pub struct Record {
     pub request_id: String,
+    /// The client key's name, when keys are configured.
+    pub client: Option<String>,
     pub model: String,
     pub catalog: Arc<Catalog>,
     pub request: RouteRequest,
@@ -114,6 +116,7 @@ impl Record {
         };
         json!({
             "id": self.request_id,
+            "client": self.client,
             "model": self.model,
             "policy": self.decision.policy,
             "constraints": self.request.constraints,

@@ -6,6 +6,7 @@
 //! a stack of causes) reaches the client: upstream failures are summarised by endpoint and
 //! failure class.
 
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -41,7 +42,17 @@ pub enum ApiError {
         failures: Vec<AttemptFailure>,
         /// The request's deadline ended the attempts before `max_attempts` did.
         deadline_hit: bool,
+        /// The shortest `Retry-After` a provider asked for, passed on to the client.
+        retry_after: Option<std::time::Duration>,
     },
+    #[error("a valid API key is required: Authorization: Bearer <key>")]
+    Unauthorized,
+    #[error(transparent)]
+    Limited(#[from] crate::auth::LimitError),
+    #[error("the router is at its limit of concurrent requests; retry shortly")]
+    Overloaded,
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
 }
 
 fn removal_message(removed: &[(String, String)]) -> String {
@@ -98,6 +109,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(..) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::AllAttemptsFailed { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -117,6 +132,15 @@ impl ApiError {
             ApiError::ModelNotFound(..) => ("invalid_request_error", Some("model_not_found")),
             ApiError::NoRoute { .. } => ("invalid_request_error", Some("unknown_url")),
             ApiError::AllAttemptsFailed { .. } => ("upstream_error", Some("all_attempts_failed")),
+            ApiError::Unauthorized => ("invalid_request_error", Some("invalid_api_key")),
+            ApiError::Limited(crate::auth::LimitError::Rate { .. }) => {
+                ("rate_limit_error", Some("rate_limit_exceeded"))
+            }
+            ApiError::Limited(crate::auth::LimitError::Spend { .. }) => {
+                ("insufficient_quota", Some("spend_limit_reached"))
+            }
+            ApiError::Overloaded => ("server_error", Some("overloaded")),
+            ApiError::BodyTimeout(_) => ("invalid_request_error", Some("request_timeout")),
         }
     }
 
@@ -149,10 +173,27 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let ApiError::AllAttemptsFailed { failures, .. } = &self {
+        let retry_after = match &self {
+            ApiError::AllAttemptsFailed {
+                failures,
+                retry_after,
+                ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(super::ATTEMPTS_HEADER, HeaderValue::from(failures.len()));
+                *retry_after
+            }
+            ApiError::Limited(e) => Some(e.retry_after()),
+            ApiError::Overloaded => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(d) = retry_after {
+            // Whole seconds, rounded up: a client never retries before it may.
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
             response
                 .headers_mut()
-                .insert(super::ATTEMPTS_HEADER, HeaderValue::from(failures.len()));
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }

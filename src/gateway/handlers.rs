@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 
 use super::attempt::{self, Answer};
 use super::decisions::Record;
+use super::guard::Caller;
 use super::plan;
 use super::relay::{relay, StreamEnd, StreamSummary};
 use super::usage::{self, Usage};
@@ -30,12 +32,14 @@ use crate::stats::FailureClass;
 
 pub async fn chat_completions(
     State(gateway): State<Gateway>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let request_id = format!("req_{:016x}", rand::random::<u64>());
     let counters = &gateway.0.counters;
-    let mut response = match chat(&gateway, &headers, body, &request_id).await {
+    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let mut response = match chat(&gateway, &caller, &headers, body, &request_id).await {
         Ok(response) => {
             counters.answered.fetch_add(1, Ordering::Relaxed);
             response
@@ -58,13 +62,20 @@ pub async fn chat_completions(
 
 async fn chat(
     gateway: &Gateway,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
-    let bytes = read_body(body, headers, shared.max_body_bytes).await?;
+    let body_timeout = shared.config.server.body_read_timeout;
+    let bytes = tokio::time::timeout(
+        body_timeout,
+        read_body(body, headers, shared.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(body_timeout))??;
     let chat = ChatBody::parse(&bytes)?;
     // This request's view of prices and catalog, kept to its end (see `Live`).
     let live = shared.live.load_full();
@@ -101,6 +112,7 @@ async fn chat(
     };
     shared.decisions.push(Record {
         request_id: request_id.to_owned(),
+        client: caller.name().map(str::to_owned),
         model: chat.model.to_string(),
         catalog: catalog.clone(),
         request: plan.request,
@@ -113,6 +125,7 @@ async fn chat(
     let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
         failures: e.failures,
         deadline_hit: e.deadline_hit,
+        retry_after: e.retry_after,
     })?;
 
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
@@ -120,6 +133,9 @@ async fn chat(
     let mut response = match answered.answer {
         Answer::Json { body, cost } => {
             log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
+            if let (Some(client), Some(cost)) = (&caller.0, cost) {
+                client.charge(cost);
+            }
             let body = match cost {
                 Some(cost) => usage::with_cost(&body, cost).map_or(body, Bytes::from),
                 None => body,
@@ -133,6 +149,7 @@ async fn chat(
         Answer::Stream { first, rest, meter } => {
             let (id, ep) = (request_id.to_owned(), endpoint.clone());
             let messages_bytes = chat.messages_bytes;
+            let client = caller.0.clone();
             let on_end = move |summary: StreamSummary| {
                 tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -140,11 +157,14 @@ async fn chat(
                 match summary.end {
                     StreamEnd::Completed => {
                         // The cost is in the usage chunk if the client asked for one.
-                        let _ = meter.succeed(
+                        let cost = meter.succeed(
                             summary.first_token,
                             summary.usage.as_ref(),
                             messages_bytes,
                         );
+                        if let (Some(client), Some(cost)) = (&client, cost) {
+                            client.charge(cost);
+                        }
                     }
                     StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
                         meter.fail(FailureClass::MidStream)
@@ -270,13 +290,18 @@ pub fn models_json(catalog: &Catalog) -> Bytes {
 }
 
 /// `GET /v1/decisions/{id}`: why a recent request was routed as it was.
+/// A client key sees only its own decisions.
 pub async fn decision(
     State(gateway): State<Gateway>,
+    caller: Option<Extension<Caller>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
+    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
     match gateway.0.decisions.find(&id) {
-        Some(record) => axum::Json(record.to_json()).into_response(),
-        None => ApiError::DecisionNotFound(id).into_response(),
+        Some(record) if record.client.as_deref() == caller.name() => {
+            axum::Json(record.to_json()).into_response()
+        }
+        _ => ApiError::DecisionNotFound(id).into_response(),
     }
 }
 
@@ -292,7 +317,16 @@ pub async fn endpoints(State(gateway): State<Gateway>) -> Response {
 pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
     let c = &shared.counters;
-    let requests = admin::metrics::RequestCounts::load(&c.answered, &c.refused, &c.failed);
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    let requests = admin::metrics::RequestCounts {
+        answered: load(&c.answered),
+        refused: load(&c.refused),
+        failed: load(&c.failed),
+        unauthorized: load(&c.unauthorized),
+        limited: load(&c.limited),
+        shed: load(&c.shed),
+        clients: shared.clients.all().iter().map(|c| c.report()).collect(),
+    };
     let live = shared.live.load_full();
     let text = admin::metrics::render(&live.catalog, &live.table, requests);
     (

@@ -53,6 +53,16 @@ impl AttemptMeter {
         self.table.failure(self.idx, class, self.now_ns());
     }
 
+    /// A failure after which the provider asked to be left alone for `rest`.
+    pub fn fail_resting(self, class: FailureClass, rest: Option<std::time::Duration>) {
+        if let Some(rest) = rest {
+            let rest_ns = u64::try_from(rest.as_nanos()).unwrap_or(u64::MAX);
+            self.table
+                .rest_until(self.idx, self.now_ns().saturating_add(rest_ns));
+        }
+        self.fail(class);
+    }
+
     /// The provider refused the request itself (a 4xx that is the client's to fix): the
     /// endpoint is neither credited nor blamed.
     pub fn rejected(mut self) {

@@ -11,6 +11,7 @@
 mod attempt;
 mod decisions;
 mod error;
+pub mod guard;
 mod handlers;
 mod meter;
 mod persist;
@@ -60,8 +61,14 @@ pub(crate) struct Shared {
     live: ArcSwap<Live>,
     /// What a reload rebuilds the catalog from.
     config: Config,
-    /// The admin token, read from `server.admin_token_env` at start.
-    admin_token: Option<String>,
+    /// The admin token, read from `server.admin_token_env` at start (kept as a digest).
+    admin_token: Option<crate::auth::AdminToken>,
+    /// The client keys; none = the router is open.
+    clients: Arc<crate::auth::Clients>,
+    /// Permits for chat completions served at once (`server.max_concurrent_requests`).
+    capacity: Arc<tokio::sync::Semaphore>,
+    /// Longest provider `Retry-After` honoured.
+    max_retry_after: Duration,
     /// Recent price versions, for a router without a store.
     price_history: std::sync::Mutex<Vec<serde_json::Value>>,
     env: Box<EnvLookup>,
@@ -121,6 +128,12 @@ pub(crate) struct Counters {
     pub refused: AtomicU64,
     /// Every attempt failed (502).
     pub failed: AtomicU64,
+    /// No valid client key (401).
+    pub unauthorized: AtomicU64,
+    /// Refused by a client's rate or spend limit (429).
+    pub limited: AtomicU64,
+    /// Shed because the router was at its concurrency cap (503).
+    pub shed: AtomicU64,
 }
 
 /// Why the gateway could not be built.
@@ -132,6 +145,8 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("[[clients]]: {0}")]
+    Clients(String),
 }
 
 impl Gateway {
@@ -160,10 +175,22 @@ impl Gateway {
         if let Some(store) = &store {
             persist::restore(store, &stats, epoch)?;
         }
+        let clients =
+            crate::auth::Clients::build(&config.clients, &env).map_err(BuildError::Clients)?;
+        if let Some(store) = &store {
+            clients.restore(&store.load_spend()?);
+        }
         let live = Live::new(catalog, &stats, 0);
         Ok(Gateway(Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
-            admin_token: env(&config.server.admin_token_env).filter(|t| !t.is_empty()),
+            admin_token: env(&config.server.admin_token_env)
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| crate::auth::AdminToken::new(t.trim())),
+            clients: Arc::new(clients),
+            capacity: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_concurrent_requests,
+            )),
+            max_retry_after: config.routing.max_retry_after,
             price_history: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
             env: Box::new(env),
@@ -221,11 +248,19 @@ impl Gateway {
 
 /// The axum app.
 pub fn app(gateway: Gateway) -> Router {
-    Router::new()
+    use axum::middleware::from_fn_with_state;
+    let chat = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route_layer(from_fn_with_state(gateway.clone(), guard::chat_limits));
+    let v1 = Router::new()
         .route("/v1/models", get(handlers::models))
         .route("/v1/endpoints", get(handlers::endpoints))
         .route("/v1/decisions/{id}", get(handlers::decision))
+        .merge(chat)
+        .route_layer(from_fn_with_state(gateway.clone(), guard::client_auth));
+    Router::new()
+        .merge(v1)
+        .route("/admin/clients", get(prices::clients))
         .route("/admin/pricing/reload", post(prices::reload))
         .route("/admin/pricing/history", get(prices::history))
         .route("/admin/pricing/{provider}", axum::routing::put(prices::put))
@@ -250,6 +285,7 @@ pub async fn serve(
             shared.epoch,
             shared.flush_interval,
             shared.last_save.clone(),
+            shared.clients.clone(),
         ))
     });
     let sighup = tokio::spawn(prices::reload_on_sighup(gateway.clone()));
@@ -270,6 +306,7 @@ pub async fn serve(
             .as_ref()
             .expect("a saver runs only with a store");
         persist::save(store, &shared.stats, shared.epoch, &shared.last_save).await;
+        persist::save_spend(store, &shared.clients).await;
         tracing::info!("saved learned statistics");
     }
     result
@@ -280,34 +317,19 @@ async fn serve_until(
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = gateway.0.shutdown_grace;
-    // Small responses and SSE events go out at once rather than waiting on Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    let (signalled_tx, mut signalled) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(gateway)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signalled_tx.send(());
-    });
-    let mut task = tokio::spawn(async move { server.await });
-    let joined = tokio::select! {
-        joined = &mut task => joined,
-        Ok(()) = &mut signalled => {
-            tracing::info!(grace = ?grace, "shutting down: no new connections, finishing in-flight requests");
-            match tokio::time::timeout(grace, &mut task).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    tracing::warn!("grace period over; abandoning the requests still running");
-                    task.abort();
-                    return Ok(());
-                }
-            }
-        }
+    let options = crate::http::ServeOptions {
+        header_read_timeout: gateway.0.config.server.header_read_timeout,
+        grace: gateway.0.shutdown_grace,
     };
-    joined.map_err(std::io::Error::other)?
+    crate::http::serve(
+        listener,
+        app(gateway),
+        options,
+        shutdown,
+        crate::http::Accept::Serve,
+    )
+    .await;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

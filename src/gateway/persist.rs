@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use super::meter::nanos_since;
+use crate::auth::Clients;
 use crate::stats::store::{Store, StoreError};
 use crate::stats::Stats;
 
@@ -62,6 +63,20 @@ pub async fn save(store: &Store, stats: &Arc<Stats>, epoch: Instant, last: &Last
     }
 }
 
+/// Saves the client keys' spend windows, when there are keys.
+pub async fn save_spend(store: &Store, clients: &Arc<Clients>) {
+    if !clients.required() {
+        return;
+    }
+    let spend = clients.spend_states();
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.save_spend(&spend)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "saving client spend failed"),
+        Err(e) => tracing::error!(error = %e, "the spend save task failed"),
+    }
+}
+
 /// Saves every `interval` until aborted.
 pub async fn run(
     store: Store,
@@ -69,6 +84,7 @@ pub async fn run(
     epoch: Instant,
     interval: Duration,
     last: Arc<LastSave>,
+    clients: Arc<Clients>,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -76,5 +92,6 @@ pub async fn run(
     loop {
         tick.tick().await;
         save(&store, &stats, epoch, &last).await;
+        save_spend(&store, &clients).await;
     }
 }

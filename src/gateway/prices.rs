@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
 use super::Gateway;
 use crate::pricing::{self, PriceSheet};
@@ -121,18 +120,13 @@ fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Texts), PriceUpdateError> {
 }
 
 /// `None` when the request carries the admin token, else the 401 to answer.
-fn unauthorized(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
-    let expected = gateway.0.admin_token.as_deref();
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = match (expected, given) {
-        (Some(e), Some(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
-        _ => false,
-    };
-    if ok {
-        return None;
+pub(crate) fn unauthorized(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
+    let expected = gateway.0.admin_token.as_ref();
+    let given = crate::auth::bearer(headers.get("authorization"));
+    if let (Some(e), Some(g)) = (expected, given) {
+        if e.matches(g) {
+            return None;
+        }
     }
     let message = if expected.is_none() {
         format!(
@@ -143,6 +137,15 @@ fn unauthorized(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
         "a valid admin token is required: Authorization: Bearer <token>".to_owned()
     };
     Some(error(StatusCode::UNAUTHORIZED, &message, "unauthorized"))
+}
+
+/// `GET /admin/clients`: requests, limits and spend per client key.
+pub async fn clients(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Some(denied) = unauthorized(&gateway, &headers) {
+        return denied;
+    }
+    let reports: Vec<_> = gateway.0.clients.all().iter().map(|c| c.report()).collect();
+    Json(json!({"clients": reports})).into_response()
 }
 
 fn error(status: StatusCode, message: &str, code: &str) -> Response {

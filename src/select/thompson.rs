@@ -44,8 +44,12 @@ const PRIOR_TTFT_MS: f64 = 500.0;
 const PRIOR_TOTAL_MS: f64 = 3000.0;
 const PRIOR_TOKENS_PER_S: f64 = 80.0;
 
-/// Whether an endpoint is resting after a failure burst.
+/// Whether an endpoint is resting: after a failure burst, or because the provider asked
+/// for it with `Retry-After`.
 pub fn cooling_down(view: &EndpointView) -> bool {
+    if view.retry_after_ns > 0 {
+        return true;
+    }
     if view.consecutive_failures < BREAK_AFTER {
         return false;
     }

@@ -185,6 +185,7 @@ fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
         stats: Default::default(),
         providers: Vec::new(),
         groups: Default::default(),
+        clients: Vec::new(),
     };
     let mut sheets = Vec::new();
     for (provider, models) in by_provider {

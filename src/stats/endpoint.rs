@@ -142,6 +142,8 @@ pub struct EndpointStats {
     pub last_failure: Option<(u64, FailureClass)>,
     /// Failures since the last success: the failure-rate break looks at this.
     pub consecutive_failures: u32,
+    /// The provider asked for no requests before this time (`Retry-After`).
+    pub rest_until_ns: u64,
     pub recent_ttft_ms: Recent,
     pub recent_total_ms: Recent,
     pub peak_ewma: PeakEwma,
@@ -169,6 +171,8 @@ pub struct EndpointView {
     pub attempts: u64,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// Time left of a rest the provider asked for with `Retry-After` (0 = none).
+    pub retry_after_ns: u64,
 }
 
 impl EndpointStats {
@@ -254,6 +258,7 @@ impl EndpointStats {
             since_failure_ns: self.last_failure.map(|(at, _)| now_ns.saturating_sub(at)),
             attempts: self.totals.attempts,
             consecutive_failures: self.consecutive_failures,
+            retry_after_ns: self.rest_until_ns.saturating_sub(now_ns),
         }
     }
 

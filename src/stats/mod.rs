@@ -181,6 +181,12 @@ impl StatsTable {
         lock(&self.cells[idx]).failure(class, now_ns, &self.stats.half_lives);
     }
 
+    /// The provider asked not to be sent requests before `until_ns` (`Retry-After`).
+    pub fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
+        let mut cell = lock(&self.cells[idx]);
+        cell.rest_until_ns = cell.rest_until_ns.max(until_ns);
+    }
+
     /// The client went away before the attempt ended: neither a success nor a failure of
     /// the endpoint.
     pub fn cancelled(&self, idx: EndpointIdx) {

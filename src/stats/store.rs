@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Snapshot;
+use crate::auth::SpendState;
 
 /// Written at creation; a store with another tag is refused.
 const FORMAT: &[u8] = b"switchyard-stats/1";
@@ -20,6 +21,7 @@ const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const KEY_SAVED_AT: &[u8] = b"saved_at_unix_ms";
 /// Every price-sheet version the router served, with the sheets' text.
 const TREE_PRICING: &str = "pricing_history";
+const KEY_CLIENT_SPEND: &[u8] = b"client_spend";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -117,6 +119,27 @@ impl Store {
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
+    }
+
+    /// Saves the client keys' spend windows (by client name, never by key).
+    pub fn save_spend(&self, spend: &[(String, SpendState)]) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(spend).expect("spend states always serialize");
+        self.db
+            .insert(KEY_CLIENT_SPEND, json)
+            .map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// The saved spend windows; none in a new store.
+    pub fn load_spend(&self) -> Result<Vec<(String, SpendState)>, StoreError> {
+        let Some(json) = self.db.get(KEY_CLIENT_SPEND).map_err(|e| self.io(e))? else {
+            return Ok(Vec::new());
+        };
+        serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("client spend: {e}"),
+        })
     }
 
     /// Appends one price-sheet version (JSON) to the history, keyed by time.

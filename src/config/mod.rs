@@ -29,6 +29,9 @@ pub struct Config {
     /// Named lists of endpoint ids (`provider/model`) or model names.
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// `[[clients]]`: the keys callers must present; none configured = no authentication.
+    #[serde(default)]
+    pub clients: Vec<crate::auth::ClientConfig>,
 }
 
 /// `[server]`: where the router listens and keeps its files.
@@ -57,6 +60,30 @@ pub struct ServerConfig {
     /// Reload the price sheets when a file in `pricing_dir` changes.
     #[serde(default = "default_true")]
     pub watch_pricing: bool,
+    /// Time a client has to send a request's headers; slower connections are closed.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once its headers arrived (408 after).
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Chat completions served at once; beyond it requests are shed with a 503 and
+    /// `Retry-After` rather than queued behind each other.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Serve on a non-loopback address although no `[[clients]]` key is configured. Without
+    /// it such a config is refused: an open router spends its owner's provider credit.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+}
+
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_concurrent_requests() -> usize {
+    1024
 }
 
 fn default_admin_token_env() -> String {
@@ -102,6 +129,14 @@ pub struct RoutingConfig {
     /// Upstream attempts per request, the first included.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Longest `Retry-After` from a provider's 429 or 503 that is honoured: the endpoint
+    /// rests that long (at most this) before it is tried again.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+fn default_max_retry_after() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// `[stats]`: how fast learned statistics forget, how often they are saved.
@@ -237,6 +272,7 @@ impl Default for RoutingConfig {
             policy: PolicyName::default(),
             group_policies: BTreeMap::new(),
             max_attempts: default_max_attempts(),
+            max_retry_after: default_max_retry_after(),
         }
     }
 }
@@ -251,6 +287,10 @@ impl Default for ServerConfig {
             shutdown_grace: default_shutdown_grace(),
             admin_token_env: default_admin_token_env(),
             watch_pricing: true,
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -311,6 +351,39 @@ impl Config {
             return Err(invalid(
                 "server.max_body_bytes".into(),
                 "must be at least 1024".into(),
+            ));
+        }
+        for (name, d) in [
+            ("header_read_timeout", self.server.header_read_timeout),
+            ("body_read_timeout", self.server.body_read_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(
+                    format!("server.{name}"),
+                    "must be above zero".into(),
+                ));
+            }
+        }
+        if self.server.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "server.max_concurrent_requests".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        crate::auth::validate_clients(&self.clients)
+            .map_err(|(field, message)| invalid(field, message))?;
+        if self.clients.is_empty()
+            && !self.server.listen.ip().is_loopback()
+            && !self.server.allow_unauthenticated
+        {
+            return Err(invalid(
+                "server.listen".into(),
+                format!(
+                    "{} is reachable from other machines but no [[clients]] key is configured; \
+                     add client keys, listen on a loopback address, or set \
+                     server.allow_unauthenticated = true",
+                    self.server.listen
+                ),
             ));
         }
         let up = &self.upstream;
@@ -411,89 +484,4 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-[[providers]]
-name = "groq"
-base_url = "https://api.groq.com/openai/v1"
-api_key_env = "GROQ_API_KEY"
-"#;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("switchyard.toml"))
-    }
-
-    #[test]
-    fn minimal_config_gets_defaults() {
-        let c = parse(MINIMAL).expect("valid");
-        assert_eq!(c.routing.max_attempts, 3);
-        assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));
-        assert_eq!(c.server.pricing_dir, PathBuf::from("pricing"));
-    }
-
-    #[test]
-    fn unknown_field_is_named() {
-        let err = parse(&format!("{MINIMAL}\n[routing]\nmax_atempts = 2\n")).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("switchyard.toml"), "{msg}");
-        assert!(msg.contains("max_atempts"), "{msg}");
-    }
-
-    #[test]
-    fn human_durations_parse_and_zero_is_refused() {
-        let c = parse(&format!(
-            "{MINIMAL}\n[upstream]\nfirst_byte_timeout = \"250ms\"\n"
-        ))
-        .expect("valid");
-        assert_eq!(c.upstream.first_byte_timeout, Duration::from_millis(250));
-        let err = parse(&format!("{MINIMAL}\n[upstream]\nidle_timeout = \"0s\"\n")).unwrap_err();
-        assert!(err.to_string().contains("upstream.idle_timeout"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_their_field() {
-        let cases = [
-            ("[routing]\nmax_attempts = 0\n", "routing.max_attempts"),
-            (
-                "[[providers]]\nname = \"groq\"\nbase_url = \"http://x\"\n",
-                "providers[1].name",
-            ),
-            (
-                "[[providers]]\nname = \"b\"\nbase_url = \"ftp://x\"\n",
-                "providers[1].base_url",
-            ),
-            (
-                "[[providers]]\nname = \"B/x\"\nbase_url = \"http://x\"\n",
-                "providers[1].name",
-            ),
-            ("[groups]\nauto = [\"groq/x\"]\n", "groups.auto"),
-            ("[groups]\nempty = []\n", "groups.empty"),
-        ];
-        for (extra, field) in cases {
-            let err = parse(&format!("{MINIMAL}\n{extra}")).unwrap_err();
-            assert!(err.to_string().contains(field), "{extra}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_example_config_is_valid() {
-        let path = Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/switchyard.example.toml"
-        ));
-        let c = Config::load(path).expect("the example config parses and validates");
-        assert_eq!(c.providers.len(), 2);
-        assert!(c.server.pricing_dir.ends_with("pricing"));
-        // With the committed price sheets it makes a catalog (keys are only looked up).
-        let sheets =
-            crate::pricing::load_dir(&c.server.pricing_dir).expect("committed sheets are valid");
-        let catalog =
-            crate::catalog::Catalog::build(&c, &sheets, &|_| Some("sk-placeholder".into()))
-                .expect("the example config and the sheets agree");
-        assert_eq!(catalog.resolve("chat-small").map(<[usize]>::len), Some(2));
-    }
-}
+mod tests;
