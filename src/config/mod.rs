@@ -100,9 +100,9 @@ pub struct UpstreamConfig {
     /// Time allowed to open a TCP (and TLS) connection to a provider.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Time allowed from sending an attempt to its first byte of body. For a non-streaming
-    /// request most providers send nothing until the whole answer is ready, so this bounds
-    /// the generation time too.
+    /// Time allowed from sending an attempt to its first data event (streams) or to the end
+    /// of its whole answer (non-streaming: most providers send nothing until the answer is
+    /// ready, so this bounds the generation time). Past it the next candidate is tried.
     #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
     pub first_byte_timeout: Duration,
     /// Longest silence allowed between two chunks of a stream once it has started.

@@ -83,3 +83,19 @@ fn the_example_config_is_valid() {
         .expect("the example config and the sheets agree");
     assert_eq!(catalog.resolve("chat-small").map(<[usize]>::len), Some(2));
 }
+
+#[test]
+fn an_open_router_listens_on_loopback_only_unless_told() {
+    let public = MINIMAL.replace("127.0.0.1:0", "0.0.0.0:8080");
+    let err = parse(&public).expect_err("public without keys");
+    assert!(err.to_string().contains("server.listen"), "{err}");
+    let told = public.replace("[server]\n", "[server]\nallow_unauthenticated = true\n");
+    parse(&told).expect("explicitly allowed");
+    let keyed = format!(
+        "{public}\n[[clients]]\nname = \"app\"\nkey_sha256 = \"{}\"\n",
+        "ab".repeat(32)
+    );
+    parse(&keyed).expect("keys configured");
+    let ipv6 = MINIMAL.replace("127.0.0.1:0", "[::1]:8080");
+    parse(&ipv6).expect("IPv6 loopback");
+}

@@ -4,7 +4,8 @@
 //! at a time, with `usage` (in a final chunk when `stream_options.include_usage` is set). How
 //! it behaves — time to first token, time per token, answer length, random error rate, and
 //! injected faults (a fixed status, hanging before or after the headers, breaking a stream,
-//! invalid JSON) — is a [`Behavior`] that can be changed while it runs. It counts the
+//! invalid JSON, 429 with `Retry-After`, connection resets, malformed or truncated event
+//! streams, bytes dripped slowly) — is a [`Behavior`] that can be changed while it runs. It counts the
 //! requests it receives and keeps the last body and `Authorization` header so tests can check
 //! what the router sent. [`FakeProvider::stop`] closes the listener (new connections are
 //! refused) and [`FakeProvider::restart`] opens it again on the same port.
@@ -40,6 +41,20 @@ pub enum Fault {
     BreakAfter(u32),
     /// Answer 200 with a body that is not JSON.
     InvalidJson,
+    /// Answer 429 with `Retry-After: <seconds>`.
+    RateLimited { retry_after_s: u32 },
+    /// Reset the connection (TCP RST) as soon as a request arrives on a new connection; on
+    /// a kept-alive one, abort right after the headers.
+    Reset,
+    /// Stream this many tokens, then go silent with the connection open (non-streaming:
+    /// half the body, then silence).
+    HangMidStream(u32),
+    /// Answer 200 `text/event-stream` whose first event is not JSON.
+    MalformedSse,
+    /// Answer 200 `text/event-stream` with half an event, then close.
+    TruncatedSse,
+    /// Send the answer one byte at a time, this long apart.
+    Drip(Duration),
 }
 
 /// How the fake provider answers.
@@ -125,12 +140,23 @@ impl FakeProvider {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .with_state(self.state.clone());
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let state = self.state.clone();
+        let on_accept = move |tcp: tokio::net::TcpStream| {
+            let reset = state.behavior.lock().expect("behavior lock").fault == Fault::Reset;
+            if !reset {
+                return crate::http::Accept::Serve(tcp);
+            }
+            state.requests.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(reset_connection(tcp));
+            crate::http::Accept::Handled
+        };
+        let task = tokio::spawn(crate::http::serve(
+            listener,
+            app,
+            crate::http::ServeOptions::default(),
+            std::future::pending(),
+            on_accept,
+        ));
         *self.task.lock().expect("fake task lock") = Some(task);
     }
 
@@ -197,6 +223,41 @@ impl Drop for FakeProvider {
     }
 }
 
+/// Waits for a request's first bytes, then closes with SO_LINGER 0: the peer gets a RST.
+async fn reset_connection(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    let _ = tcp.set_zero_linger();
+    drop(tcp);
+}
+
+/// A body sent one byte at a time, `interval` apart.
+fn drip(text: String, interval: Duration, content_type: &'static str) -> Response {
+    let bytes = Bytes::from(text);
+    let body = stream::iter(0..bytes.len()).then(move |i| {
+        let byte = bytes.slice(i..i + 1);
+        async move {
+            tokio::time::sleep(interval).await;
+            Ok::<_, std::io::Error>(byte)
+        }
+    });
+    Response::builder()
+        .header("content-type", content_type)
+        .body(Body::from_stream(body))
+        .expect("static headers are valid")
+}
+
+/// Sends `text`, then stays silent with the connection open.
+fn then_hang(text: String, content_type: &'static str) -> Response {
+    let body = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(text)) })
+        .chain(stream::pending());
+    Response::builder()
+        .header("content-type", content_type)
+        .body(Body::from_stream(body))
+        .expect("static headers are valid")
+}
+
 /// The answer text a fake provider gives: deterministic, so tests can compare it whole.
 pub fn reply_text(provider: &str, model: &str, tokens: u32) -> String {
     reply_tokens(provider, model, tokens).concat()
@@ -245,7 +306,34 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         Fault::InvalidJson => {
             return ([("content-type", "application/json")], "{not json").into_response()
         }
-        Fault::None | Fault::BreakAfter(_) => {}
+        Fault::RateLimited { retry_after_s } => {
+            let mut response = error(429, "fake provider: rate limited");
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after_s.into());
+            return response;
+        }
+        Fault::Reset => {
+            // A kept-alive connection: the nearest thing to a reset is a body that breaks.
+            return Response::new(Body::from_stream(stream::once(async {
+                Err::<Bytes, _>(std::io::Error::other("fake provider: injected reset"))
+            })));
+        }
+        Fault::MalformedSse => {
+            return (
+                [("content-type", "text/event-stream")],
+                "data: {\"id\": \"chatcmpl-broken\", \"choices\": [\n\ndata: [DONE]\n\n",
+            )
+                .into_response()
+        }
+        Fault::TruncatedSse => {
+            return (
+                [("content-type", "text/event-stream")],
+                "data: {\"id\": \"chatcmpl-trunc",
+            )
+                .into_response()
+        }
+        Fault::None | Fault::BreakAfter(_) | Fault::HangMidStream(_) | Fault::Drip(_) => {}
     }
     let (ttft, failed) = {
         let mut rng = rand::rng();
@@ -280,7 +368,14 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
             "choices": [{"index": 0, "message": {"role": "assistant", "content": tokens.concat()}, "finish_reason": "stop"}],
             "usage": usage,
         });
-        return axum::Json(body).into_response();
+        return match behavior.fault {
+            Fault::Drip(interval) => drip(body.to_string(), interval, "application/json"),
+            Fault::HangMidStream(_) => {
+                let text = body.to_string();
+                then_hang(text[..text.len() / 2].to_owned(), "application/json")
+            }
+            _ => axum::Json(body).into_response(),
+        };
     }
 
     let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
@@ -309,11 +404,19 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         events.push(last);
     }
     let interval = behavior.token_interval;
-    let items = events
+    let texts = events
         .into_iter()
         .map(|e| format!("data: {e}\n\n"))
-        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
-        .enumerate();
+        .chain(std::iter::once("data: [DONE]\n\n".to_owned()));
+    match behavior.fault {
+        Fault::Drip(every) => return drip(texts.collect(), every, "text/event-stream"),
+        Fault::HangMidStream(k) => {
+            let sent: String = texts.take(k as usize).collect();
+            return then_hang(sent, "text/event-stream");
+        }
+        _ => {}
+    }
+    let items = texts.enumerate();
     let body = stream::iter(items).then(move |(i, text)| async move {
         sleep_if(if i == 0 { ttft } else { interval }).await;
         // Break only after a pause, so the tokens before it have been flushed.

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -24,6 +24,7 @@ use reqwest::StatusCode;
 use tokio::time::{timeout_at, Instant};
 
 use super::meter::AttemptMeter;
+use super::sse::{data_payload, EventSplitter};
 use super::usage::Usage;
 use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
@@ -246,18 +247,13 @@ async fn exchange(
     let status = response.status();
     if status.is_success() {
         if body.stream {
-            let mut rest = response.bytes_stream().boxed();
-            loop {
-                match timeout_at(first_byte_deadline, rest.next()).await {
-                    Err(_) => return Err(FailureClass::Timeout.into()),
-                    Ok(None) => return Err(FailureClass::BadResponse.into()),
-                    Ok(Some(Err(e))) => return Err(classify(e).into()),
-                    Ok(Some(Ok(first))) if first.is_empty() => continue,
-                    Ok(Some(Ok(first))) => return Ok(Exchange::Stream { first, rest }),
-                }
-            }
+            let rest = response.bytes_stream().boxed();
+            let (first, rest) = first_event(rest, first_byte_deadline).await?;
+            return Ok(Exchange::Stream { first, rest });
         }
-        let bytes = timeout_at(deadline, response.bytes())
+        // The whole answer is bounded like its first byte: a body that drips in is a
+        // provider failing, and there must be time left to try another.
+        let bytes = timeout_at(first_byte_deadline, response.bytes())
             .await
             .map_err(|_| Failed::from(FailureClass::Timeout))?
             .map_err(|e| Failed::from(classify(e)))?;
@@ -285,6 +281,58 @@ async fn exchange(
         status,
         content_type,
         body,
+    })
+}
+
+/// Most bytes read while waiting for a stream's first data event.
+const MAX_PREAMBLE_BYTES: usize = 1 << 20;
+
+/// Reads a stream up to and including its first data event and judges it: the stream is
+/// committed only if that event is a JSON chunk. Comments and keep-alives before it are
+/// kept and relayed; a first event that is `[DONE]`, not JSON, or an error object, a stream
+/// that ends or breaks first, and one that dribbles past the deadline, all fail over.
+async fn first_event(
+    mut rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    deadline: Instant,
+) -> Result<(Bytes, BoxStream<'static, reqwest::Result<Bytes>>), Failed> {
+    let mut splitter = EventSplitter::default();
+    let mut seen = BytesMut::new();
+    loop {
+        let chunk = match timeout_at(deadline, rest.next()).await {
+            Err(_) => return Err(FailureClass::Timeout.into()),
+            Ok(None) => return Err(FailureClass::BadResponse.into()),
+            Ok(Some(Err(e))) => return Err(classify(e).into()),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        seen.extend_from_slice(&chunk);
+        splitter.push(&chunk);
+        while let Some(event) = splitter.next_event() {
+            if let Some(verdict) = judge_first_event(&event) {
+                return verdict
+                    .map(|()| (seen.freeze(), rest))
+                    .map_err(Failed::from);
+            }
+        }
+        if seen.len() > MAX_PREAMBLE_BYTES {
+            return Err(FailureClass::BadResponse.into());
+        }
+    }
+}
+
+/// `None` for an event without data (read on); else whether the stream may be committed.
+fn judge_first_event(event: &[u8]) -> Option<Result<(), FailureClass>> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        error: Option<serde::de::IgnoredAny>,
+    }
+    let payload = data_payload(event)?;
+    if payload.trim_ascii() == b"[DONE]" {
+        return Some(Err(FailureClass::BadResponse));
+    }
+    Some(match serde_json::from_slice::<Probe>(&payload) {
+        Ok(Probe { error: Some(_) }) => Err(FailureClass::ServerError),
+        Ok(Probe { error: None }) => Ok(()),
+        Err(_) => Err(FailureClass::BadResponse),
     })
 }
 
@@ -326,6 +374,31 @@ fn classify(e: reqwest::Error) -> FailureClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_events_are_judged() {
+        assert_eq!(judge_first_event(b": keep-alive\n\n"), None);
+        assert_eq!(
+            judge_first_event(b"data: {\"id\":\"x\",\"choices\":[]}\n\n"),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            judge_first_event(b"data: [DONE]\n\n"),
+            Some(Err(FailureClass::BadResponse))
+        );
+        assert_eq!(
+            judge_first_event(b"data: {not json\n\n"),
+            Some(Err(FailureClass::BadResponse))
+        );
+        assert_eq!(
+            judge_first_event(b"data: \"a string\"\n\n"),
+            Some(Err(FailureClass::BadResponse))
+        );
+        assert_eq!(
+            judge_first_event(b"data: {\"error\":{\"message\":\"overloaded\"}}\n\n"),
+            Some(Err(FailureClass::ServerError))
+        );
+    }
 
     #[test]
     fn retry_after_reads_milliseconds_then_seconds() {

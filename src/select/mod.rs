@@ -121,7 +121,8 @@ pub fn from_name(name: PolicyName) -> Box<dyn Policy> {
 
 /// Ranks candidate tiers (the requested model's endpoints, then each fallback model's) and
 /// joins them, each endpoint once; then moves the providers of `provider.order` to the
-/// front in that order. Empty tiers are skipped.
+/// front in that order, and endpoints resting on a provider's `Retry-After` to the back.
+/// Empty tiers are skipped.
 pub fn rank(
     policy: &dyn Policy,
     ctx: &Context<'_>,
@@ -154,6 +155,13 @@ pub fn rank(
         };
         let mut paired: Vec<(EndpointIdx, Score)> = ranked.into_iter().zip(scores).collect();
         paired.sort_by_key(|(idx, _)| key(*idx)); // stable: the policy's order within a provider
+        (ranked, scores) = paired.into_iter().unzip();
+    }
+    // A provider that answered 429/503 with `Retry-After` goes last until the time is up,
+    // whatever the policy: it asked, and trying it first only costs a wasted attempt.
+    if ctx.stats.any_resting(ctx.now_ns) {
+        let mut paired: Vec<(EndpointIdx, Score)> = ranked.into_iter().zip(scores).collect();
+        paired.sort_by_key(|(idx, _)| ctx.stats.resting(*idx, ctx.now_ns));
         (ranked, scores) = paired.into_iter().unzip();
     }
     Decision {

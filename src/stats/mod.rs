@@ -43,6 +43,9 @@ pub struct Stats {
     half_lives: HalfLives,
     endpoints: Mutex<HashMap<String, Cell>>,
     models: Mutex<HashMap<String, ModelCell>>,
+    /// The latest end of any provider-requested rest: while `now` is past it, no endpoint
+    /// is resting and the selector skips looking.
+    rest_horizon_ns: std::sync::atomic::AtomicU64,
 }
 
 /// Saved state: lifetime totals and learned statistics, settled to the time of saving.
@@ -72,6 +75,7 @@ impl Stats {
             half_lives,
             endpoints: Mutex::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
+            rest_horizon_ns: Default::default(),
         })
     }
 
@@ -185,6 +189,22 @@ impl StatsTable {
     pub fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
         let mut cell = lock(&self.cells[idx]);
         cell.rest_until_ns = cell.rest_until_ns.max(until_ns);
+        self.stats
+            .rest_horizon_ns
+            .fetch_max(until_ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether any endpoint may be resting at `now_ns` (one atomic load).
+    pub fn any_resting(&self, now_ns: u64) -> bool {
+        self.stats
+            .rest_horizon_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > now_ns
+    }
+
+    /// Whether the provider asked this endpoint to be left alone at `now_ns`.
+    pub fn resting(&self, idx: EndpointIdx, now_ns: u64) -> bool {
+        lock(&self.cells[idx]).rest_until_ns > now_ns
     }
 
     /// The client went away before the attempt ended: neither a success nor a failure of
