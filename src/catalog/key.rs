@@ -23,6 +23,45 @@ impl ApiKey {
     pub fn bearer(&self) -> &HeaderValue {
         &self.bearer
     }
+
+    /// `text` with every occurrence of the key replaced by `[redacted]`: for provider error
+    /// bodies that are relayed to the client and may quote the key they were sent.
+    pub fn redact(&self, text: bytes::Bytes) -> bytes::Bytes {
+        let key = &self.bearer.as_bytes()["Bearer ".len()..];
+        if key.is_empty() || memchr::memmem::find(&text, key).is_none() {
+            return text;
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut rest = &text[..];
+        while let Some(at) = memchr::memmem::find(rest, key) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(b"[redacted]");
+            rest = &rest[at + key.len()..];
+        }
+        out.extend_from_slice(rest);
+        bytes::Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_shows_nowhere_but_the_header() {
+        let key = ApiKey::new("sk-secret-123").expect("valid");
+        assert_eq!(format!("{key:?}"), "ApiKey(redacted)");
+        assert!(key.bearer().is_sensitive());
+        let echoed = bytes::Bytes::from_static(
+            b"{\"error\": \"bad key sk-secret-123, really sk-secret-123\"}",
+        );
+        assert_eq!(
+            &key.redact(echoed)[..],
+            b"{\"error\": \"bad key [redacted], really [redacted]\"}"
+        );
+        let clean = bytes::Bytes::from_static(b"nothing here");
+        assert_eq!(&key.redact(clean)[..], b"nothing here");
+    }
 }
 
 impl std::fmt::Debug for ApiKey {

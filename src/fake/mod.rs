@@ -55,6 +55,9 @@ pub enum Fault {
     TruncatedSse,
     /// Send the answer one byte at a time, this long apart.
     Drip(Duration),
+    /// Answer this status with an error body quoting the `Authorization` header received,
+    /// as careless providers do.
+    EchoAuthorization(u16),
 }
 
 /// How the fake provider answers.
@@ -305,6 +308,11 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         }
         Fault::InvalidJson => {
             return ([("content-type", "application/json")], "{not json").into_response()
+        }
+        Fault::EchoAuthorization(code) => {
+            let auth = state.last_auth.lock().expect("auth lock").clone();
+            let message = format!("fake provider: key not accepted: {}", auth.unwrap_or_default());
+            return error(code, &message);
         }
         Fault::RateLimited { retry_after_s } => {
             let mut response = error(429, "fake provider: rate limited");

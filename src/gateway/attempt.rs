@@ -277,6 +277,11 @@ async fn exchange(
         .await
         .map_err(|_| Failed::from(FailureClass::Timeout))?
         .map_err(|e| Failed::from(classify(e)))?;
+    // Relayed to the client: a provider that quotes the key it got must not leak it.
+    let body = match &provider.api_key {
+        Some(key) => key.redact(body),
+        None => body,
+    };
     Ok(Exchange::Rejected {
         status,
         content_type,

@@ -159,3 +159,107 @@ pub fn sse_content(body: &str) -> String {
 pub fn hello(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
 }
+
+/// The router binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// A `switchyard serve` process with its stdout and stderr collected.
+pub struct Router {
+    pub child: std::process::Child,
+    pub url: String,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Router {
+    /// Starts `switchyard serve --config CONFIG EXTRA..` with `env` added to its environment
+    /// and waits for the address it prints.
+    pub fn spawn(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Router {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a first line");
+        output
+            .lock()
+            .expect("output lock")
+            .extend_from_slice(line.as_bytes());
+        let url = line
+            .trim()
+            .strip_prefix("switchyard listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        let collect = |mut source: Box<dyn Read + Send>| {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = source.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .expect("output lock")
+                        .extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        let stderr = child.stderr.take().expect("piped");
+        let readers = vec![collect(Box::new(stdout)), collect(Box::new(stderr))];
+        Router {
+            child,
+            url,
+            output,
+            readers,
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit and for all its output.
+    pub fn stop(mut self) -> Vec<u8> {
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(self.child.wait().expect("exits").success(), "graceful exit");
+        self.drain()
+    }
+
+    /// SIGKILL, then waits for it to be gone.
+    pub fn kill(mut self) -> Vec<u8> {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<u8> {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        std::mem::take(&mut *self.output.lock().expect("output lock"))
+    }
+}
+
+/// Writes a price sheet for `provider` with models `(name, input, output)` into `dir`.
+pub fn write_sheet(dir: &Path, provider: &str, models: &[(&str, f64, f64)]) {
+    let mut sheet =
+        format!("provider = \"{provider}\"\neffective = \"2026-11-01\"\nsource = \"test\"\n");
+    for (m, i, o) in models {
+        sheet.push_str(&format!(
+            "[models.\"{m}\"]\ninput_per_mtok = {i:?}\noutput_per_mtok = {o:?}\n"
+        ));
+    }
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(dir.join(format!("{provider}.toml")), sheet).expect("sheet");
+}
