@@ -10,7 +10,7 @@ use std::path::Path;
 use common::{write_sheet, Router, BIN};
 use serde_json::{json, Value};
 use switchyard::auth::{digest, to_hex};
-use switchyard::fake::{Behavior, Fault, FakeProvider};
+use switchyard::fake::{Behavior, FakeProvider, Fault};
 
 const PROVIDER_KEY: &str = "sk-LEAKCHECK-provider-7f3a9c2e5b1d";
 const ECHO_KEY: &str = "sk-LEAKCHECK-echoed-44c1e09a";
@@ -41,18 +41,26 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[tokio::test]
 async fn no_secret_appears_in_any_output() {
-    let good = FakeProvider::start("good", Behavior::default()).await.expect("fake");
+    let good = FakeProvider::start("good", Behavior::default())
+        .await
+        .expect("fake");
     // Quotes the key it got in a 401 (fails over) and in a 400 (relayed to the client).
-    let echo401 = FakeProvider::start("echo401", Behavior {
-        fault: Fault::EchoAuthorization(401),
-        ..Behavior::default()
-    })
+    let echo401 = FakeProvider::start(
+        "echo401",
+        Behavior {
+            fault: Fault::EchoAuthorization(401),
+            ..Behavior::default()
+        },
+    )
     .await
     .expect("fake");
-    let echo400 = FakeProvider::start("echo400", Behavior {
-        fault: Fault::EchoAuthorization(400),
-        ..Behavior::default()
-    })
+    let echo400 = FakeProvider::start(
+        "echo400",
+        Behavior {
+            fault: Fault::EchoAuthorization(400),
+            ..Behavior::default()
+        },
+    )
     .await
     .expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -105,13 +113,13 @@ async fn no_secret_appears_in_any_output() {
     stream["stream"] = true.into();
     stream["stream_options"] = json!({"include_usage": true});
     for (body, key, status) in [
-        (hi("m"), CLIENT_KEY, 200),             // echo401 fails over to good
-        (stream.clone(), CLIENT_KEY, 200),      // the same, streamed
-        (hi("picky"), CLIENT_KEY, 400),         // echo400's quoting error, relayed
+        (hi("m"), CLIENT_KEY, 200),        // echo401 fails over to good
+        (stream.clone(), CLIENT_KEY, 200), // the same, streamed
+        (hi("picky"), CLIENT_KEY, 400),    // echo400's quoting error, relayed
         (hi("nonexistent"), CLIENT_KEY, 404),
         (json!({"model": 3}), CLIENT_KEY, 400),
-        (hi("m"), ADMIN_TOKEN, 401),            // the admin token is no client key
-        (hi("m"), PROVIDER_KEY, 401),           // nor is a provider key
+        (hi("m"), ADMIN_TOKEN, 401),  // the admin token is no client key
+        (hi("m"), PROVIDER_KEY, 401), // nor is a provider key
     ] {
         let r = chat(body, key).await.expect("answer");
         assert_eq!(r.status(), status);
@@ -177,7 +185,10 @@ async fn no_secret_appears_in_any_output() {
     files_under(&dir.path().join("state"), &mut files);
     assert!(!files.is_empty(), "the store wrote nothing");
     for f in files {
-        assert_clean(&f.display().to_string(), &std::fs::read(&f).expect("readable"));
+        assert_clean(
+            &f.display().to_string(),
+            &std::fs::read(&f).expect("readable"),
+        );
     }
     let out = std::process::Command::new(BIN)
         .args(["stats", "--json", "--state-dir"])
@@ -190,7 +201,11 @@ async fn no_secret_appears_in_any_output() {
     // Debug output of the parsed config and the catalog built with the keys.
     let cfg = switchyard::config::Config::load(&config).expect("config");
     let sheets = switchyard::pricing::load_dir(&pricing).expect("sheets");
-    let lookup = |var: &str| env.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string());
+    let lookup = |var: &str| {
+        env.iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| v.to_string())
+    };
     let catalog = switchyard::catalog::Catalog::build(&cfg, &sheets, &lookup).expect("catalog");
     assert_clean("Debug output", format!("{cfg:?} {catalog:?}").as_bytes());
 }

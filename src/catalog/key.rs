@@ -43,6 +43,12 @@ impl ApiKey {
     }
 }
 
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(redacted)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,11 +67,5 @@ mod tests {
         );
         let clean = bytes::Bytes::from_static(b"nothing here");
         assert_eq!(&key.redact(clean)[..], b"nothing here");
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(redacted)")
     }
 }

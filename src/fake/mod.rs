@@ -311,7 +311,10 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         }
         Fault::EchoAuthorization(code) => {
             let auth = state.last_auth.lock().expect("auth lock").clone();
-            let message = format!("fake provider: key not accepted: {}", auth.unwrap_or_default());
+            let message = format!(
+                "fake provider: key not accepted: {}",
+                auth.unwrap_or_default()
+            );
             return error(code, &message);
         }
         Fault::RateLimited { retry_after_s } => {

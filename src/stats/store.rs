@@ -31,6 +31,8 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("state store {path}: cannot open: {source}. If it is damaged, move it aside or start with --reset-state")]
     Open { path: PathBuf, source: sled::Error },
+    #[error("state store {path}: the files are damaged ({detail}). Move it aside or start with --reset-state")]
+    Damaged { path: PathBuf, detail: String },
     #[error("state store {path}: written by an incompatible version (format `{found}`, this build reads `{}`). Move it aside or start with --reset-state", String::from_utf8_lossy(FORMAT))]
     Incompatible { path: PathBuf, found: String },
     #[error("state store {path}: the saved snapshot is damaged ({detail}). Move it aside or start with --reset-state")]
@@ -49,15 +51,26 @@ pub enum StoreError {
 pub struct Store {
     pub(super) db: sled::Db,
     path: PathBuf,
+    /// Beside the store: the time of the last save known to have reached the disk. sled
+    /// treats a damaged log entry as the end of its log and silently drops what follows;
+    /// a store older than this marker has lost saves and is refused instead.
+    marker: PathBuf,
 }
 
 impl Store {
     /// Opens (or creates) the store in `state_dir`; `reset` deletes an existing one first.
     pub fn open(state_dir: &Path, reset: bool) -> Result<Store, StoreError> {
         let path = state_dir.join("stats.sled");
+        let marker = state_dir.join("stats.saved");
         if reset && path.exists() {
             std::fs::remove_dir_all(&path).map_err(|source| StoreError::Reset {
                 path: path.clone(),
+                source,
+            })?;
+        }
+        if reset && marker.exists() {
+            std::fs::remove_file(&marker).map_err(|source| StoreError::Reset {
+                path: marker.clone(),
                 source,
             })?;
         }
@@ -68,12 +81,16 @@ impl Store {
                 sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     StoreError::Locked { path: path.clone() }
                 }
+                sled::Error::Corruption { .. } => StoreError::Damaged {
+                    path: path.clone(),
+                    detail: "a checksum did not match".into(),
+                },
                 _ => StoreError::Open {
                     path: path.clone(),
                     source,
                 },
             })?;
-        let store = Store { db, path };
+        let store = Store { db, path, marker };
         match store.db.get(KEY_FORMAT).map_err(|e| store.io(e))? {
             Some(found) if found.as_ref() == FORMAT => {}
             Some(found) => {
@@ -118,7 +135,18 @@ impl Store {
         batch.insert(KEY_SAVED_AT, &saved_at_unix_ms.to_be_bytes());
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
+        // Only after the flush: the marker never claims more than the store holds.
+        let tmp = self.marker.with_extension("saved.tmp");
+        std::fs::write(&tmp, format!("{}\n", saved_at_unix_ms))
+            .and_then(|()| std::fs::rename(&tmp, &self.marker))
+            .map_err(|e| self.io(sled::Error::Io(e)))?;
         Ok(())
+    }
+
+    /// The save time the marker file vouches for, if it is there and readable.
+    fn marker_time(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.marker).ok()?;
+        text.trim().parse().ok()
     }
 
     /// Saves the client keys' spend windows (by client name, never by key).
@@ -179,8 +207,20 @@ impl Store {
             path: self.path.clone(),
             detail,
         };
+        let vouched = self.marker_time();
+        let lost = |found: Option<u64>| StoreError::Damaged {
+            path: self.path.clone(),
+            detail: format!(
+                "it holds {} but a save from Unix ms {} had reached the disk",
+                found.map_or("no save".to_owned(), |t| format!("a save from Unix ms {t}")),
+                vouched.unwrap_or(0)
+            ),
+        };
         let Some(json) = self.db.get(KEY_SNAPSHOT).map_err(|e| self.io(e))? else {
-            return Ok(None);
+            return match vouched {
+                Some(_) => Err(lost(None)),
+                None => Ok(None),
+            };
         };
         let snapshot: Snapshot =
             serde_json::from_slice(&json).map_err(|e| corrupt(format!("snapshot: {e}")))?;
@@ -193,6 +233,10 @@ impl Store {
             .as_ref()
             .try_into()
             .map_err(|_| corrupt("save time is not 8 bytes".into()))?;
-        Ok(Some((snapshot, u64::from_be_bytes(bytes))))
+        let saved_at = u64::from_be_bytes(bytes);
+        if vouched.is_some_and(|v| saved_at < v) {
+            return Err(lost(Some(saved_at)));
+        }
+        Ok(Some((snapshot, saved_at)))
     }
 }
