@@ -13,122 +13,13 @@
 //! upstream and the router compete for CPU, as the targets in DESIGN §9 assume.
 //! `OVERHEAD_SECONDS` sets each run's length (default 8).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a process and reads the URL it prints first.
-fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the switchyard binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped"))
-        .read_line(&mut line)
-        .expect("a first line");
-    let url = line
-        .trim()
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
-        .to_owned();
-    (Proc(child), url)
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-}
-
-const BODY: &str = r#"{"model": "m", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
-const STREAM_BODY: &str = r#"{"model": "m", "stream": true, "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
-
-struct Run {
-    latency: Histogram<u64>,
-    errors: u64,
-    sent: u64,
-    seconds: f64,
-}
-
-/// Open loop: one request every 1/rate s for `secs`; latency from the scheduled start to the
-/// end of the body (or to the first chunk, for `first_chunk`).
-async fn open_loop(
-    client: &reqwest::Client,
-    url: &str,
-    body: &'static str,
-    rate: u64,
-    secs: u64,
-    first_chunk: bool,
-) -> Run {
-    let hist = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
-    ));
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = tokio::time::Instant::now();
-    let total = rate * secs;
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let at = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        tokio::time::sleep_until(at).await;
-        let (client, url, hist, errors) =
-            (client.clone(), url.to_owned(), hist.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let sent = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            let ok = match sent {
-                Ok(mut r) if r.status().is_success() => {
-                    if first_chunk {
-                        r.chunk().await.is_ok()
-                    } else {
-                        r.bytes().await.is_ok()
-                    }
-                }
-                _ => false,
-            };
-            if ok {
-                let us = at.elapsed().as_micros() as u64;
-                hist.lock().expect("histogram").saturating_record(us.max(1));
-            } else {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let latency = hist.lock().expect("histogram").clone();
-    Run {
-        latency,
-        errors: errors.load(Ordering::Relaxed),
-        sent: total,
-        seconds: secs as f64,
-    }
-}
+use common::{ms, open_loop, peak_rss_kib, spawn, BODY, STREAM_BODY};
 
 /// Closed loop: `conns` workers back to back for `secs`; completed requests per second.
 async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs: u64) -> f64 {
@@ -157,10 +48,6 @@ async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs:
         let _ = w.await;
     }
     done.load(Ordering::Relaxed) as f64 / secs as f64
-}
-
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
-    h.value_at_quantile(q) as f64 / 1000.0
 }
 
 fn main() {
@@ -203,8 +90,8 @@ fn main() {
     rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
         // Warm both paths (connections, caches, the router's statistics).
-        open_loop(&client, &direct, BODY, 500, 1, false).await;
-        open_loop(&client, &routed, BODY, 500, 1, false).await;
+        open_loop(&client, &direct, BODY, 500, 1, false, None).await;
+        open_loop(&client, &routed, BODY, 500, 1, false, None).await;
 
         println!("\nswitchyard overhead, {secs} s per run, loopback, 2 cores shared by load generator, upstream and router\n");
         println!("{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "run", "p50 ms", "p99 ms", "p99.9 ms", "errors", "added p50", "added p99");
@@ -214,8 +101,8 @@ fn main() {
             ("stream TTFT, 500 req/s", STREAM_BODY, 500, true),
             ("stream TTFT, 5,000 req/s", STREAM_BODY, 5000, true),
         ] {
-            let d = open_loop(&client, &direct, body, rate, secs, first).await;
-            let r = open_loop(&client, &routed, body, rate, secs, first).await;
+            let d = open_loop(&client, &direct, body, rate, secs, first, None).await;
+            let r = open_loop(&client, &routed, body, rate, secs, first, None).await;
             for (who, run) in [("direct", &d), ("router", &r)] {
                 let added = |q: f64| if who == "router" { format!("{:+.3}", ms(&r.latency, q) - ms(&d.latency, q)) } else { String::new() };
                 println!(

@@ -67,6 +67,19 @@ enum Command {
         /// Answer length in tokens.
         #[arg(long, default_value_t = 16)]
         tokens: u32,
+        /// Delay between two streamed tokens, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        token_interval_ms: u64,
+        /// Fraction of requests answered with a 500.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+    },
+    /// Make a new client key: prints the key (give it to the client) and the
+    /// `[[clients]]` entry holding only its SHA-256 (put it in the config).
+    Keygen {
+        /// The client's name in the config entry.
+        #[arg(long, default_value = "my-app")]
+        name: String,
     },
     /// Print what a stopped router had learned, from its state directory.
     Stats {
@@ -161,14 +174,30 @@ fn main() -> ExitCode {
                 json,
             } => print_stats(&state_dir, config.as_deref(), json),
             Command::Pricing(cmd) => pricing_command(cmd),
+            Command::Keygen { name } => {
+                let (key, hex) = switchyard::auth::generate_key();
+                print_lines([
+                    format!("key (give it to the client; it is not stored anywhere): {key}"),
+                    String::new(),
+                    "config entry:".to_owned(),
+                    "[[clients]]".to_owned(),
+                    format!("name = \"{name}\""),
+                    format!("key_sha256 = \"{hex}\""),
+                ]);
+                Ok(())
+            }
             Command::FakeProvider {
                 listen,
                 ttft_ms,
                 tokens,
+                token_interval_ms,
+                error_rate,
             } => {
                 let behavior = switchyard::fake::Behavior {
                     ttft: std::time::Duration::from_millis(ttft_ms),
                     output_tokens: tokens,
+                    token_interval: std::time::Duration::from_millis(token_interval_ms),
+                    error_rate,
                     ..Default::default()
                 };
                 let fake = switchyard::fake::FakeProvider::start_on(listen, "fake", behavior)

@@ -11,6 +11,8 @@
 mod attempt;
 mod decisions;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guard;
 mod handlers;
 mod meter;

@@ -1,0 +1,137 @@
+//! What the overhead and soak harnesses share: the router and fake upstreams as child
+//! processes, and an open-loop load generator timing each request from its scheduled start.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a process and reads the URL it prints first.
+pub fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the switchyard binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut line)
+        .expect("a first line");
+    let url = line
+        .trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+/// Peak resident memory of a process, KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Current resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+pub const BODY: &str = r#"{"model": "m", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
+pub const STREAM_BODY: &str = r#"{"model": "m", "stream": true, "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
+
+pub struct Run {
+    pub latency: Histogram<u64>,
+    pub errors: u64,
+    pub sent: u64,
+    pub seconds: f64,
+}
+
+/// Open loop: one request every 1/rate s for `secs`; latency from the scheduled start to the
+/// end of the body (or to the first chunk, for `first_chunk`).
+pub async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    body: &'static str,
+    rate: u64,
+    secs: u64,
+    first_chunk: bool,
+    bearer: Option<&'static str>,
+) -> Run {
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+    ));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let total = rate * secs;
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let at = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        tokio::time::sleep_until(at).await;
+        let (client, url, hist, errors) =
+            (client.clone(), url.to_owned(), hist.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut request = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(key) = bearer {
+                request = request.bearer_auth(key);
+            }
+            let sent = request.send().await;
+            let ok = match sent {
+                Ok(mut r) if r.status().is_success() => {
+                    if first_chunk {
+                        r.chunk().await.is_ok()
+                    } else {
+                        r.bytes().await.is_ok()
+                    }
+                }
+                _ => false,
+            };
+            if ok {
+                let us = at.elapsed().as_micros() as u64;
+                hist.lock().expect("histogram").saturating_record(us.max(1));
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let latency = hist.lock().expect("histogram").clone();
+    Run {
+        latency,
+        errors: errors.load(Ordering::Relaxed),
+        sent: total,
+        seconds: secs as f64,
+    }
+}
+
+pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
