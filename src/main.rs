@@ -104,6 +104,10 @@ enum Command {
         /// Directory for the generated config, price sheets and state.
         #[arg(long, default_value = "switchyard-demo")]
         dir: PathBuf,
+        /// Requests per second of built-in traffic, so the dashboard has something to show
+        /// (0 = none).
+        #[arg(long, default_value_t = 4.0)]
+        load: f64,
     },
 }
 
@@ -146,7 +150,7 @@ enum ImportFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Demo { .. } => "switchyard=debug,switchyard::fake=info",
+        Command::Demo { .. } => "switchyard=info",
         _ => "switchyard=info",
     };
     tracing_subscriber::fmt()
@@ -218,11 +222,13 @@ fn main() -> ExitCode {
                 listen,
                 control,
                 dir,
+                load,
             } => {
                 let options = DemoOptions {
                     listen,
                     control,
                     dir,
+                    load,
                 };
                 demo::run(options, gateway::shutdown_signal())
                     .await

@@ -25,7 +25,7 @@ impl Drop for Proc {
 pub fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
     let mut child = Command::new(BIN)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,8 +1,11 @@
-//! What operators read: the per-endpoint report (`GET /v1/endpoints`, `switchyard stats`)
-//! and the Prometheus exposition (`GET /metrics`).
+//! What operators read: the per-endpoint report (`GET /v1/endpoints`, `switchyard stats`),
+//! the Prometheus exposition (`GET /metrics`), and the dashboard (`GET /dashboard`) with the
+//! short history it draws.
 //!
-//! Plain functions of the catalog, the statistics and the time: the gateway mounts them on
-//! routes, the CLI prints them, and nothing here holds state of its own.
+//! Functions of the catalog, the statistics and the time: the gateway mounts them on routes
+//! and the CLI prints them. The only state here is the dashboard's bounded [`timeline`].
 
+pub mod dashboard;
 pub mod endpoints;
 pub mod metrics;
+pub mod timeline;

@@ -155,6 +155,13 @@ pub struct StatsConfig {
     /// this much.
     #[serde(default = "default_flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// How often the dashboard's history (`/dashboard`) takes a point.
+    #[serde(default = "default_sample_interval", with = "humantime_serde")]
+    pub sample_interval: Duration,
+}
+
+fn default_sample_interval() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_latency_half_life() -> Duration {
@@ -173,6 +180,7 @@ impl Default for StatsConfig {
             latency_half_life: default_latency_half_life(),
             outcome_half_life: default_outcome_half_life(),
             flush_interval: default_flush_interval(),
+            sample_interval: default_sample_interval(),
         }
     }
 }
@@ -404,6 +412,7 @@ impl Config {
             ("latency_half_life", self.stats.latency_half_life),
             ("outcome_half_life", self.stats.outcome_half_life),
             ("flush_interval", self.stats.flush_interval),
+            ("sample_interval", self.stats.sample_interval),
         ] {
             if d.is_zero() {
                 return Err(invalid(

@@ -6,6 +6,8 @@
 //! `switchyard serve`. A small control port lets a person stop and start a provider to watch
 //! fallback at work. Prints ready-to-paste commands, then serves until Ctrl-C.
 
+mod load;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +104,8 @@ pub struct DemoOptions {
     pub control: SocketAddr,
     /// Where the generated config, price sheets and router state go.
     pub dir: PathBuf,
+    /// Requests per second of built-in load through the router (0 = none).
+    pub load: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +158,13 @@ pub async fn run(
         let _ = axum::serve(control, control_app(fakes)).await;
     });
     print_banner(&options, &config_path, &providers);
-    gateway::serve(listener, gateway, shutdown)
-        .await
-        .map_err(DemoError::Serve)
+    let load = tokio::spawn(load::run(
+        format!("http://{}", options.listen),
+        options.load,
+    ));
+    let served = gateway::serve(listener, gateway, shutdown).await;
+    load.abort();
+    served.map_err(DemoError::Serve)
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, DemoError> {
@@ -236,6 +244,11 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
     let body = r#"{"model": "llama-3.3-70b", "messages": [{"role": "user", "content": "Hello!"}]}"#;
     let stream_body = r#"{"model": "fast-70b", "stream": true, "messages": [{"role": "user", "content": "Hello!"}]}"#;
     let hint_body = r#"{"model": "llama-3.3-70b", "stream": true, "route": {"max_latency_ms": 400, "latency_percentile": 95}, "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    println!(
+        "\ndashboard (built-in traffic of {} requests/s is flowing; --load 0 turns it off):",
+        options.load
+    );
+    println!("  {url}/dashboard");
     println!("\ntry:");
     println!("  curl -s {url}/v1/models");
     println!(

@@ -20,6 +20,8 @@ pub const CAPACITY: usize = 4096;
 /// One request's routing, as decided and as it went.
 pub struct Record {
     pub request_id: String,
+    /// When the request arrived, Unix milliseconds.
+    pub at_unix_ms: u64,
     /// The client key's name, when keys are configured.
     pub client: Option<String>,
     pub model: String,
@@ -47,6 +49,12 @@ impl DecisionLog {
         ring.push_back(Arc::new(record));
     }
 
+    /// The newest `n` records, newest first.
+    pub fn recent(&self, n: usize) -> Vec<Arc<Record>> {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.iter().rev().take(n).cloned().collect()
+    }
+
     pub fn find(&self, request_id: &str) -> Option<Arc<Record>> {
         let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.iter()
@@ -57,6 +65,44 @@ impl DecisionLog {
 }
 
 impl Record {
+    /// A one-line summary for the dashboard.
+    pub fn summary(&self) -> Value {
+        let id = |i: EndpointIdx| self.catalog.endpoint(i).id.as_str();
+        json!({
+            "id": self.request_id,
+            "at_ms": self.at_unix_ms,
+            "client": self.client,
+            "model": self.model,
+            "policy": self.decision.policy,
+            "ranked": self.decision.ranked.iter().take(4).map(|&i| id(i)).collect::<Vec<_>>(),
+            "candidates": self.decision.ranked.len(),
+            "removed": self.removed.len(),
+            "failures": self.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            "answered_by": self.answered_by.map(id),
+            "why": self.why(),
+        })
+    }
+
+    fn why(&self) -> String {
+        let id = |i: EndpointIdx| self.catalog.endpoint(i).id.as_str();
+        match self.decision.scores.first() {
+            Some(s) if s.feasible => format!(
+                "{} met every target and ranked first by `{}` among those that did",
+                self.decision.ranked.first().map_or("", |&i| id(i)),
+                serde_json::to_value(self.request.constraints.prefer)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            Some(s) => format!(
+                "no candidate met every target in this draw; {} came closest (missed: {})",
+                self.decision.ranked.first().map_or("", |&i| id(i)),
+                missed::names(s.missed).join(", ")
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The explanation served by `GET /v1/decisions/{id}`.
     pub fn to_json(&self) -> Value {
         let cat = &self.catalog;
@@ -98,22 +144,7 @@ impl Record {
                     .map(|i| json!({"endpoint": id(i), "answered": true})),
             )
             .collect();
-        let why = match self.decision.scores.first() {
-            Some(s) if s.feasible => format!(
-                "{} met every target and ranked first by `{}` among those that did",
-                self.decision.ranked.first().map_or("", |&i| id(i)),
-                serde_json::to_value(self.request.constraints.prefer)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-            Some(s) => format!(
-                "no candidate met every target in this draw; {} came closest (missed: {})",
-                self.decision.ranked.first().map_or("", |&i| id(i)),
-                missed::names(s.missed).join(", ")
-            ),
-            None => String::new(),
-        };
+        let why = self.why();
         json!({
             "id": self.request_id,
             "client": self.client,

@@ -112,6 +112,7 @@ async fn chat(
     };
     shared.decisions.push(Record {
         request_id: request_id.to_owned(),
+        at_unix_ms: super::unix_ms(),
         client: caller.name().map(str::to_owned),
         model: chat.model.to_string(),
         catalog: catalog.clone(),

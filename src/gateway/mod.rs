@@ -9,6 +9,7 @@
 //! `GET /metrics`, `GET /healthz`.
 
 mod attempt;
+mod dashboard;
 mod decisions;
 mod error;
 #[doc(hidden)]
@@ -54,6 +55,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// What a non-streamed answer cost, in USD (streams carry it in `usage.cost`).
 pub const COST_HEADER: &str = "x-switchyard-cost-usd";
 
+/// Points of history the dashboard keeps per endpoint (10 minutes at the default 2 s).
+const TIMELINE_POINTS: usize = 300;
+
 /// The service's shared state: a cheap `Clone` handle.
 #[derive(Clone)]
 pub struct Gateway(Arc<Shared>);
@@ -71,6 +75,8 @@ pub(crate) struct Shared {
     capacity: Arc<tokio::sync::Semaphore>,
     /// Longest provider `Retry-After` honoured.
     max_retry_after: Duration,
+    /// The dashboard's short history.
+    timeline: crate::admin::timeline::Timeline,
     /// Recent price versions, for a router without a store.
     price_history: std::sync::Mutex<Vec<serde_json::Value>>,
     env: Box<EnvLookup>,
@@ -193,6 +199,7 @@ impl Gateway {
                 config.server.max_concurrent_requests,
             )),
             max_retry_after: config.routing.max_retry_after,
+            timeline: crate::admin::timeline::Timeline::new(TIMELINE_POINTS),
             price_history: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
             env: Box::new(env),
@@ -263,6 +270,10 @@ pub fn app(gateway: Gateway) -> Router {
     Router::new()
         .merge(v1)
         .route("/admin/clients", get(prices::clients))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/style.css", get(dashboard::style))
+        .route("/dashboard/data", get(dashboard::data))
         .route("/admin/pricing/reload", post(prices::reload))
         .route("/admin/pricing/history", get(prices::history))
         .route("/admin/pricing/{provider}", axum::routing::put(prices::put))
@@ -291,6 +302,10 @@ pub async fn serve(
         ))
     });
     let sighup = tokio::spawn(prices::reload_on_sighup(gateway.clone()));
+    let sampler = tokio::spawn(dashboard::sample(
+        gateway.clone(),
+        shared.config.stats.sample_interval,
+    ));
     let watcher = shared
         .config
         .server
@@ -298,6 +313,7 @@ pub async fn serve(
         .then(|| tokio::spawn(prices::watch_dir(gateway.clone())));
     let result = serve_until(listener, gateway, shutdown).await;
     sighup.abort();
+    sampler.abort();
     if let Some(w) = watcher {
         w.abort();
     }
@@ -332,6 +348,14 @@ async fn serve_until(
     )
     .await;
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -74,22 +74,28 @@ impl Store {
                 source,
             })?;
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    StoreError::Locked { path: path.clone() }
+        // A store dropped a moment ago in this process (a restart in tests, `--reset-state`)
+        // releases its file lock from sled's background thread: give it a second.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tries += 1;
+                    if tries == 20 {
+                        return Err(StoreError::Locked { path });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                sled::Error::Corruption { .. } => StoreError::Damaged {
-                    path: path.clone(),
-                    detail: "a checksum did not match".into(),
-                },
-                _ => StoreError::Open {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
+                Err(sled::Error::Corruption { .. }) => {
+                    return Err(StoreError::Damaged {
+                        path,
+                        detail: "a checksum did not match".into(),
+                    })
+                }
+                Err(source) => return Err(StoreError::Open { path, source }),
+            }
+        };
         let store = Store { db, path, marker };
         match store.db.get(KEY_FORMAT).map_err(|e| store.io(e))? {
             Some(found) if found.as_ref() == FORMAT => {}
