@@ -227,15 +227,14 @@
       }
       if (!res.ok) throw new Error("HTTP " + res.status);
       const d = await res.json();
-      document.getElementById("auth").hidden = true;
-      document.getElementById("main").hidden = false;
-      interval = Math.max(500, d.sample_interval_ms || 2000);
-      cards(d);
-      charts(d.timeline);
-      endpoints(d.endpoints);
-      decisions(d.decisions);
-      prices(d.prices, d.prices_version);
-      document.getElementById("meta").textContent = `policy ${d.policy} · prices v${d.prices_version}`;
+      try {
+        render(d);
+      } catch (e) {
+        report("cannot draw the data: " + (e && e.stack ? e.stack : e));
+        status.textContent = "cannot draw the data";
+        status.className = "status down";
+        return;
+      }
       status.textContent = "live · " + fmt.time(d.now_ms);
       status.className = "status live";
       document.body.dataset.ready = "1";
@@ -244,6 +243,18 @@
       status.className = "status down";
     }
     timer = setTimeout(poll, interval);
+  }
+
+  function render(d) {
+    document.getElementById("auth").hidden = true;
+    document.getElementById("main").hidden = false;
+    interval = Math.max(500, d.sample_interval_ms || 2000);
+    cards(d);
+    charts(d.timeline);
+    endpoints(d.endpoints);
+    decisions(d.decisions);
+    prices(d.prices, d.prices_version);
+    document.getElementById("meta").textContent = `policy ${d.policy} · prices v${d.prices_version}`;
   }
   poll();
 })();
