@@ -50,12 +50,71 @@ async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs:
     done.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
+/// Writes a config and price sheets for `providers` × `models` endpoints, every provider
+/// pointing at `upstream`, into `dir`; returns the config's path.
+fn write_catalog(
+    dir: &std::path::Path,
+    upstream: &str,
+    providers: usize,
+    models: usize,
+    routing: &str,
+) -> std::path::PathBuf {
+    let pricing = dir.join("pricing");
+    std::fs::create_dir_all(&pricing).expect("mkdir");
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\nstate_dir = \"state\"\n{routing}\n"
+    );
+    for p in 0..providers {
+        config.push_str(&format!(
+            "[[providers]]\nname = \"p{p}\"\nbase_url = \"{upstream}\"\n"
+        ));
+        let mut sheet =
+            format!("provider = \"p{p}\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n");
+        for m in 0..models {
+            let price = 0.05 + ((p * models + m) % 97) as f64 * 0.01;
+            sheet.push_str(&format!(
+                "[models.\"model-{m}\"]\ninput_per_mtok = {price:.2}\noutput_per_mtok = {:.2}\ncontext_window = 131072\n",
+                price * 3.0
+            ));
+        }
+        std::fs::write(pricing.join(format!("p{p}.toml")), sheet).expect("sheet");
+    }
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+/// Time from starting `switchyard serve` to its "listening" line, `runs` times.
+fn startup_ms(config: &std::path::Path, runs: usize) -> Vec<f64> {
+    (0..runs)
+        .map(|_| {
+            let _ = std::fs::remove_dir_all(config.parent().expect("dir").join("state"));
+            let started = Instant::now();
+            let (router, _) = spawn(
+                &["serve", "--config", config.to_str().expect("utf8 path")],
+                "switchyard listening on ",
+            );
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            drop(router);
+            ms
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     // Criterion-style flags (`--bench`) are accepted and ignored.
     let secs: u64 = std::env::var("OVERHEAD_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
+    // `OVERHEAD_PARTS`: any of latency, memory, startup (default: all).
+    let parts = std::env::var("OVERHEAD_PARTS").unwrap_or_else(|_| "latency,memory,startup".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let (_upstream, upstream_url) = spawn(
         &["fake-provider", "--tokens", "16"],
         "fake provider listening on ",
@@ -87,7 +146,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
+    if part("latency") {
+        rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
         // Warm both paths (connections, caches, the router's statistics).
         open_loop(&client, &direct, BODY, 500, 1, false, None).await;
@@ -122,12 +182,68 @@ fn main() {
         let r = max_throughput(&client, &routed, 64, secs).await;
         println!("\nmax throughput (64 connections): direct {d:.0} req/s, router {r:.0} req/s, ratio {:.2}", r / d);
     });
-    let rss = peak_rss_kib(router.0.id());
+        let rss = peak_rss_kib(router.0.id());
+        println!(
+            "router peak RSS: {}",
+            rss.map_or("unknown".into(), |k| format!(
+                "{:.1} MiB",
+                k as f64 / 1024.0
+            ))
+        );
+    }
+    drop(router);
+    if part("memory") {
+        memory(&rt, &upstream_url, secs);
+    }
+    if part("startup") {
+        startup(&upstream_url);
+    }
+}
+
+fn memory(rt: &tokio::runtime::Runtime, upstream_url: &str, secs: u64) {
+    // Memory with 200 endpoints all in use: round-robin over a group of all of them, so
+    // every endpoint keeps statistics and latency windows (Thompson would concentrate).
+    let many = tempfile::tempdir().expect("tempdir");
+    let mut routing = "[routing]\npolicy = \"round-robin\"\n[groups]\nall = [".to_owned();
+    let ids: Vec<String> = (0..50)
+        .flat_map(|p| (0..4).map(move |m| format!("\"p{p}/model-{m}\"")))
+        .collect();
+    routing.push_str(&ids.join(", "));
+    routing.push_str("]\n");
+    let config = write_catalog(many.path(), upstream_url, 50, 4, &routing);
+    let (router, router_url) = spawn(
+        &["serve", "--config", config.to_str().expect("utf8 path")],
+        "switchyard listening on ",
+    );
+    const ALL_BODY: &str = r#"{"model": "all", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
+    let routed = format!("{router_url}/v1/chat/completions");
+    let run = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()
+            .expect("client");
+        open_loop(&client, &routed, ALL_BODY, 2000, secs, false, None).await
+    });
     println!(
-        "router peak RSS: {}",
-        rss.map_or("unknown".into(), |k| format!(
-            "{:.1} MiB",
-            k as f64 / 1024.0
-        ))
+        "\n200 endpoints, round-robin, 2,000 req/s for {secs} s: {} errors of {}, p50 {:.3} ms, p99 {:.3} ms, router peak RSS {}",
+        run.errors,
+        run.sent,
+        ms(&run.latency, 0.5),
+        ms(&run.latency, 0.99),
+        peak_rss_kib(router.0.id()).map_or("unknown".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    );
+    drop(router);
+}
+
+fn startup(upstream_url: &str) {
+    // Start-up with 5,000 priced endpoints: 10 providers of 500 models each.
+    let big = tempfile::tempdir().expect("tempdir");
+    let config = write_catalog(big.path(), upstream_url, 10, 500, "");
+    let times = startup_ms(&config, 7);
+    println!(
+        "start-up to listening with 5,000 priced endpoints (7 starts): median {:.0} ms, min {:.0} ms, max {:.0} ms",
+        median(times.clone()),
+        times.iter().copied().fold(f64::MAX, f64::min),
+        times.iter().copied().fold(f64::MIN, f64::max)
     );
 }

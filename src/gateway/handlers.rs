@@ -122,6 +122,8 @@ async fn chat(
         max_attempts: plan.max_attempts,
         failures,
         answered_by,
+        candidates_total: 0,
+        removed_total: 0,
     });
     let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
         failures: e.failures,

@@ -76,7 +76,8 @@ fn outcomes_feed_views_windows_and_speed() {
     assert_eq!(v.since_failure_ns, Some(0));
     let e = t.read(1);
     let q = e.ttft_window.quantiles(10 * SEC, 1).expect("recorded");
-    assert_eq!((q.count, q.p50), (10, 200));
+    assert_eq!(q.count, 10);
+    assert!(q.p50.abs_diff(200) <= 3, "within 1.6%: {}", q.p50);
     assert_eq!(e.totals.output_tokens, 1010);
     assert_eq!(
         t.with_model(1, |m| m.output_summary(10 * SEC, s.half_lives().latency))
