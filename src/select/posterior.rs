@@ -10,7 +10,7 @@
 //! come from `rand_distr`; the normal quantile `z_p` from `statrs`.
 
 use rand::Rng;
-use rand_distr::{Beta, Distribution, Gamma, Normal};
+use rand_distr::{Distribution, Gamma, Normal};
 use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
 
 use crate::stats::LogSummary;
@@ -113,14 +113,25 @@ pub fn draw_log_normal(
 /// at 5% about 1%.
 const SUCCESS_PRIOR: (f64, f64) = (4.0, 0.25);
 
-/// Draws a success probability from Beta(prior + decayed successes, prior + decayed failures).
+/// Draws a success probability from Beta(prior + decayed successes, prior + decayed failures),
+/// as `X / (X + Y)` with `X ~ Gamma(a)` and `Y ~ Gamma(b)` (rand_distr's samplers): exactly a
+/// Beta(a, b) draw, and about twice as fast as rand_distr's `Beta` (Cheng's algorithm, whose
+/// set-up is redone for every candidate's own parameters) when `b` is small, as it is for
+/// an endpoint that rarely fails.
 pub fn draw_success(successes: f64, failures: f64, rng: &mut (impl Rng + ?Sized)) -> f64 {
-    Beta::new(
-        SUCCESS_PRIOR.0 + successes.max(0.0),
-        SUCCESS_PRIOR.1 + failures.max(0.0),
-    )
-    .map(|b| b.sample(rng))
-    .unwrap_or(0.5)
+    let a = SUCCESS_PRIOR.0 + successes.max(0.0);
+    let b = SUCCESS_PRIOR.1 + failures.max(0.0);
+    let (Ok(ga), Ok(gb)) = (Gamma::new(a, 1.0), Gamma::new(b, 1.0)) else {
+        return 0.5;
+    };
+    let x = ga.sample(rng);
+    let y = gb.sample(rng);
+    if x + y > 0.0 {
+        x / (x + y)
+    } else {
+        // Both underflowed (tiny shapes): the mean is the best answer left.
+        a / (a + b)
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +179,25 @@ mod tests {
         medians.sort_by(f64::total_cmp);
         let m = medians[1000];
         assert!((m / 300.0 - 1.0).abs() < 0.1, "median of draws {m}");
+    }
+
+    #[test]
+    fn success_draws_have_the_beta_mean_and_variance() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(6);
+        for (s, f) in [(0.0, 0.0), (48.0, 2.0), (3.0, 9.0), (200.0, 0.0)] {
+            let (a, b) = (SUCCESS_PRIOR.0 + s, SUCCESS_PRIOR.1 + f);
+            let n = 40_000;
+            let draws: Vec<f64> = (0..n).map(|_| draw_success(s, f, &mut rng)).collect();
+            assert!(draws.iter().all(|x| (0.0..=1.0).contains(x)));
+            let mean = draws.iter().sum::<f64>() / n as f64;
+            let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let (m, v) = (a / (a + b), a * b / ((a + b).powi(2) * (a + b + 1.0)));
+            assert!(
+                (mean - m).abs() < 4.0 * (v / n as f64).sqrt() + 1e-9,
+                "{s}/{f}: mean {mean} vs {m}"
+            );
+            assert!((var / v - 1.0).abs() < 0.05, "{s}/{f}: var {var} vs {v}");
+        }
     }
 
     #[test]
