@@ -7,20 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{write_sheet, Router, BIN};
+use common::{get_json, write_sheet, Router, BIN};
 use serde_json::{json, Value};
 use switchyard::fake::{Behavior, FakeProvider};
-
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json")
-}
 
 fn setup(dir: &Path, base_url: &str) -> std::path::PathBuf {
     write_sheet(&dir.join("pricing"), "p", &[("m", 1.0, 1.0)]);

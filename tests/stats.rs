@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{hello, spec, Harness};
+use common::{get_json, hello, spec, Harness, Router, BIN};
 use serde_json::{json, Value};
 use switchyard::fake::{Behavior, FakeProvider, Fault};
 
@@ -154,44 +152,6 @@ async fn a_stream_the_client_abandons_is_counted_once_as_cancelled() {
     assert_eq!(p["failures"]["mid_stream"], 0);
 }
 
-/// The release or debug binary built for these tests.
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
-
-/// Starts `switchyard serve` and returns it with its address, read from its stdout.
-fn spawn_router(config: &std::path::Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(config)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("a first line");
-    let url = line
-        .trim()
-        .strip_prefix("switchyard listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (child, url)
-}
-
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json")
-}
-
 #[tokio::test]
 async fn learned_state_survives_sigkill_up_to_the_last_save() {
     let fake = FakeProvider::start("p", Behavior::default())
@@ -216,7 +176,8 @@ async fn learned_state_survives_sigkill_up_to_the_last_save() {
     .expect("config");
     let client = reqwest::Client::new();
 
-    let (mut router, url) = spawn_router(&config, &[]);
+    let router = Router::spawn(&config, &[], &[]);
+    let url = router.url.clone();
     for _ in 0..7 {
         let r = client
             .post(format!("{url}/v1/chat/completions"))
@@ -238,10 +199,10 @@ async fn learned_state_survives_sigkill_up_to_the_last_save() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(saved, 7, "a save never covered the traffic");
-    router.kill().expect("SIGKILL");
-    router.wait().expect("reaped");
+    router.kill();
 
-    let (mut router, url) = spawn_router(&config, &[]);
+    let router = Router::spawn(&config, &[], &[]);
+    let url = router.url.clone();
     let report = get_json(&client, format!("{url}/v1/endpoints")).await;
     let p = find(&report, "p/m");
     assert_eq!(p["attempts"], 7, "{p}");
@@ -258,13 +219,8 @@ async fn learned_state_survives_sigkill_up_to_the_last_save() {
         .await
         .expect("answer");
     assert_eq!(r.status(), 200);
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(router.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(router.wait().expect("exits").success(), "graceful exit");
-    let out = Command::new(BIN)
+    router.stop();
+    let out = std::process::Command::new(BIN)
         .args(["stats", "--json", "--state-dir"])
         .arg(dir.path().join("state"))
         .output()
@@ -278,9 +234,8 @@ async fn learned_state_survives_sigkill_up_to_the_last_save() {
     assert_eq!(find(&stored, "p/m")["attempts"], 8);
 
     // --reset-state forgets deliberately.
-    let (mut router, url) = spawn_router(&config, &["--reset-state"]);
-    let report = get_json(&client, format!("{url}/v1/endpoints")).await;
+    let router = Router::spawn(&config, &["--reset-state"], &[]);
+    let report = get_json(&client, format!("{}/v1/endpoints", router.url)).await;
     assert_eq!(find(&report, "p/m")["attempts"], 0);
-    router.kill().expect("SIGKILL");
-    router.wait().expect("reaped");
+    router.kill();
 }

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -16,20 +16,13 @@ use crate::auth::Clients;
 use crate::stats::store::{Store, StoreError};
 use crate::stats::Stats;
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Loads the store's snapshot into `stats`, aged by the time since it was saved.
 /// Returns how many endpoints were restored.
 pub fn restore(store: &Store, stats: &Stats, epoch: Instant) -> Result<usize, StoreError> {
     let Some((snapshot, saved_at)) = store.load()? else {
         return Ok(0);
     };
-    let age = Duration::from_millis(unix_ms().saturating_sub(saved_at));
+    let age = Duration::from_millis(super::unix_ms().saturating_sub(saved_at));
     let n = snapshot.endpoints.len();
     let age_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
     stats.restore(snapshot, age_ns, nanos_since(epoch));
@@ -51,7 +44,7 @@ pub async fn save(store: &Store, stats: &Arc<Stats>, epoch: Instant, last: &Last
     let snapshot = stats.snapshot(nanos_since(epoch));
     let attempts: u64 = snapshot.endpoints.values().map(|e| e.totals.attempts).sum();
     let store = store.clone();
-    let at = unix_ms();
+    let at = super::unix_ms();
     let saved = tokio::task::spawn_blocking(move || store.save(&snapshot, at)).await;
     match saved {
         Ok(Ok(())) => {

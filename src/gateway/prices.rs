@@ -9,7 +9,6 @@
 //! with its sheets' text in the store's history. Admin routes need the admin token.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -33,13 +32,6 @@ pub enum PriceUpdateError {
         path: String,
         source: std::io::Error,
     },
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Gateway {
@@ -78,7 +70,7 @@ impl Gateway {
         trigger: &str,
     ) -> Result<u64, PriceUpdateError> {
         let version = self.reload(sheets)?;
-        let at = unix_ms();
+        let at = super::unix_ms();
         let entry = json!({
             "version": version,
             "at_unix_ms": at,

@@ -251,6 +251,18 @@ impl Router {
     }
 }
 
+/// GETs `url` and parses the JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Writes a price sheet for `provider` with models `(name, input, output)` into `dir`.
 pub fn write_sheet(dir: &Path, provider: &str, models: &[(&str, f64, f64)]) {
     let mut sheet =
