@@ -17,7 +17,7 @@ use crate::stats::endpoint::{PromHistogram, PROM_BOUNDS};
 use crate::stats::{EndpointStats, FailureClass, StatsTable};
 
 /// Router-level request counts by how the request ended, and per client key.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct RequestCounts {
     pub answered: u64,
     pub refused: u64,
@@ -25,6 +25,7 @@ pub struct RequestCounts {
     pub unauthorized: u64,
     pub limited: u64,
     pub shed: u64,
+    #[serde(skip)]
     pub clients: Vec<crate::auth::ClientReport>,
 }
 

@@ -1,7 +1,6 @@
 //! `GET /dashboard`: the page and its assets, and `GET /dashboard/data`, the JSON it polls
 //! (behind the admin token when one is configured), plus the task that samples its history.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -49,17 +48,12 @@ pub async fn data(State(gateway): State<Gateway>, headers: HeaderMap) -> Respons
     }
     let live = shared.live.load_full();
     let now_ns = gateway.now_ns();
-    let c = &shared.counters;
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let body = json!({
         "now_ms": super::unix_ms(),
         "prices_version": live.version,
         "policy": shared.policy.name(),
         "sample_interval_ms": shared.config.stats.sample_interval.as_millis() as u64,
-        "requests": {
-            "answered": n(&c.answered), "refused": n(&c.refused), "failed": n(&c.failed),
-            "unauthorized": n(&c.unauthorized), "limited": n(&c.limited), "shed": n(&c.shed),
-        },
+        "requests": shared.counters.load(),
         "endpoints": dashboard::endpoints(&live.catalog, &live.table, now_ns),
         "endpoint_count": live.catalog.endpoints().len(),
         "timeline": shared.timeline.to_json(),

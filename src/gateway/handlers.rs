@@ -319,16 +319,9 @@ pub async fn endpoints(State(gateway): State<Gateway>) -> Response {
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
-    let c = &shared.counters;
-    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
     let requests = admin::metrics::RequestCounts {
-        answered: load(&c.answered),
-        refused: load(&c.refused),
-        failed: load(&c.failed),
-        unauthorized: load(&c.unauthorized),
-        limited: load(&c.limited),
-        shed: load(&c.shed),
         clients: shared.clients.all().iter().map(|c| c.report()).collect(),
+        ..shared.counters.load()
     };
     let live = shared.live.load_full();
     let text = admin::metrics::render(&live.catalog, &live.table, requests);

@@ -144,6 +144,22 @@ pub(crate) struct Counters {
     pub shed: AtomicU64,
 }
 
+impl Counters {
+    /// The counts as of now (without the per-client reports).
+    pub fn load(&self) -> crate::admin::metrics::RequestCounts {
+        let n = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        crate::admin::metrics::RequestCounts {
+            answered: n(&self.answered),
+            refused: n(&self.refused),
+            failed: n(&self.failed),
+            unauthorized: n(&self.unauthorized),
+            limited: n(&self.limited),
+            shed: n(&self.shed),
+            clients: Vec::new(),
+        }
+    }
+}
+
 /// Why the gateway could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
