@@ -22,12 +22,33 @@ pub struct Estimate {
     pub cost_usd: f64,
 }
 
+/// What an estimate needs from a model's statistics, read once under their lock: endpoints
+/// serving the same model share one read within a request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelFacts {
+    pub bytes_per_token: f64,
+    pub mean_output_tokens: Option<f64>,
+}
+
+impl ModelFacts {
+    pub fn of(model: &ModelStats) -> ModelFacts {
+        ModelFacts {
+            bytes_per_token: model.bytes_per_token(),
+            mean_output_tokens: model.mean_output_tokens(),
+        }
+    }
+}
+
 pub fn estimate(request: &RouteRequest, endpoint: &Endpoint, model: &ModelStats) -> Estimate {
-    let prompt_tokens = (request.messages_bytes as f64 / model.bytes_per_token()).ceil();
+    estimate_with(request, endpoint, ModelFacts::of(model))
+}
+
+pub fn estimate_with(request: &RouteRequest, endpoint: &Endpoint, model: ModelFacts) -> Estimate {
+    let prompt_tokens = (request.messages_bytes as f64 / model.bytes_per_token).ceil();
     let mut output_tokens = match request.max_output_tokens {
         Some(max) => f64::from(max),
         None => model
-            .mean_output_tokens()
+            .mean_output_tokens
             .unwrap_or(DEFAULT_EXPECTED_OUTPUT_TOKENS),
     };
     if let Some(cap) = endpoint.price.max_output_tokens {

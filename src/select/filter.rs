@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::estimate::{estimate, Estimate};
+use super::estimate::{estimate_with, Estimate, ModelFacts};
 use crate::catalog::{Catalog, EndpointIdx};
 use crate::route::RouteRequest;
 use crate::stats::StatsTable;
@@ -28,6 +28,37 @@ pub struct Removal {
     pub constraint: String,
 }
 
+/// The model facts read during one request, direct-mapped by model slot: a model served by
+/// several of the candidates (the same open model at many providers) is read under its lock
+/// once, not once per endpoint. Bounded, so a catalog of thousands of models costs no more
+/// than a miss per candidate.
+struct FactsMemo {
+    entries: [(usize, ModelFacts); FactsMemo::SIZE],
+}
+
+impl FactsMemo {
+    const SIZE: usize = 16;
+
+    fn new() -> FactsMemo {
+        let empty = ModelFacts {
+            bytes_per_token: 0.0,
+            mean_output_tokens: None,
+        };
+        FactsMemo {
+            entries: [(usize::MAX, empty); FactsMemo::SIZE],
+        }
+    }
+
+    fn get(&mut self, stats: &StatsTable, idx: EndpointIdx) -> ModelFacts {
+        let slot = stats.model_slot(idx);
+        let entry = &mut self.entries[slot % FactsMemo::SIZE];
+        if entry.0 != slot {
+            *entry = (slot, stats.with_model(idx, ModelFacts::of));
+        }
+        entry.1
+    }
+}
+
 /// Splits `candidates` into those every hard constraint allows and those removed.
 pub fn filter(
     request: &RouteRequest,
@@ -39,11 +70,12 @@ pub fn filter(
     let c = &request.constraints;
     let mut kept = Vec::with_capacity(candidates.len());
     let mut removed = Vec::new();
+    let mut facts = FactsMemo::new();
     for &idx in candidates {
         let ep = catalog.endpoint(idx);
         let provider = &catalog.provider_of(idx).name;
         let named = |list: &[String]| list.iter().any(|n| n == provider || *n == ep.id);
-        let est = stats.with_model(idx, |m| estimate(request, ep, m));
+        let est = estimate_with(request, ep, facts.get(stats, idx));
         let p = &ep.price;
         let over =
             |max: Option<f64>, v: Option<f64>| matches!((max, v), (Some(m), Some(v)) if v > m);

@@ -132,6 +132,13 @@ pub fn rank(
     let mut ranked = Vec::new();
     let mut scores = Vec::new();
     for tier in tiers {
+        if ranked.is_empty() {
+            // The first tier: nothing to leave out, and its decision is taken as it is.
+            if !tier.is_empty() {
+                Decision { ranked, scores, .. } = policy.decide(ctx, tier, rng);
+            }
+            continue;
+        }
         let fresh: Vec<Candidate> = tier
             .iter()
             .filter(|c| !ranked.contains(&c.idx))

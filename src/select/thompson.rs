@@ -25,9 +25,10 @@
 //! break: after [`BREAK_AFTER`] consecutive failures an endpoint rests for a cooldown that
 //! doubles with every further failure (1 s, 2 s, ... up to 30 s), then gets a probe.
 
-use rand::RngCore;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 
-use super::posterior::{draw_log_normal, draw_success, z, LogNormalDraw, PRIOR_SIGMA};
+use super::posterior::{draw_log_normal, draw_success, z, LnProduct, LogNormalDraw, PRIOR_SIGMA};
 use super::{missed, Candidate, Context, Decision, Policy, Score};
 use crate::route::{LatencyMetric, Prefer};
 use crate::stats::EndpointView;
@@ -61,10 +62,18 @@ pub fn cooling_down(view: &EndpointView) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Thompson;
 
-/// What a candidate is sorted by: (class: 0 feasible, 1 infeasible, 2 resting; primary;
-/// secondary; position in `drawn`), floats mapped to order-preserving integers so a sort
-/// compares plain integers and moves little memory.
-type Key = (u8, u64, u64, u32);
+/// What a candidate is sorted by, packed in one integer so a sort compares plain integers
+/// and moves little memory. From the top: the class (2 bits: 0 feasible, 1 infeasible,
+/// 2 resting), the primary value (62 bits: its order-preserving image without the lowest
+/// two bits, so values within a few ulps tie), the secondary value (32 bits: sign,
+/// exponent and 20 mantissa bits, about six significant digits, enough to break a tie),
+/// and the position in `drawn` (32 bits), which makes every key distinct.
+fn key(class: u8, primary: f64, secondary: f64, position: usize) -> u128 {
+    (u128::from(class) << 126)
+        | (u128::from(ordered(primary) >> 2) << 64)
+        | (u128::from(ordered(secondary) >> 32) << 32)
+        | position as u128
+}
 
 /// Maps an f64 to a u64 with the same order (IEEE total order).
 fn ordered(x: f64) -> u64 {
@@ -117,8 +126,12 @@ impl Policy for Thompson {
             (ttft_prior.ln(), total_prior.ln(), speed_prior.ln());
         let ln_max: Vec<f64> = lat_targets.iter().map(|&(_, max)| max.ln()).collect();
 
+        // A generator of its own, seeded from the caller's: the draws below take about eight
+        // random numbers per candidate, and through `dyn RngCore` each would be an indirect
+        // call the samplers cannot be inlined around. Still deterministic for a seeded caller.
+        let rng = &mut SmallRng::seed_from_u64(rng.next_u64());
         let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
-        let mut keys: Vec<Key> = Vec::with_capacity(candidates.len());
+        let mut keys: Vec<u128> = Vec::with_capacity(candidates.len());
         for &cand in candidates {
             let view = ctx.stats.view(cand.idx, ctx.now_ns);
             let ep = ctx.catalog.endpoint(cand.idx);
@@ -139,10 +152,15 @@ impl Policy for Thompson {
                 _ => 0.0,
             };
             let latency_at = |zp: f64| lat.quantile(zp) + decode_ms;
+            // At the first target's percentile (the median without targets): what the score
+            // shows and `prefer = latency` sorts by; the first target checks against it.
+            let first_z = lat_targets.first().map_or(0.0, |t| t.0);
+            let latency_ms = latency_at(first_z);
 
             let mut miss = 0u8;
-            for &(zp, max) in &lat_targets {
-                if latency_at(zp) > max {
+            for (i, &(zp, max)) in lat_targets.iter().enumerate() {
+                let at = if i == 0 { latency_ms } else { latency_at(zp) };
+                if at > max {
                     miss |= missed::LATENCY;
                 }
             }
@@ -170,25 +188,27 @@ impl Policy for Thompson {
             let closeness = if miss == 0 {
                 0.0
             } else {
-                let lat_part: f64 = if decode_ms == 0.0 {
-                    ln_max.iter().map(|&l| lat.ln_cdf_of_ln(l)).sum()
+                let mut p = LnProduct::default();
+                if decode_ms == 0.0 {
+                    for &l in &ln_max {
+                        p.times_phi(lat.standardized_ln(l));
+                    }
                 } else {
-                    lat_targets
-                        .iter()
-                        .map(|&(_, max)| lat.ln_cdf(max - decode_ms))
-                        .sum()
-                };
-                let thr_part: f64 = match speed {
-                    Some(s) => thr_targets.iter().map(|&(_, min)| s.ln_sf(min)).sum(),
-                    None => 0.0,
-                };
-                lat_part
-                    + thr_part
-                    + success.max(1e-12).ln()
-                    + if quality_ok { 0.0 } else { -(10f64.ln()) }
+                    for &(_, max) in &lat_targets {
+                        p.times_phi(lat.standardized(max - decode_ms));
+                    }
+                }
+                if let Some(s) = speed {
+                    for &(_, min) in &thr_targets {
+                        p.times_phi(-s.standardized(min));
+                    }
+                }
+                p.times(success.max(1e-12));
+                if !quality_ok {
+                    p.times(0.1);
+                }
+                p.ln()
             };
-            let first_z = lat_targets.first().map_or(0.0, |t| t.0);
-            let latency_ms = latency_at(first_z);
             let tokens_per_s = speed.map(|s| s.quantile(0.0));
             let value = match c.prefer {
                 Prefer::Cost => cand.estimate.cost_usd,
@@ -211,7 +231,7 @@ impl Policy for Thompson {
             } else {
                 (-closeness, cand.idx as f64)
             };
-            keys.push((class, ordered(k1), ordered(k2), drawn.len() as u32));
+            keys.push(key(class, k1, k2, drawn.len()));
             drawn.push((
                 cand,
                 Score {
@@ -227,10 +247,11 @@ impl Policy for Thompson {
         }
         // Feasible first, then the infeasible, resting ones last.
         keys.sort_unstable();
+        let at = |k: &u128| &drawn[(*k as u32) as usize];
         Decision {
             policy: self.name(),
-            ranked: keys.iter().map(|k| drawn[k.3 as usize].0.idx).collect(),
-            scores: keys.iter().map(|k| drawn[k.3 as usize].1).collect(),
+            ranked: keys.iter().map(|k| at(k).0.idx).collect(),
+            scores: keys.iter().map(|k| at(k).1).collect(),
         }
     }
 }

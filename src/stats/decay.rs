@@ -55,13 +55,50 @@ impl Decayed {
 
     #[inline]
     pub fn get(&self, now_ns: u64, hl: HalfLife) -> f64 {
+        if self.value == 0.0 {
+            return 0.0;
+        }
         self.value * hl.factor(now_ns.saturating_sub(self.at_ns))
+    }
+
+    /// Two values with the same half-life read at `now_ns`, with one decay factor when they
+    /// were last updated at the same time (as successes and failures are, see
+    /// [`Decayed::redate`]).
+    #[inline]
+    pub fn get_pair(a: &Decayed, b: &Decayed, now_ns: u64, hl: HalfLife) -> (f64, f64) {
+        if a.at_ns == b.at_ns {
+            let f = hl.factor(now_ns.saturating_sub(a.at_ns));
+            (a.value * f, b.value * f)
+        } else {
+            (a.get(now_ns, hl), b.get(now_ns, hl))
+        }
+    }
+
+    /// Decays the stored value to `now_ns` and dates it then (a value unchanged by decay
+    /// needs no factor: zero stays zero).
+    #[inline]
+    pub fn redate(&mut self, now_ns: u64, hl: HalfLife) {
+        self.add(0.0, now_ns, hl);
     }
 
     #[inline]
     pub fn add(&mut self, x: f64, now_ns: u64, hl: HalfLife) {
         self.value = self.get(now_ns, hl) + x;
         self.at_ns = self.at_ns.max(now_ns);
+    }
+
+    /// The stored value and date as plain words (for [`super::published`]).
+    #[inline(always)]
+    pub(super) fn to_words(self) -> [u64; 2] {
+        [self.value.to_bits(), self.at_ns]
+    }
+
+    #[inline(always)]
+    pub(super) fn from_words(w: [u64; 2]) -> Decayed {
+        Decayed {
+            value: f64::from_bits(w[0]),
+            at_ns: w[1],
+        }
     }
 
     /// Ages the stored value by `dt_ns` and re-dates it to `now_ns` (used when a saved state
@@ -121,6 +158,27 @@ impl LogStats {
         self.sum = self.sum * f + l;
         self.sum_sq = self.sum_sq * f + l * l;
         self.at_ns = self.at_ns.max(now_ns);
+    }
+
+    /// The stored sums and date as plain words (for [`super::published`]).
+    #[inline(always)]
+    pub(super) fn to_words(self) -> [u64; 4] {
+        [
+            self.weight.to_bits(),
+            self.sum.to_bits(),
+            self.sum_sq.to_bits(),
+            self.at_ns,
+        ]
+    }
+
+    #[inline(always)]
+    pub(super) fn from_words(w: [u64; 4]) -> LogStats {
+        LogStats {
+            weight: f64::from_bits(w[0]),
+            sum: f64::from_bits(w[1]),
+            sum_sq: f64::from_bits(w[2]),
+            at_ns: w[3],
+        }
     }
 
     /// Time of the last observation.

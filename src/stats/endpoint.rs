@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
 use super::outcome::{FailureClass, Success};
+use super::published::ViewInputs;
 use super::window::Window;
 
 /// Half-lives of the decayed statistics.
@@ -199,6 +200,8 @@ impl EndpointStats {
         }
         let l = &mut self.learned;
         l.successes.add(1.0, now_ns, hl.outcome);
+        // Dated together, successes and failures are read with one decay factor.
+        l.failed.redate(now_ns, hl.outcome);
         l.total_ms.add(s.total_ms, now_ns, hl.latency);
         self.total_window.record(s.total_ms.round() as u64, now_ns);
         self.prom_total.observe(s.total_ms / 1000.0);
@@ -219,6 +222,7 @@ impl EndpointStats {
         self.totals.failures[class.index()] += 1;
         self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
         self.learned.failed.add(1.0, now_ns, hl.outcome);
+        self.learned.successes.redate(now_ns, hl.outcome);
         self.last_failure = Some((now_ns, class));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
     }
@@ -229,37 +233,7 @@ impl EndpointStats {
     }
 
     pub fn view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {
-        let l = &self.learned;
-        // The three fits are usually updated by the same success: one decay factor serves
-        // all that share a time.
-        let mut cached: Option<(u64, f64)> = None;
-        let mut fit = |s: &LogStats| {
-            let at = s.at_ns();
-            let f = match cached {
-                Some((t, f)) if t == at => f,
-                _ => {
-                    let f = hl.latency.factor(now_ns.saturating_sub(at));
-                    cached = Some((at, f));
-                    f
-                }
-            };
-            s.summary_with(f)
-        };
-        let ttft_ms = fit(&l.ttft_ms);
-        let total_ms = fit(&l.total_ms);
-        let tokens_per_s = fit(&l.tokens_per_s);
-        EndpointView {
-            successes: l.successes.get(now_ns, hl.outcome),
-            failures: l.failed.get(now_ns, hl.outcome),
-            ttft_ms,
-            total_ms,
-            tokens_per_s,
-            in_flight: self.in_flight,
-            since_failure_ns: self.last_failure.map(|(at, _)| now_ns.saturating_sub(at)),
-            attempts: self.totals.attempts,
-            consecutive_failures: self.consecutive_failures,
-            retry_after_ns: self.rest_until_ns.saturating_sub(now_ns),
-        }
+        ViewInputs::of(self).view(now_ns, hl)
     }
 
     /// The learned state as of `now_ns`, for saving.

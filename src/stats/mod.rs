@@ -13,6 +13,7 @@ pub mod decay;
 pub mod endpoint;
 pub mod model;
 pub mod outcome;
+pub mod published;
 pub mod store;
 pub mod window;
 
@@ -28,7 +29,24 @@ pub use endpoint::{EndpointStats, EndpointView, HalfLives, Learned, Totals};
 pub use model::ModelStats;
 pub use outcome::{FailureClass, Success};
 
-type Cell = Arc<Mutex<EndpointStats>>;
+/// One endpoint's state, and the copy of it the selector reads without the lock.
+#[derive(Debug, Default)]
+struct EndpointCell {
+    state: Mutex<EndpointStats>,
+    published: published::Published,
+}
+
+impl EndpointCell {
+    /// Changes the state under its lock and publishes the result before letting go.
+    fn update<R>(&self, f: impl FnOnce(&mut EndpointStats) -> R) -> R {
+        let mut state = lock(&self.state);
+        let r = f(&mut state);
+        self.published.publish(published::ViewInputs::of(&state));
+        r
+    }
+}
+
+type Cell = Arc<EndpointCell>;
 type ModelCell = Arc<Mutex<ModelStats>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,13 +118,22 @@ impl Stats {
     /// The view of this registry aligned to `catalog`'s endpoint indices.
     pub fn table(self: &Arc<Self>, catalog: &Catalog) -> StatsTable {
         let endpoints = catalog.endpoints();
+        let mut slots: HashMap<&str, u32> = HashMap::new();
+        let mut models = Vec::new();
+        let model_of = endpoints
+            .iter()
+            .map(|e| {
+                *slots.entry(e.model.as_str()).or_insert_with(|| {
+                    models.push(self.model_cell(&e.model));
+                    (models.len() - 1) as u32
+                })
+            })
+            .collect();
         StatsTable {
             stats: self.clone(),
             cells: endpoints.iter().map(|e| self.cell(&e.id)).collect(),
-            models: endpoints
-                .iter()
-                .map(|e| self.model_cell(&e.model))
-                .collect(),
+            models,
+            model_of,
         }
     }
 
@@ -120,7 +147,7 @@ impl Stats {
         let endpoints = cells
             .into_iter()
             .map(|(id, cell)| {
-                let s = lock(&cell);
+                let s = lock(&cell.state);
                 let snap = EndpointSnapshot {
                     totals: s.totals,
                     learned: s.settled(now_ns, &hl),
@@ -142,7 +169,7 @@ impl Stats {
     /// A copy of one endpoint's state by id, if it has any.
     pub fn read(&self, id: &str) -> Option<EndpointStats> {
         let cell = lock(&self.endpoints).get(id).cloned()?;
-        let copy = lock(&cell).clone();
+        let copy = lock(&cell.state).clone();
         Some(copy)
     }
 
@@ -152,7 +179,8 @@ impl Stats {
     pub fn restore(&self, snapshot: Snapshot, age_ns: u64, now_ns: u64) {
         let hl = self.half_lives;
         for (id, e) in snapshot.endpoints {
-            lock(&self.cell(&id)).restore(e.totals, e.learned, age_ns, now_ns, &hl);
+            self.cell(&id)
+                .update(|s| s.restore(e.totals, e.learned, age_ns, now_ns, &hl));
         }
         for (model, mut s) in snapshot.models {
             s.rebase(age_ns, now_ns, hl.latency);
@@ -166,29 +194,32 @@ impl Stats {
 pub struct StatsTable {
     stats: Arc<Stats>,
     cells: Vec<Cell>,
+    /// One cell per model of the catalog...
     models: Vec<ModelCell>,
+    /// ...and, per endpoint, the index of its model's cell.
+    model_of: Vec<u32>,
 }
 
 impl StatsTable {
     /// An attempt starts: counted, and in flight until it ends.
     pub fn begin(&self, idx: EndpointIdx) {
-        lock(&self.cells[idx]).begin();
+        self.cells[idx].update(EndpointStats::begin);
     }
 
     pub fn success(&self, idx: EndpointIdx, s: &Success, now_ns: u64) {
         let hl = self.stats.half_lives;
-        lock(&self.cells[idx]).success(s, now_ns, &hl);
-        lock(&self.models[idx]).record(s, now_ns, hl.latency);
+        self.cells[idx].update(|e| e.success(s, now_ns, &hl));
+        lock(self.model_cell(idx)).record(s, now_ns, hl.latency);
     }
 
     pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
-        lock(&self.cells[idx]).failure(class, now_ns, &self.stats.half_lives);
+        let hl = self.stats.half_lives;
+        self.cells[idx].update(|e| e.failure(class, now_ns, &hl));
     }
 
     /// The provider asked not to be sent requests before `until_ns` (`Retry-After`).
     pub fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
-        let mut cell = lock(&self.cells[idx]);
-        cell.rest_until_ns = cell.rest_until_ns.max(until_ns);
+        self.cells[idx].update(|e| e.rest_until_ns = e.rest_until_ns.max(until_ns));
         self.stats
             .rest_horizon_ns
             .fetch_max(until_ns, std::sync::atomic::Ordering::Relaxed);
@@ -204,33 +235,48 @@ impl StatsTable {
 
     /// Whether the provider asked this endpoint to be left alone at `now_ns`.
     pub fn resting(&self, idx: EndpointIdx, now_ns: u64) -> bool {
-        lock(&self.cells[idx]).rest_until_ns > now_ns
+        lock(&self.cells[idx].state).rest_until_ns > now_ns
     }
 
     /// The client went away before the attempt ended: neither a success nor a failure of
     /// the endpoint.
     pub fn cancelled(&self, idx: EndpointIdx) {
-        lock(&self.cells[idx]).cancelled();
+        self.cells[idx].update(EndpointStats::cancelled);
     }
 
     /// What the selector reads.
     pub fn view(&self, idx: EndpointIdx, now_ns: u64) -> EndpointView {
-        lock(&self.cells[idx]).view(now_ns, &self.stats.half_lives)
+        let cell = &self.cells[idx];
+        let hl = &self.stats.half_lives;
+        match cell.published.read() {
+            Some(inputs) => inputs.view(now_ns, hl),
+            None => lock(&cell.state).view(now_ns, hl),
+        }
     }
 
     /// Runs `f` on the endpoint's model statistics under their lock, without copying them.
     pub fn with_model<R>(&self, idx: EndpointIdx, f: impl FnOnce(&ModelStats) -> R) -> R {
-        f(&lock(&self.models[idx]))
+        f(&lock(self.model_cell(idx)))
+    }
+
+    /// Which of the catalog's models the endpoint serves, as a small index: endpoints with
+    /// the same slot share their model statistics.
+    pub fn model_slot(&self, idx: EndpointIdx) -> usize {
+        self.model_of[idx] as usize
+    }
+
+    fn model_cell(&self, idx: EndpointIdx) -> &ModelCell {
+        &self.models[self.model_of[idx] as usize]
     }
 
     /// A copy of the endpoint's whole state, for reports.
     pub fn read(&self, idx: EndpointIdx) -> EndpointStats {
-        lock(&self.cells[idx]).clone()
+        lock(&self.cells[idx].state).clone()
     }
 
     /// Runs `f` on the endpoint's state under its lock (for reports that need little of it).
     pub fn with<R>(&self, idx: EndpointIdx, f: impl FnOnce(&EndpointStats) -> R) -> R {
-        f(&lock(&self.cells[idx]))
+        f(&lock(&self.cells[idx].state))
     }
 
     pub fn half_lives(&self) -> HalfLives {
