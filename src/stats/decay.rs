@@ -38,6 +38,9 @@ impl HalfLife {
     }
 }
 
+/// Decayed values below this are stored as zero.
+const NEGLIGIBLE: f64 = 1e-200;
+
 /// A decayed count or sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Decayed {
@@ -83,7 +86,11 @@ impl Decayed {
 
     #[inline]
     pub fn add(&mut self, x: f64, now_ns: u64, hl: HalfLife) {
-        self.value = self.get(now_ns, hl) + x;
+        let value = self.get(now_ns, hl) + x;
+        // A weight this small is nothing; stored, it would decay into subnormals on every
+        // re-dating (a count that only ever decays, like the successes of an endpoint that
+        // keeps failing), and each read would then pay the processor's slow path for them.
+        self.value = if value.abs() < NEGLIGIBLE { 0.0 } else { value };
         self.at_ns = self.at_ns.max(now_ns);
     }
 
@@ -288,6 +295,18 @@ mod tests {
         }
         let m = s.summary(65 * SEC, hl).expect("observed").median();
         assert!(m < 110.0, "median {m} should be near the recent 100");
+    }
+
+    #[test]
+    fn a_count_that_only_decays_reaches_zero_not_subnormals() {
+        let hl = HalfLife::new(Duration::from_secs(1));
+        let mut d = Decayed::default();
+        d.add(1.0, 0, hl);
+        for s in 1..=4000 {
+            d.redate(s * SEC / 2, hl);
+            assert!(d.raw().0 == 0.0 || d.raw().0.is_normal(), "{:?}", d.raw());
+        }
+        assert_eq!(d.raw().0, 0.0);
     }
 
     #[test]
