@@ -7,7 +7,9 @@
 //! to one catalog's endpoint indices, so the request path reaches an endpoint's state with an
 //! index, not a lookup. Each endpoint's state sits behind its own short `std` mutex: a record
 //! takes it for well under a microsecond and never across an `.await`; contention is per
-//! endpoint, not global. [`store`] persists snapshots in sled.
+//! endpoint, not global. Before letting go, a record publishes what the selector's view needs
+//! ([`published`]), so a decision reads every candidate without taking a lock. Endpoints of
+//! the same model share that model's statistics. [`store`] persists snapshots in sled.
 
 pub mod decay;
 pub mod endpoint;
