@@ -52,15 +52,18 @@ impl DecisionLog {
     pub fn push(&self, mut record: Record) {
         record.candidates_total = record.decision.ranked.len();
         record.removed_total = record.removed.len();
+        // The kept part is copied into new allocations rather than shrunk in place. A shrunk
+        // block stays where the whole list was, so 4,096 long-lived small blocks can each
+        // pin the start of a freed 20 KB hole that the next decision's lists do not fit.
+        // Measured in the 200-endpoint memory benchmark: 84 MiB peak shrinking (once the
+        // lists came straight from the policy), 22 MiB copying.
         if record.candidates_total > KEPT_CANDIDATES {
-            record.decision.ranked.truncate(KEPT_CANDIDATES);
-            record.decision.ranked.shrink_to_fit();
-            record.decision.scores.truncate(KEPT_CANDIDATES);
-            record.decision.scores.shrink_to_fit();
+            let d = &mut record.decision;
+            d.ranked = d.ranked[..KEPT_CANDIDATES].to_vec();
+            d.scores = d.scores[..KEPT_CANDIDATES].to_vec();
         }
         if record.removed_total > KEPT_CANDIDATES {
-            record.removed.truncate(KEPT_CANDIDATES);
-            record.removed.shrink_to_fit();
+            record.removed = record.removed[..KEPT_CANDIDATES].to_vec();
         }
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() == CAPACITY {
