@@ -11,9 +11,10 @@
 //! It prints the added p50/p99/p99.9 latency, the throughput ratio and the router's peak
 //! resident memory. Everything shares the same 2-core machine: the load generator, the
 //! upstream and the router compete for CPU, as the targets in DESIGN §9 assume.
-//! `OVERHEAD_SECONDS` sets each run's length (default 8). Then the 1,000 req/s comparison
-//! again as the median of many short paired runs (`paired`), the router's memory with 200
-//! endpoints (`memory`) and its start-up with 5,000 (`startup`); `OVERHEAD_PARTS` picks.
+//! `OVERHEAD_SECONDS` sets each run's length (default 8). Then 1,000 req/s direct and through
+//! the router at the same time, requests interleaved (`interleaved`), the router's memory
+//! with 200 endpoints (`memory`) and its start-up with 5,000 (`startup`); `OVERHEAD_PARTS`
+//! picks.
 
 mod common;
 
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ms, open_loop, peak_rss_kib, spawn, BODY, STREAM_BODY};
+use common::{ms, open_loop, open_loop_over, peak_rss_kib, spawn, BODY, STREAM_BODY};
 
 /// Closed loop: `conns` workers back to back for `secs`; completed requests per second.
 async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs: u64) -> f64 {
@@ -114,9 +115,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    // `OVERHEAD_PARTS`: any of latency, paired, memory, startup (default: all).
-    let parts =
-        std::env::var("OVERHEAD_PARTS").unwrap_or_else(|_| "latency,paired,memory,startup".into());
+    // `OVERHEAD_PARTS`: any of latency, interleaved, memory, startup (default: all).
+    let parts = std::env::var("OVERHEAD_PARTS")
+        .unwrap_or_else(|_| "latency,interleaved,memory,startup".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let (_upstream, upstream_url) = spawn(
         &["fake-provider", "--tokens", "16"],
@@ -194,8 +195,8 @@ fn main() {
             ))
         );
     }
-    if part("paired") {
-        paired(&rt, &direct, &routed);
+    if part("interleaved") {
+        interleaved(&rt, &direct, &routed, secs);
     }
     drop(router);
     if part("memory") {
@@ -206,54 +207,35 @@ fn main() {
     }
 }
 
-/// Added latency at 1,000 req/s as the median of many short paired runs. On a shared 2-core
-/// machine the direct baseline at this rate drifts between runs by more than the router
-/// adds; adjacent short runs drift less, and alternating which side goes first cancels a
-/// trend. `OVERHEAD_PAIRS` (default 12) pairs of `OVERHEAD_PAIR_SECONDS` (default 3).
-fn paired(rt: &tokio::runtime::Runtime, direct: &str, routed: &str) {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (pairs, secs) = (env("OVERHEAD_PAIRS", 12), env("OVERHEAD_PAIR_SECONDS", 3));
-    let (mut p50, mut p99, mut errors) = (Vec::new(), Vec::new(), 0);
+/// Added latency at 1,000 req/s with both sides measured at once: 1,000 req/s direct and
+/// 1,000 req/s through the router, their requests interleaved, so drift in the machine
+/// (the direct baseline moves by more than the router adds between separate runs) hits
+/// both sides alike. Three runs of `secs`.
+fn interleaved(rt: &tokio::runtime::Runtime, direct: &str, routed: &str, secs: u64) {
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(512)
             .build()
             .expect("client");
-        open_loop(&client, direct, BODY, 500, 1, false, None).await;
-        open_loop(&client, routed, BODY, 500, 1, false, None).await;
-        for i in 0..pairs {
-            let run = |url| open_loop(&client, url, BODY, 1000, secs, false, None);
-            let (d, r) = if i % 2 == 0 {
-                let d = run(direct).await;
-                (d, run(routed).await)
-            } else {
-                let r = run(routed).await;
-                (run(direct).await, r)
-            };
-            errors += d.errors + r.errors;
-            p50.push(ms(&r.latency, 0.5) - ms(&d.latency, 0.5));
-            p99.push(ms(&r.latency, 0.99) - ms(&d.latency, 0.99));
+        open_loop_over(&client, &[direct, routed], BODY, 500, 1, false, None).await;
+        println!();
+        for _ in 0..3 {
+            let runs = open_loop_over(&client, &[direct, routed], BODY, 1000, secs, false, None).await;
+            let (d, r) = (&runs[0], &runs[1]);
+            let q = |run: &common::Run, q: f64| ms(&run.latency, q);
+            println!(
+                "1,000 req/s each, interleaved, {secs} s: direct p50 {:.3} p99 {:.3}, router p50 {:.3} p99 {:.3}; added p50 {:+.3} ms, p99 {:+.3} ms, p99.9 {:+.3} ms ({} errors)",
+                q(d, 0.5),
+                q(d, 0.99),
+                q(r, 0.5),
+                q(r, 0.99),
+                q(r, 0.5) - q(d, 0.5),
+                q(r, 0.99) - q(d, 0.99),
+                q(r, 0.999) - q(d, 0.999),
+                d.errors + r.errors
+            );
         }
     });
-    let range = |v: &[f64]| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        format!(
-            "median {:+.3} ms (pairs {lo:+.3} to {hi:+.3})",
-            median(v.to_vec())
-        )
-    };
-    println!(
-        "
-1,000 req/s, {pairs} paired runs of {secs} s ({errors} errors): added p50 {}, added p99 {}",
-        range(&p50),
-        range(&p99)
-    );
 }
 
 fn memory(rt: &tokio::runtime::Runtime, upstream_url: &str, secs: u64) {

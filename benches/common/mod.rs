@@ -81,55 +81,104 @@ pub async fn open_loop(
     first_chunk: bool,
     bearer: Option<&'static str>,
 ) -> Run {
-    let hist = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
-    ));
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = tokio::time::Instant::now();
-    let total = rate * secs;
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let at = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        tokio::time::sleep_until(at).await;
-        let (client, url, hist, errors) =
-            (client.clone(), url.to_owned(), hist.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut request = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body);
-            if let Some(key) = bearer {
-                request = request.bearer_auth(key);
+    let mut runs = open_loop_over(client, &[url], body, rate, secs, first_chunk, bearer).await;
+    runs.pop().expect("one run per url")
+}
+
+/// [`open_loop`] at `rate` requests/s to each of `urls`, their requests interleaved (the
+/// k-th tick goes to `urls[k % n]`), so every url is measured under the same conditions at
+/// the same moments; one [`Run`] per url.
+pub async fn open_loop_over(
+    client: &reqwest::Client,
+    urls: &[&str],
+    body: &'static str,
+    rate: u64,
+    secs: u64,
+    first_chunk: bool,
+    bearer: Option<&'static str>,
+) -> Vec<Run> {
+    let n = urls.len() as u64;
+    let hists: Vec<_> = urls
+        .iter()
+        .map(|_| {
+            Arc::new(std::sync::Mutex::new(
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds"),
+            ))
+        })
+        .collect();
+    let errors: Vec<_> = urls.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    // The schedule is kept by a thread of its own with `std::thread::sleep` (a high-resolution
+    // timer, about 50 µs of slack), not tokio's timer: tokio's has a 1 ms granularity, so a
+    // request scheduled between two milliseconds left up to 1 ms late, by an amount that
+    // depended on the run's phase against the timer wheel. That lag counted in the latency
+    // (measured from the scheduled start) and moved the baseline at 1,000 req/s by up to
+    // 1 ms from run to run, and between interleaved urls.
+    let handle = tokio::runtime::Handle::current();
+    let (client, body_urls): (reqwest::Client, Vec<String>) = (
+        client.clone(),
+        urls.iter().map(|u| (*u).to_owned()).collect(),
+    );
+    let (hists_d, errors_d) = (hists.clone(), errors.clone());
+    let tasks = tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        let total = rate * secs * n;
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let at = start + Duration::from_nanos(i * 1_000_000_000 / (rate * n));
+            if let Some(wait) = at.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
             }
-            let sent = request.send().await;
-            let ok = match sent {
-                Ok(mut r) if r.status().is_success() => {
-                    if first_chunk {
-                        r.chunk().await.is_ok()
-                    } else {
-                        r.bytes().await.is_ok()
-                    }
+            let k = (i % n) as usize;
+            let (client, url, hist, errors) = (
+                client.clone(),
+                body_urls[k].clone(),
+                hists_d[k].clone(),
+                errors_d[k].clone(),
+            );
+            tasks.push(handle.spawn(async move {
+                let mut request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(key) = bearer {
+                    request = request.bearer_auth(key);
                 }
-                _ => false,
-            };
-            if ok {
-                let us = at.elapsed().as_micros() as u64;
-                hist.lock().expect("histogram").saturating_record(us.max(1));
-            } else {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+                let sent = request.send().await;
+                let ok = match sent {
+                    Ok(mut r) if r.status().is_success() => {
+                        if first_chunk {
+                            r.chunk().await.is_ok()
+                        } else {
+                            r.bytes().await.is_ok()
+                        }
+                    }
+                    _ => false,
+                };
+                if ok {
+                    let us = at.elapsed().as_micros() as u64;
+                    hist.lock().expect("histogram").saturating_record(us.max(1));
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        tasks
+    })
+    .await
+    .expect("scheduler thread");
     for t in tasks {
         let _ = t.await;
     }
-    let latency = hist.lock().expect("histogram").clone();
-    Run {
-        latency,
-        errors: errors.load(Ordering::Relaxed),
-        sent: total,
-        seconds: secs as f64,
-    }
+    hists
+        .iter()
+        .zip(&errors)
+        .map(|(hist, errors)| Run {
+            latency: hist.lock().expect("histogram").clone(),
+            errors: errors.load(Ordering::Relaxed),
+            sent: rate * secs,
+            seconds: secs as f64,
+        })
+        .collect()
 }
 
 pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
