@@ -24,8 +24,9 @@ pub type EndpointIdx = usize;
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    /// `{base_url}/chat/completions`, computed once.
-    pub chat_url: String,
+    /// `{base_url}/chat/completions`, parsed once: the request path clones it instead of
+    /// parsing a URL string (with its IDNA pass) per attempt.
+    pub chat_url: reqwest::Url,
     pub api_key: Option<ApiKey>,
 }
 
@@ -59,6 +60,12 @@ pub enum CatalogError {
     UnknownGroupMember { group: String, member: String },
     #[error("group `{group}` has the name of a model or endpoint; rename the group")]
     GroupShadowsModel { group: String },
+    #[error("provider `{provider}`: `{url}` is not a valid URL: {reason}")]
+    InvalidUrl {
+        provider: String,
+        url: String,
+        reason: String,
+    },
 }
 
 /// The immutable routing table.
@@ -140,10 +147,16 @@ impl Catalog {
                 })?)
             }
         };
+        let url = format!("{}/chat/completions", pc.base_url.trim_end_matches('/'));
+        let chat_url = reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
+            provider: pc.name.clone(),
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
         let provider = self.providers.len();
         self.providers.push(Provider {
             name: pc.name.clone(),
-            chat_url: format!("{}/chat/completions", pc.base_url.trim_end_matches('/')),
+            chat_url,
             api_key,
         });
         for (model, price) in &sheet.models {
@@ -251,7 +264,10 @@ mod tests {
         assert_eq!(ids("small"), ["a/m1", "b/m1", "a/m2"]);
         assert_eq!(ids("auto").len(), 3);
         assert!(c.resolve("nope").is_none());
-        assert_eq!(c.provider_of(0).chat_url, "http://a/v1/chat/completions");
+        assert_eq!(
+            c.provider_of(0).chat_url.as_str(),
+            "http://a/v1/chat/completions"
+        );
         assert_eq!(c.shared_models().count(), 1);
     }
 

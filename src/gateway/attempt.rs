@@ -231,7 +231,7 @@ async fn exchange(
     };
     let mut request = shared
         .client
-        .post(&provider.chat_url)
+        .post(provider.chat_url.clone())
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, accept)
         .body(body.upstream_body(&endpoint.upstream_model));
