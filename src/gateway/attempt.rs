@@ -25,7 +25,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::meter::AttemptMeter;
 use super::sse::{data_payload, EventSplitter};
-use super::usage::Usage;
+use super::usage::AnswerFacts;
 use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
 use crate::route::ChatBody;
@@ -74,7 +74,11 @@ impl From<FailureClass> for Failed {
 /// What the chosen endpoint answered.
 pub enum Answer {
     /// A complete non-streaming answer, relayed byte for byte, and what it cost.
-    Json { body: Bytes, cost: Option<Decimal> },
+    Json {
+        body: Bytes,
+        cost: Option<Decimal>,
+        facts: AnswerFacts,
+    },
     /// A stream whose first chunk has arrived; the rest follows from `rest`. The meter
     /// goes with it: the attempt ends when the stream does.
     Stream {
@@ -180,10 +184,13 @@ async fn attempt(
             meter.fail_resting(failed.class, failed.retry_after);
             Err(failed)
         }
-        Ok(Exchange::Json(bytes)) => {
-            let usage = Usage::from_answer(&bytes);
-            let cost = meter.succeed(None, usage.as_ref(), body.messages_bytes);
-            Ok(Answer::Json { body: bytes, cost })
+        Ok(Exchange::Json(bytes, facts)) => {
+            let cost = meter.succeed(None, facts.usage.as_ref(), body.messages_bytes);
+            Ok(Answer::Json {
+                body: bytes,
+                cost,
+                facts,
+            })
         }
         Ok(Exchange::Stream { first, rest }) => Ok(Answer::Stream { first, rest, meter }),
         Ok(Exchange::Rejected {
@@ -203,7 +210,7 @@ async fn attempt(
 
 /// What one exchange with a provider produced, before it is metered.
 enum Exchange {
-    Json(Bytes),
+    Json(Bytes, AnswerFacts),
     Stream {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -257,9 +264,10 @@ async fn exchange(
             .await
             .map_err(|_| Failed::from(FailureClass::Timeout))?
             .map_err(|e| Failed::from(classify(e)))?;
-        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-            .map_err(|_| Failed::from(FailureClass::BadResponse))?;
-        return Ok(Exchange::Json(bytes));
+        // One read: the answer is JSON, its usage, and where a cost would go.
+        let facts =
+            AnswerFacts::read(&bytes).ok_or_else(|| Failed::from(FailureClass::BadResponse))?;
+        return Ok(Exchange::Json(bytes, facts));
     }
     if let Some(class) = failover_class(status) {
         let retry_after = matches!(status.as_u16(), 429 | 503)

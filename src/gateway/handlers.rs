@@ -23,7 +23,7 @@ use super::decisions::Record;
 use super::guard::Caller;
 use super::plan;
 use super::relay::{relay, StreamEnd, StreamSummary};
-use super::usage::{self, Usage};
+use super::usage::Usage;
 use super::{ApiError, Gateway, ATTEMPTS_HEADER, COST_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
 use crate::admin;
 use crate::catalog::Catalog;
@@ -134,13 +134,13 @@ async fn chat(
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
     let mut response = match answered.answer {
-        Answer::Json { body, cost } => {
-            log_answer(request_id, &endpoint, started, Usage::from_answer(&body));
+        Answer::Json { body, cost, facts } => {
+            log_answer(request_id, &endpoint, started, facts.usage.as_ref());
             if let (Some(client), Some(cost)) = (&caller.0, cost) {
                 client.charge(cost);
             }
             let body = match cost {
-                Some(cost) => usage::with_cost(&body, cost).map_or(body, Bytes::from),
+                Some(cost) => facts.with_cost(&body, cost).map_or(body, Bytes::from),
                 None => body,
             };
             let mut response = ([(CONTENT_TYPE, "application/json")], body).into_response();
@@ -215,7 +215,7 @@ async fn chat(
     Ok(response)
 }
 
-fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<Usage>) {
+fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<&Usage>) {
     tracing::debug!(request_id, endpoint, elapsed_ms = started.elapsed().as_millis() as u64,
         usage = ?usage, "answered");
 }

@@ -1,5 +1,7 @@
 //! Token usage as providers report it (`usage` in an answer or in the last stream chunk).
 
+use std::ops::Range;
+
 use serde::Deserialize;
 
 /// The token counts of one answer; absent counts read as zero.
@@ -19,11 +21,6 @@ pub struct PromptDetails {
     pub cached_tokens: u64,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    usage: Option<Usage>,
-}
-
 impl Usage {
     /// What these tokens cost at `rates`.
     pub fn cost(&self, rates: &crate::pricing::Rates) -> rust_decimal::Decimal {
@@ -33,30 +30,56 @@ impl Usage {
             .map_or(0, |d| d.cached_tokens);
         rates.cost(self.prompt_tokens, cached, self.completion_tokens)
     }
+}
 
-    /// The usage of a non-streaming answer body, if it reports one.
-    pub fn from_answer(body: &[u8]) -> Option<Usage> {
-        serde_json::from_slice::<Envelope>(body).ok()?.usage
+/// What the router reads from a non-streaming answer, in one pass over its bytes: that it
+/// is one JSON object, its `usage`, and where the `usage` object sits (to add `cost`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnswerFacts {
+    pub usage: Option<Usage>,
+    usage_object: Option<Range<usize>>,
+}
+
+impl AnswerFacts {
+    /// Reads an answer body; `None` when it is not one well-formed JSON object.
+    pub fn read(json: &[u8]) -> Option<AnswerFacts> {
+        let fields = crate::route::body::top_level(json).ok()?;
+        let Some((_, raw)) = fields.iter().find(|(k, _)| k == "usage") else {
+            return Some(AnswerFacts::default());
+        };
+        let usage = serde_json::from_str::<Option<Usage>>(raw.get())
+            .ok()
+            .flatten();
+        let text = raw.get().trim_end();
+        let start = text.as_ptr() as usize - json.as_ptr() as usize;
+        let usage_object =
+            (text.starts_with('{') && text.ends_with('}')).then_some(start..start + text.len());
+        Some(AnswerFacts {
+            usage,
+            usage_object,
+        })
+    }
+
+    /// `json` (the body these facts were read from) with `"cost": <cost>` added to its
+    /// top-level `usage` object, every other byte as it was; `None` without a usage object.
+    pub fn with_cost(&self, json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
+        let span = self.usage_object.clone()?;
+        let inner = std::str::from_utf8(json.get(span.start + 1..span.end - 1)?).ok()?;
+        let mut out = Vec::with_capacity(json.len() + 32);
+        out.extend_from_slice(&json[..span.end - 1]);
+        if !inner.trim().is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("\"cost\":{cost}").as_bytes());
+        out.extend_from_slice(&json[span.end - 1..]);
+        Some(out)
     }
 }
 
 /// `json` with `"cost": <cost>` added to its top-level `usage` object, every other byte as
 /// it was; `None` when there is no usage object to add it to.
 pub fn with_cost(json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
-    let fields = crate::route::body::top_level(json).ok()?;
-    let (_, usage) = fields.iter().find(|(k, _)| k == "usage")?;
-    let raw = usage.get().trim_end();
-    let inner = raw.strip_prefix('{')?.strip_suffix('}')?;
-    let start = usage.get().as_ptr() as usize - json.as_ptr() as usize;
-    let end = start + raw.len();
-    let mut out = Vec::with_capacity(json.len() + 32);
-    out.extend_from_slice(&json[..end - 1]);
-    if !inner.trim().is_empty() {
-        out.push(b',');
-    }
-    out.extend_from_slice(format!("\"cost\":{cost}").as_bytes());
-    out.extend_from_slice(&json[end - 1..]);
-    Some(out)
+    AnswerFacts::read(json)?.with_cost(json, cost)
 }
 
 #[cfg(test)]
@@ -77,5 +100,36 @@ mod tests {
         assert_eq!(&empty, br#"{"usage":{"cost":0.00012}}"#);
         assert!(with_cost(br#"{"usage":null}"#, cost).is_none());
         assert!(with_cost(b"not json", cost).is_none());
+        assert!(with_cost(br#"{"usage":{"prompt_tokens":3}} trailing"#, cost).is_none());
+    }
+
+    #[test]
+    fn one_read_gives_the_usage_and_where_to_add_the_cost() {
+        let body = br#"{"id":"x", "usage" : {"prompt_tokens":3,"completion_tokens":5,
+            "prompt_tokens_details":{"cached_tokens":2}} ,"choices":[]}"#;
+        let facts = AnswerFacts::read(body).expect("an object");
+        let usage = facts.usage.clone().expect("usage");
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (3, 5));
+        assert_eq!(
+            usage.prompt_tokens_details.map(|d| d.cached_tokens),
+            Some(2)
+        );
+        let cost = rust_decimal::Decimal::from_str("0.5").expect("literal");
+        let out = String::from_utf8(facts.with_cost(body, cost).expect("usage")).expect("utf8");
+        assert!(
+            out.contains(r#""cached_tokens":2},"cost":0.5} ,"choices":[]}"#),
+            "{out}"
+        );
+        serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+        // No usage, or usage that is not an object: the facts say so, the body stays.
+        let bare = AnswerFacts::read(br#"{"choices":[]}"#).expect("an object");
+        assert_eq!(bare, AnswerFacts::default());
+        assert!(bare.with_cost(br#"{"choices":[]}"#, cost).is_none());
+        let odd = AnswerFacts::read(br#"{"usage":"n/a"}"#).expect("an object");
+        assert!(odd.usage.is_none() && odd.with_cost(br#"{"usage":"n/a"}"#, cost).is_none());
+        // What is not one JSON object is not an answer.
+        for bad in [&b"[1]"[..], b"{\"a\":", b"{} {}", b"", b"null"] {
+            assert!(AnswerFacts::read(bad).is_none(), "{bad:?}");
+        }
     }
 }
