@@ -14,7 +14,8 @@ use switchyard::stats::{HalfLife, HalfLives};
 
 /// mimalloc instead of the system allocator: the request path allocates many small,
 /// short-lived blocks (headers, bodies, futures), where glibc's malloc took about a tenth of
-/// the router's CPU under load.
+/// the router's CPU under load. Built without transparent huge pages (`no_thp`): with them
+/// the 200-endpoint memory run peaked at 72 MiB instead of 45.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
