@@ -64,10 +64,10 @@ impl AnswerFacts {
     /// top-level `usage` object, every other byte as it was; `None` without a usage object.
     pub fn with_cost(&self, json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
         let span = self.usage_object.clone()?;
-        let inner = std::str::from_utf8(json.get(span.start + 1..span.end - 1)?).ok()?;
+        let inner = json.get(span.start + 1..span.end - 1)?;
         let mut out = Vec::with_capacity(json.len() + 32);
         out.extend_from_slice(&json[..span.end - 1]);
-        if !inner.trim().is_empty() {
+        if !inner.iter().all(u8::is_ascii_whitespace) {
             out.push(b',');
         }
         out.extend_from_slice(format!("\"cost\":{cost}").as_bytes());
