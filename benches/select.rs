@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
                 b.iter(|| {
                     let now = NOW;
-                    let (kept, _) = filter::filter(&request, &catalog, &table, now, &all);
+                    let (kept, _) = filter::filter(&request, &catalog, &table, &all);
                     let ctx = Context {
                         request: &request,
                         catalog: &catalog,

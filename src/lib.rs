@@ -6,7 +6,7 @@
 //! that happen before the first byte reaches the client, and relays the answer (streaming
 //! included) untouched.
 //!
-//! Modules, and the one direction their dependencies point (gateway → select → stats, catalog):
+//! Modules, and the one direction their dependencies point (gateway, sim → plan → select → stats, catalog):
 //!
 //! - [`config`]: `switchyard.toml`, parsed with unknown fields rejected and validated once.
 //! - [`pricing`]: price sheets (`pricing/<provider>.toml`): format, validation, loading.
@@ -14,6 +14,9 @@
 //! - [`route`]: what a request asks for, parsed from the body without re-serialising it.
 //! - [`stats`]: per-endpoint statistics (decayed fits, windows, totals), saved in sled.
 //! - [`select`]: the [`Policy`] trait and its implementations; pure, time and RNG injected.
+//! - [`plan`]: the shared procedure: request → ranked plan, and the attempt machine that walks
+//!   it (next candidate, classify, rest, stop); the gateway and the simulator both drive it.
+//! - [`clock`]: the injected wall clock (spend windows, timestamps).
 //! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
 //! - [`admin`]: the per-endpoint report and the Prometheus exposition.
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
@@ -26,11 +29,13 @@
 pub mod admin;
 pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fake;
 pub mod gateway;
 pub mod http;
+pub mod plan;
 pub mod pricing;
 pub mod route;
 pub mod select;

@@ -44,6 +44,7 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
         "successes": t.successes,
         "failures": failures,
         "cancelled": t.cancelled,
+        "rejected": t.rejected,
         "in_flight": s.in_flight,
         "prompt_tokens": t.prompt_tokens,
         "output_tokens": t.output_tokens,

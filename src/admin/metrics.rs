@@ -118,6 +118,13 @@ impl Collector for Snapshot {
             "Attempts abandoned because the client went away",
             |s| s.totals.cancelled,
         )?;
+        counter(
+            &mut enc,
+            &self.endpoints,
+            "rejected",
+            "Attempts whose request the provider refused as the client's own fault (4xx)",
+            |s| s.totals.rejected,
+        )?;
 
         let mut m = enc.encode_descriptor(
             "failures",

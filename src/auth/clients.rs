@@ -3,7 +3,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::{digest, parse_digest, ClientConfig};
+use crate::clock::SharedClock;
 
 /// One client key at run time.
 pub struct Client {
@@ -24,6 +25,8 @@ pub struct Client {
     spend: Mutex<SpendState>,
     requests: AtomicU64,
     refused: AtomicU64,
+    /// Spend windows follow calendar time from this clock.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Client {
@@ -86,27 +89,37 @@ pub struct ClientReport {
     pub spent_usd: Decimal,
 }
 
-fn unix_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Why a client key cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    #[error("client `{0}`: key_sha256 is not 64 hex digits")]
+    BadDigest(String),
+    #[error("client `{client}`: environment variable `{var}` is not set")]
+    MissingKey { client: String, var: String },
+    #[error("client `{0}` has no key (give key_sha256 or key_env)")]
+    NoKey(String),
 }
 
 impl Client {
-    fn build(c: &ClientConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Client, String> {
+    fn build(
+        c: &ClientConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+        clock: SharedClock,
+    ) -> Result<Client, ClientError> {
         let digest = match (&c.key_sha256, &c.key_env) {
-            (Some(hex), _) => parse_digest(hex).ok_or("key_sha256 is not 64 hex digits")?,
+            (Some(hex), _) => {
+                parse_digest(hex).ok_or_else(|| ClientError::BadDigest(c.name.clone()))?
+            }
             (None, Some(var)) => {
                 let key = env(var).filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-                    format!(
-                        "client `{}`: environment variable `{var}` is not set",
-                        c.name
-                    )
+                    ClientError::MissingKey {
+                        client: c.name.clone(),
+                        var: var.clone(),
+                    }
                 })?;
                 digest(key.trim().as_bytes())
             }
-            (None, None) => return Err(format!("client `{}` has no key", c.name)),
+            (None, None) => return Err(ClientError::NoKey(c.name.clone())),
         };
         let limiter = c.requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
             let burst = c.burst.and_then(NonZeroU32::new).unwrap_or(rpm);
@@ -124,6 +137,7 @@ impl Client {
             spend: Mutex::new(SpendState::default()),
             requests: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            clock,
         })
     }
 
@@ -139,7 +153,7 @@ impl Client {
             Err(e)
         };
         if let Some(limit) = self.spend_limit {
-            let now = unix_s();
+            let now = self.clock.unix_s();
             let start = self.window_start(now);
             let spent = {
                 let s = self.spend.lock().expect("spend lock");
@@ -174,7 +188,7 @@ impl Client {
 
     /// Adds what an answer cost to the current window.
     pub fn charge(&self, cost: Decimal) {
-        let start = self.window_start(unix_s());
+        let start = self.window_start(self.clock.unix_s());
         let mut s = self.spend.lock().expect("spend lock");
         if s.window_start != start {
             *s = SpendState {
@@ -195,7 +209,7 @@ impl Client {
 
     pub fn report(&self) -> ClientReport {
         let s = self.spend();
-        let start = self.window_start(unix_s());
+        let start = self.window_start(self.clock.unix_s());
         let spent = if s.window_start == start {
             s.spent_usd
         } else {
@@ -225,10 +239,11 @@ impl Clients {
     pub fn build(
         configs: &[ClientConfig],
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Clients, String> {
+        clock: SharedClock,
+    ) -> Result<Clients, ClientError> {
         let clients = configs
             .iter()
-            .map(|c| Client::build(c, env).map(Arc::new))
+            .map(|c| Client::build(c, env, clock.clone()).map(Arc::new))
             .collect::<Result<_, _>>()?;
         Ok(Clients { clients })
     }

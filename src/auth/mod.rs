@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use clients::{Client, ClientReport, Clients, LimitError, SpendState};
+pub use clients::{Client, ClientError, ClientReport, Clients, LimitError, SpendState};
 
 /// `[[clients]]`: one key that may call the router.
 #[derive(Clone, Deserialize)]

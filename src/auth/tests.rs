@@ -1,5 +1,6 @@
 //! Client keys, limits and the admin token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
@@ -7,6 +8,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
+use crate::clock::{self, ManualClock};
 
 fn config(name: &str, key: &str) -> ClientConfig {
     ClientConfig {
@@ -28,7 +30,7 @@ fn no_env(_: &str) -> Option<String> {
 fn keys_are_found_by_their_digest_only() {
     let configs = [config("a", "sy-alpha"), config("b", "sy-beta")];
     validate_clients(&configs).expect("valid");
-    let clients = Clients::build(&configs, &no_env).expect("builds");
+    let clients = Clients::build(&configs, &no_env, clock::system()).expect("builds");
     assert!(clients.required());
     assert_eq!(
         clients.find(b"sy-alpha").map(|c| c.name.clone()),
@@ -51,10 +53,13 @@ fn a_key_can_come_from_the_environment() {
     c.key_sha256 = None;
     c.key_env = Some("CLIENT_KEY".into());
     let env = |v: &str| (v == "CLIENT_KEY").then(|| "sy-from-env".to_owned());
-    let clients = Clients::build(&[c.clone()], &env).expect("builds");
+    let clients = Clients::build(&[c.clone()], &env, clock::system()).expect("builds");
     assert!(clients.find(b"sy-from-env").is_some());
-    let err = Clients::build(&[c], &no_env).expect_err("variable unset");
-    assert!(err.contains("CLIENT_KEY"), "{err}");
+    let err = Clients::build(&[c], &no_env, clock::system()).expect_err("variable unset");
+    assert!(
+        matches!(&err, ClientError::MissingKey { var, .. } if var == "CLIENT_KEY"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,7 +101,7 @@ fn the_rate_limit_refuses_beyond_the_burst_and_says_when_to_retry() {
     let mut c = config("limited", "k");
     c.requests_per_minute = Some(60);
     c.burst = Some(2);
-    let clients = Clients::build(&[c], &no_env).expect("builds");
+    let clients = Clients::build(&[c], &no_env, clock::system()).expect("builds");
     let client = clients.find(b"k").expect("found");
     assert!(client.admit().is_ok());
     assert!(client.admit().is_ok());
@@ -116,7 +121,10 @@ fn the_spend_limit_refuses_once_reached_until_the_window_turns() {
     let mut c = config("budget", "k");
     c.spend_limit_usd = Some(Decimal::new(1, 2)); // $0.01
     c.spend_window = Duration::from_secs(3600);
-    let clients = Clients::build(&[c], &no_env).expect("builds");
+    // Ten minutes before an hour turns: the window and the wait are exact.
+    let hour_ms = 3_600_000;
+    let clock = ManualClock::at(1_800_000 * hour_ms + hour_ms - 600_000);
+    let clients = Clients::build(&[c], &no_env, Arc::new(clock.clone())).expect("builds");
     let client = clients.find(b"k").expect("found");
     assert!(client.admit().is_ok());
     client.charge(Decimal::new(6, 3));
@@ -124,7 +132,14 @@ fn the_spend_limit_refuses_once_reached_until_the_window_turns() {
     client.charge(Decimal::new(6, 3));
     let err = client.admit().expect_err("$0.012 of $0.01 spent");
     assert!(matches!(err, LimitError::Spend { .. }), "{err:?}");
-    assert!(err.retry_after() <= Duration::from_secs(3600));
+    assert_eq!(err.retry_after(), Duration::from_secs(600));
+    // Still refused a second before the hour turns, admitted (and at zero) once it has.
+    clock.advance_ms(599_000);
+    assert!(client.admit().is_err());
+    clock.advance_ms(1_000);
+    assert!(client.admit().is_ok(), "a new window");
+    assert_eq!(client.report().spent_usd, Decimal::ZERO);
+    clock.set(1_800_000 * hour_ms + hour_ms - 1);
     // What is saved comes back.
     let saved = clients.spend_states();
     let fresh = Clients::build(
@@ -134,6 +149,7 @@ fn the_spend_limit_refuses_once_reached_until_the_window_turns() {
             ..config("budget", "k")
         }],
         &no_env,
+        Arc::new(clock.clone()),
     )
     .expect("builds");
     fresh.restore(&saved);
@@ -183,7 +199,7 @@ proptest! {
             .enumerate()
             .map(|(i, k)| config(&format!("c{i}"), k))
             .collect();
-        let clients = Clients::build(&configs, &no_env).expect("builds");
+        let clients = Clients::build(&configs, &no_env, clock::system()).expect("builds");
         for (i, k) in keys.iter().enumerate() {
             let found = clients.find(k.as_bytes()).map(|c| c.name.clone());
             prop_assert_eq!(found, Some(format!("c{i}")));

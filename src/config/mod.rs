@@ -133,6 +133,10 @@ pub struct RoutingConfig {
     /// rests that long (at most this) before it is tried again.
     #[serde(default = "default_max_retry_after", with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// Seeds the router's random draws (Thompson samples, tie breaks, request ids), so a
+    /// test or a benchmark can repeat a run; unset: a fresh seed from the OS at each start.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 fn default_max_retry_after() -> Duration {
@@ -281,6 +285,7 @@ impl Default for RoutingConfig {
             group_policies: BTreeMap::new(),
             max_attempts: default_max_attempts(),
             max_retry_after: default_max_retry_after(),
+            seed: None,
         }
     }
 }

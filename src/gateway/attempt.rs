@@ -13,7 +13,7 @@
 //! there is no failover. Attempts stop at `max_attempts` or at the request's deadline.
 //! Every attempt is metered: in flight while it runs, its outcome recorded once.
 
-use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -21,6 +21,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
+use rust_decimal::Decimal;
 use tokio::time::{timeout_at, Instant};
 
 use super::meter::AttemptMeter;
@@ -28,51 +29,13 @@ use super::sse::{data_payload, EventSplitter};
 use super::usage::AnswerFacts;
 use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
+use crate::plan::attempts::failover_class;
+use crate::plan::{Attempts, Exhausted, Failure};
 use crate::route::ChatBody;
-use crate::stats::FailureClass;
-use crate::stats::StatsTable;
-use rust_decimal::Decimal;
-use std::sync::Arc;
-
-/// One failed attempt, as reported to the client and the logs.
-#[derive(Debug, Clone)]
-pub struct AttemptFailure {
-    pub endpoint: String,
-    pub class: FailureClass,
-    /// The HTTP status, for failures that had one.
-    pub status: Option<u16>,
-}
-
-impl fmt::Display for AttemptFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.status {
-            Some(code) => write!(f, "{}: HTTP {code}", self.endpoint),
-            None => write!(f, "{}: {}", self.endpoint, self.class),
-        }
-    }
-}
-
-/// Why one attempt failed: the class learned from, and the status if there was one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Failed {
-    class: FailureClass,
-    status: Option<u16>,
-    /// The provider's `Retry-After`, capped at `routing.max_retry_after`.
-    retry_after: Option<Duration>,
-}
-
-impl From<FailureClass> for Failed {
-    fn from(class: FailureClass) -> Failed {
-        Failed {
-            class,
-            status: None,
-            retry_after: None,
-        }
-    }
-}
+use crate::stats::{FailureClass, StatsTable};
 
 /// What the chosen endpoint answered.
-pub enum Answer {
+pub(crate) enum Answer {
     /// A complete non-streaming answer, relayed byte for byte, and what it cost.
     Json {
         body: Bytes,
@@ -95,10 +58,10 @@ pub enum Answer {
 }
 
 /// The attempt that answered.
-pub struct Answered {
+pub(crate) struct Answered {
     pub endpoint: EndpointIdx,
     /// The attempts that failed before it.
-    pub failures: Vec<AttemptFailure>,
+    pub failures: Vec<(EndpointIdx, Failure)>,
     pub answer: Answer,
 }
 
@@ -109,102 +72,65 @@ impl Answered {
     }
 }
 
-/// Every attempt failed.
-pub struct Exhausted {
-    pub failures: Vec<AttemptFailure>,
-    pub deadline_hit: bool,
-    /// The shortest `Retry-After` any provider asked for.
-    pub retry_after: Option<Duration>,
-}
-
-/// Tries `ranked` endpoints in order, at most `max_attempts` of them, until `deadline`.
-pub async fn run(
+/// Drives the attempt machine with real exchanges until an endpoint answers or the machine
+/// stops (`max_attempts`, the candidates, or `deadline`, which the machine knows as
+/// `Attempts`' own deadline in the router's time).
+pub(crate) async fn run(
     shared: &Shared,
     catalog: &Catalog,
     table: &Arc<StatsTable>,
     body: &ChatBody<'_>,
-    ranked: &[EndpointIdx],
-    max_attempts: usize,
+    mut attempts: Attempts,
     deadline: Instant,
 ) -> Result<Answered, Exhausted> {
-    let mut failures = Vec::new();
-    let mut retry_after: Option<Duration> = None;
-    for &idx in ranked.iter().take(max_attempts) {
-        if Instant::now() >= deadline {
-            return Err(Exhausted {
-                failures,
-                deadline_hit: true,
-                retry_after,
-            });
-        }
+    let now_ns = || super::meter::nanos_since(shared.epoch);
+    while let Some(idx) = attempts.next(table, now_ns()) {
         let rates = catalog.endpoint(idx).rates;
-        let meter = AttemptMeter::start(table.clone(), idx, rates, shared.epoch);
-        match attempt(shared, catalog, idx, body, deadline, meter).await {
-            Ok(answer) => {
-                return Ok(Answered {
-                    endpoint: idx,
-                    failures,
-                    answer,
-                })
+        let meter = AttemptMeter::started(table.clone(), idx, rates, shared.epoch);
+        match exchange(shared, catalog, idx, body, deadline).await {
+            Err(failure) => {
+                meter.hand_over();
+                tracing::warn!(endpoint = %catalog.endpoint(idx).id, class = %failure.class,
+                    status = failure.status, "attempt failed; trying the next candidate");
+                attempts.failed(table, failure, now_ns());
             }
-            Err(failed) => {
-                let failure = AttemptFailure {
-                    endpoint: catalog.endpoint(idx).id.clone(),
-                    class: failed.class,
-                    status: failed.status,
-                };
-                tracing::warn!(%failure, "attempt failed; trying the next candidate");
-                failures.push(failure);
-                if let Some(d) = failed.retry_after {
-                    retry_after = Some(retry_after.map_or(d, |r| r.min(d)));
-                }
+            Ok(Exchange::Json(bytes, facts)) => {
+                attempts.answered();
+                let cost = meter.succeed(None, facts.usage.as_ref(), body.messages_bytes);
+                return Ok(answered(attempts, idx, Answer::Json {
+                    body: bytes,
+                    cost,
+                    facts,
+                }));
             }
-        }
-    }
-    let deadline_hit = Instant::now() >= deadline;
-    Err(Exhausted {
-        failures,
-        deadline_hit,
-        retry_after,
-    })
-}
-
-/// One attempt, recorded by its meter: failures and complete answers here, streams by the
-/// relay when they end.
-async fn attempt(
-    shared: &Shared,
-    catalog: &Catalog,
-    idx: EndpointIdx,
-    body: &ChatBody<'_>,
-    deadline: Instant,
-    meter: AttemptMeter,
-) -> Result<Answer, Failed> {
-    match exchange(shared, catalog, idx, body, deadline).await {
-        Err(failed) => {
-            meter.fail_resting(failed.class, failed.retry_after);
-            Err(failed)
-        }
-        Ok(Exchange::Json(bytes, facts)) => {
-            let cost = meter.succeed(None, facts.usage.as_ref(), body.messages_bytes);
-            Ok(Answer::Json {
-                body: bytes,
-                cost,
-                facts,
-            })
-        }
-        Ok(Exchange::Stream { first, rest }) => Ok(Answer::Stream { first, rest, meter }),
-        Ok(Exchange::Rejected {
-            status,
-            content_type,
-            body,
-        }) => {
-            meter.rejected();
-            Ok(Answer::Rejected {
+            Ok(Exchange::Stream { first, rest }) => {
+                attempts.answered();
+                return Ok(answered(attempts, idx, Answer::Stream { first, rest, meter }));
+            }
+            Ok(Exchange::Rejected {
                 status,
                 content_type,
                 body,
-            })
+            }) => {
+                meter.hand_over();
+                attempts.rejected(table);
+                let answer = Answer::Rejected {
+                    status,
+                    content_type,
+                    body,
+                };
+                return Ok(answered(attempts, idx, answer));
+            }
         }
+    }
+    Err(attempts.exhausted(now_ns()))
+}
+
+fn answered(attempts: Attempts, endpoint: EndpointIdx, answer: Answer) -> Answered {
+    Answered {
+        endpoint,
+        failures: attempts.failures().to_vec(),
+        answer,
     }
 }
 
@@ -228,7 +154,7 @@ async fn exchange(
     idx: EndpointIdx,
     body: &ChatBody<'_>,
     deadline: Instant,
-) -> Result<Exchange, Failed> {
+) -> Result<Exchange, Failure> {
     let endpoint = catalog.endpoint(idx);
     let provider = catalog.provider_of(idx);
     let accept = if body.stream {
@@ -248,8 +174,8 @@ async fn exchange(
     let first_byte_deadline = deadline.min(Instant::now() + shared.upstream.first_byte_timeout);
     let response = timeout_at(first_byte_deadline, request.send())
         .await
-        .map_err(|_| Failed::from(FailureClass::Timeout))?
-        .map_err(|e| Failed::from(classify(e)))?;
+        .map_err(|_| Failure::from(FailureClass::Timeout))?
+        .map_err(|e| Failure::from(classify(e)))?;
 
     let status = response.status();
     if status.is_success() {
@@ -262,29 +188,22 @@ async fn exchange(
         // provider failing, and there must be time left to try another.
         let bytes = timeout_at(first_byte_deadline, response.bytes())
             .await
-            .map_err(|_| Failed::from(FailureClass::Timeout))?
-            .map_err(|e| Failed::from(classify(e)))?;
+            .map_err(|_| Failure::from(FailureClass::Timeout))?
+            .map_err(|e| Failure::from(classify(e)))?;
         // One read: the answer is JSON, its usage, and where a cost would go.
         let facts =
-            AnswerFacts::read(&bytes).ok_or_else(|| Failed::from(FailureClass::BadResponse))?;
+            AnswerFacts::read(&bytes).ok_or_else(|| Failure::from(FailureClass::BadResponse))?;
         return Ok(Exchange::Json(bytes, facts));
     }
-    if let Some(class) = failover_class(status) {
-        let retry_after = matches!(status.as_u16(), 429 | 503)
-            .then(|| retry_after(response.headers()))
-            .flatten()
-            .map(|d| d.min(shared.max_retry_after));
-        return Err(Failed {
-            class,
-            status: Some(status.as_u16()),
-            retry_after,
-        });
+    if let Some(class) = failover_class(status.as_u16()) {
+        let wait = retry_after(response.headers());
+        return Err(Failure::status(class, status.as_u16(), wait));
     }
     let content_type = response.headers().get(CONTENT_TYPE).cloned();
     let body = timeout_at(deadline, response.bytes())
         .await
-        .map_err(|_| Failed::from(FailureClass::Timeout))?
-        .map_err(|e| Failed::from(classify(e)))?;
+        .map_err(|_| Failure::from(FailureClass::Timeout))?
+        .map_err(|e| Failure::from(classify(e)))?;
     // Relayed to the client: a provider that quotes the key it got must not leak it.
     let body = match &provider.api_key {
         Some(key) => key.redact(body),
@@ -307,7 +226,7 @@ const MAX_PREAMBLE_BYTES: usize = 1 << 20;
 async fn first_event(
     mut rest: BoxStream<'static, reqwest::Result<Bytes>>,
     deadline: Instant,
-) -> Result<(Bytes, BoxStream<'static, reqwest::Result<Bytes>>), Failed> {
+) -> Result<(Bytes, BoxStream<'static, reqwest::Result<Bytes>>), Failure> {
     let mut splitter = EventSplitter::default();
     let mut seen = BytesMut::new();
     loop {
@@ -323,7 +242,7 @@ async fn first_event(
             if let Some(verdict) = judge_first_event(&event) {
                 return verdict
                     .map(|()| (seen.freeze(), rest))
-                    .map_err(Failed::from);
+                    .map_err(Failure::from);
             }
         }
         if seen.len() > MAX_PREAMBLE_BYTES {
@@ -347,18 +266,6 @@ fn judge_first_event(event: &[u8]) -> Option<Result<(), FailureClass>> {
         Ok(Probe { error: None }) => Ok(()),
         Err(_) => Err(FailureClass::BadResponse),
     })
-}
-
-/// The failure class of a status that moves on to the next candidate, `None` for a status
-/// that is the client's to fix.
-fn failover_class(status: StatusCode) -> Option<FailureClass> {
-    match status.as_u16() {
-        429 => Some(FailureClass::RateLimited),
-        408 => Some(FailureClass::Timeout),
-        401 | 403 | 404 | 409 => Some(FailureClass::Refused),
-        500..=599 => Some(FailureClass::ServerError),
-        _ => None,
-    }
 }
 
 /// A provider's requested pause: `retry-after-ms` (OpenAI's) or `retry-after` in seconds.
@@ -434,12 +341,10 @@ mod tests {
     #[test]
     fn which_statuses_fail_over() {
         for code in [401, 403, 404, 408, 409, 429, 500, 502, 503, 504, 529] {
-            let status = StatusCode::from_u16(code).expect("valid code");
-            assert!(failover_class(status).is_some(), "{code}");
+            assert!(failover_class(code).is_some(), "{code}");
         }
         for code in [400, 402, 405, 413, 415, 422] {
-            let status = StatusCode::from_u16(code).expect("valid code");
-            assert_eq!(failover_class(status), None, "{code}");
+            assert_eq!(failover_class(code), None, "{code}");
         }
     }
 }

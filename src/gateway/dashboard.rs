@@ -39,19 +39,20 @@ pub async fn style() -> Response {
     asset("text/css; charset=utf-8", dashboard::STYLE_CSS)
 }
 
-pub async fn data(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+pub async fn data(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Response, super::ApiError> {
     let shared = &*gateway.0;
     if shared.admin_token.is_some() {
-        if let Some(denied) = super::prices::unauthorized(&gateway, &headers) {
-            return denied;
-        }
+        super::prices::authorized(&gateway, &headers)?;
     }
     let live = shared.live.load_full();
     let now_ns = gateway.now_ns();
     let body = json!({
-        "now_ms": super::unix_ms(),
+        "now_ms": gateway.unix_ms(),
         "prices_version": live.version,
-        "policy": shared.policy.name(),
+        "policy": shared.planner.policy_for("").name(),
         "sample_interval_ms": shared.config.stats.sample_interval.as_millis() as u64,
         "requests": shared.counters.load(),
         "endpoints": dashboard::endpoints(&live.catalog, &live.table, now_ns),
@@ -61,7 +62,7 @@ pub async fn data(State(gateway): State<Gateway>, headers: HeaderMap) -> Respons
         "prices": dashboard::prices(&live.catalog),
         "clients": shared.clients.all().iter().map(|c| c.report()).collect::<Vec<_>>(),
     });
-    ([(CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+    Ok(([(CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }
 
 /// Samples the dashboard's history every `interval` until aborted.
@@ -75,7 +76,7 @@ pub async fn sample(gateway: Gateway, interval: Duration) {
             &live.catalog,
             &live.table,
             gateway.now_ns(),
-            super::unix_ms(),
+            gateway.unix_ms(),
         );
     }
 }

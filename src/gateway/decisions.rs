@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::attempt::AttemptFailure;
+use crate::plan::AttemptFailure;
 use crate::catalog::{Catalog, EndpointIdx};
 use crate::route::RouteRequest;
 use crate::select::{missed, Decision, Removal};

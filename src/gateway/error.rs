@@ -11,7 +11,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::attempt::AttemptFailure;
+use super::prices::PriceUpdateError;
+use crate::plan::{AttemptFailure, PlanError};
 use crate::route::{BodyError, HintError};
 
 /// Everything a request can fail with before an answer starts.
@@ -53,6 +54,38 @@ pub enum ApiError {
     Overloaded,
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
+    /// A route that exists, asked with a method it does not answer.
+    #[error("{method} is not allowed on {path}: use {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: &'static str,
+    },
+    /// An admin route without the admin token; the message says how to enable or use them.
+    #[error("{0}")]
+    AdminUnauthorized(String),
+    /// A price update that was refused (file, model and field in the message).
+    #[error(transparent)]
+    PriceUpdate(#[from] PriceUpdateError),
+    /// `PUT /admin/pricing/{provider}` with a name no provider could have.
+    #[error("`{0}` is not a valid provider name")]
+    InvalidProvider(String),
+    /// A price sheet sent as the body is not UTF-8 text.
+    #[error("the price sheet must be UTF-8 TOML")]
+    SheetNotText,
+    /// Something failed inside the router (a store, a task); the details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> ApiError {
+        match e {
+            PlanError::Hint(h) => ApiError::Hint(h),
+            PlanError::ModelNotFound { model, field } => ApiError::ModelNotFound(model, field),
+            PlanError::NoCandidates { removed } => ApiError::NoCandidates { removed },
+        }
+    }
 }
 
 fn removal_message(removed: &[(String, String)]) -> String {
@@ -113,6 +146,13 @@ impl ApiError {
             ApiError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::AdminUnauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PriceUpdate(PriceUpdateError::Write { .. }) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::PriceUpdate(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidProvider(_) | ApiError::SheetNotText => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -141,6 +181,18 @@ impl ApiError {
             }
             ApiError::Overloaded => ("server_error", Some("overloaded")),
             ApiError::BodyTimeout(_) => ("invalid_request_error", Some("request_timeout")),
+            ApiError::MethodNotAllowed { .. } => {
+                ("invalid_request_error", Some("method_not_allowed"))
+            }
+            ApiError::AdminUnauthorized(_) => ("invalid_request_error", Some("unauthorized")),
+            ApiError::PriceUpdate(PriceUpdateError::Write { .. }) => {
+                ("server_error", Some("price_sheet_not_written"))
+            }
+            ApiError::PriceUpdate(_) | ApiError::SheetNotText => {
+                ("invalid_request_error", Some("invalid_price_sheet"))
+            }
+            ApiError::InvalidProvider(_) => ("invalid_request_error", Some("invalid_provider")),
+            ApiError::Internal(_) => ("server_error", Some("internal")),
         }
     }
 

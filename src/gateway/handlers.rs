@@ -18,15 +18,18 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tokio::time::Instant;
 
+use rand::rngs::SmallRng;
+use rand::RngCore;
+
 use super::attempt::{self, Answer};
 use super::decisions::Record;
 use super::guard::Caller;
-use super::plan;
 use super::relay::{relay, StreamEnd, StreamSummary};
 use super::usage::Usage;
 use super::{ApiError, Gateway, ATTEMPTS_HEADER, COST_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
 use crate::admin;
 use crate::catalog::Catalog;
+use crate::plan::{AttemptFailure, Attempts, Failure, Parsed};
 use crate::route::ChatBody;
 use crate::stats::FailureClass;
 
@@ -36,10 +39,12 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = format!("req_{:016x}", rand::random::<u64>());
+    let mut rng = gateway.0.rng.for_request();
+    let request_id = format!("req_{:016x}", rng.next_u64());
     let counters = &gateway.0.counters;
     let caller = caller.map(|Extension(c)| c).unwrap_or_default();
-    let mut response = match chat(&gateway, &caller, &headers, body, &request_id).await {
+    let mut response = match chat(&gateway, &caller, &headers, body, &request_id, &mut rng).await
+    {
         Ok(response) => {
             counters.answered.fetch_add(1, Ordering::Relaxed);
             response
@@ -66,6 +71,7 @@ async fn chat(
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
+    rng: &mut SmallRng,
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
@@ -82,51 +88,51 @@ async fn chat(
     let catalog = live.catalog.clone();
     let now_ns = gateway.now_ns();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let plan = {
-        let mut rng = rand::rng();
-        plan::plan(
-            shared,
-            &catalog,
-            &live.table,
-            &chat,
-            header,
-            now_ns,
-            &mut rng,
-        )?
-    };
-    let deadline = started + shared.upstream.total_timeout;
-    let ranked = &plan.decision.ranked;
-    let result = attempt::run(
-        shared,
-        &catalog,
-        &live.table,
-        &chat,
-        ranked,
+    let parsed = Parsed::new(&chat, header)?;
+    let plan = shared
+        .planner
+        .plan(&catalog, &live.table, &parsed, now_ns, rng)?;
+    let total = shared.upstream.total_timeout;
+    let deadline = started + total;
+    let deadline_ns = now_ns.saturating_add(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
+    let attempts = Attempts::new(
+        plan.decision.ranked.clone(),
         plan.max_attempts,
-        deadline,
-    )
-    .await;
+        deadline_ns,
+        shared.config.routing.max_retry_after,
+    );
+    let result = attempt::run(shared, &catalog, &live.table, &chat, attempts, deadline).await;
+    let named = |failures: &[(usize, Failure)]| -> Vec<AttemptFailure> {
+        failures
+            .iter()
+            .map(|(idx, f)| AttemptFailure {
+                endpoint: catalog.endpoint(*idx).id.clone(),
+                class: f.class,
+                status: f.status,
+            })
+            .collect()
+    };
     let (failures, answered_by) = match &result {
-        Ok(a) => (a.failures.clone(), Some(a.endpoint)),
-        Err(e) => (e.failures.clone(), None),
+        Ok(a) => (named(&a.failures), Some(a.endpoint)),
+        Err(e) => (named(&e.failures), None),
     };
     shared.decisions.push(Record {
         request_id: request_id.to_owned(),
-        at_unix_ms: super::unix_ms(),
+        at_unix_ms: shared.clock.unix_ms(),
         client: caller.name().map(str::to_owned),
         model: chat.model.to_string(),
         catalog: catalog.clone(),
-        request: plan.request,
+        request: parsed.request,
         decision: plan.decision,
         removed: plan.removed,
         max_attempts: plan.max_attempts,
-        failures,
+        failures: failures.clone(),
         answered_by,
         candidates_total: 0,
         removed_total: 0,
     });
     let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
-        failures: e.failures,
+        failures,
         deadline_hit: e.deadline_hit,
         retry_after: e.retry_after,
     })?;

@@ -1,10 +1,12 @@
-//! Measuring one attempt: in flight from its start, recorded exactly once at its end.
+//! Measuring one attempt from its start to its end, recorded exactly once.
 //!
-//! An [`AttemptMeter`] counts the attempt in flight when created and records its outcome
-//! when told (`fail`, `succeed`, `rejected`) or, if dropped untold — the client went away
-//! and the request's future was dropped — as cancelled. So in-flight counts return to zero
-//! whatever happens, and a cancelled request is counted once. Time is read here, in the
-//! gateway, and handed to the pure statistics as nanoseconds since the router's epoch.
+//! The attempt machine ([`crate::plan::Attempts`]) counts an attempt in flight when it starts
+//! it and records failures and rejections itself. An [`AttemptMeter`] is the gateway's guard
+//! for the rest: it times the attempt, records a success (or, for a stream that breaks after
+//! its first byte, the mid-stream failure) and, if dropped untold — the client went away and
+//! the request's future was dropped — records the attempt as cancelled. So in-flight counts
+//! return to zero whatever happens, and each attempt is counted once. Time is read here, in
+//! the gateway, and handed to the pure statistics as nanoseconds since the router's epoch.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use crate::pricing::Rates;
 use crate::stats::{FailureClass, StatsTable, Success};
 use rust_decimal::Decimal;
 
-pub struct AttemptMeter {
+pub(crate) struct AttemptMeter {
     table: Arc<StatsTable>,
     idx: EndpointIdx,
     /// The endpoint's rates in the catalog the request started with.
@@ -27,13 +29,13 @@ pub struct AttemptMeter {
 }
 
 impl AttemptMeter {
-    pub fn start(
+    /// Guards an attempt the machine has just started (already counted in flight).
+    pub(crate) fn started(
         table: Arc<StatsTable>,
         idx: EndpointIdx,
         rates: Rates,
         epoch: Instant,
     ) -> AttemptMeter {
-        table.begin(idx);
         AttemptMeter {
             table,
             idx,
@@ -48,32 +50,22 @@ impl AttemptMeter {
         nanos_since(self.epoch)
     }
 
-    pub fn fail(mut self, class: FailureClass) {
+    /// The attempt machine records this attempt's end (a failure before the first byte, or a
+    /// rejection): the meter steps aside.
+    pub(crate) fn hand_over(mut self) {
+        self.done = true;
+    }
+
+    /// A committed stream broke, went silent or reported an error after its first byte.
+    pub(crate) fn fail(mut self, class: FailureClass) {
         self.done = true;
         self.table.failure(self.idx, class, self.now_ns());
-    }
-
-    /// A failure after which the provider asked to be left alone for `rest`.
-    pub fn fail_resting(self, class: FailureClass, rest: Option<std::time::Duration>) {
-        if let Some(rest) = rest {
-            let rest_ns = u64::try_from(rest.as_nanos()).unwrap_or(u64::MAX);
-            self.table
-                .rest_until(self.idx, self.now_ns().saturating_add(rest_ns));
-        }
-        self.fail(class);
-    }
-
-    /// The provider refused the request itself (a 4xx that is the client's to fix): the
-    /// endpoint is neither credited nor blamed.
-    pub fn rejected(mut self) {
-        self.done = true;
-        self.table.cancelled(self.idx);
     }
 
     /// A complete answer; `first_token` is when the first content arrived (streams only);
     /// `prompt_bytes` is the size of the request's `messages`. Returns what it cost, when the
     /// provider reported usage.
-    pub fn succeed(
+    pub(crate) fn succeed(
         mut self,
         first_token: Option<Instant>,
         usage: Option<&Usage>,
@@ -103,6 +95,6 @@ impl Drop for AttemptMeter {
 }
 
 /// Nanoseconds from `epoch` to now.
-pub fn nanos_since(epoch: Instant) -> u64 {
+pub(crate) fn nanos_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

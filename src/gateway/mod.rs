@@ -18,7 +18,6 @@ pub mod guard;
 mod handlers;
 mod meter;
 mod persist;
-mod plan;
 pub mod prices;
 mod relay;
 pub mod sse;
@@ -35,14 +34,17 @@ use axum::Router;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
 use crate::catalog::{Catalog, CatalogError};
+use crate::clock::SharedClock;
 use crate::config::{Config, UpstreamConfig};
+use crate::plan::Planner;
 use crate::pricing::PriceSheet;
-use crate::select::{self, Policy};
 use crate::stats::store::{Store, StoreError};
 use crate::stats::{Stats, StatsTable};
 
-pub use attempt::AttemptFailure;
 pub use error::ApiError;
 pub use relay::{StreamEnd, StreamSummary};
 
@@ -73,21 +75,24 @@ pub(crate) struct Shared {
     clients: Arc<crate::auth::Clients>,
     /// Permits for chat completions served at once (`server.max_concurrent_requests`).
     capacity: Arc<tokio::sync::Semaphore>,
-    /// Longest provider `Retry-After` honoured.
-    max_retry_after: Duration,
     /// The dashboard's short history.
     timeline: crate::admin::timeline::Timeline,
     /// Recent price versions, for a router without a store.
     price_history: std::sync::Mutex<Vec<serde_json::Value>>,
     env: Box<EnvLookup>,
-    policy: Box<dyn Policy>,
-    /// Policies for requests naming these groups.
-    group_policies: Vec<(String, Box<dyn Policy>)>,
+    /// The policy (and the groups' own), and the attempts allowed.
+    planner: Planner,
+    /// Calendar time: spend windows, timestamps of saves, decisions and price versions.
+    clock: SharedClock,
+    /// Each request's random draws.
+    rng: RequestRng,
+    /// Serialises price updates (PUT, reload, SIGHUP, the watcher): one writer at a time,
+    /// so an update never builds on a directory another is rewriting.
+    price_writer: std::sync::Mutex<()>,
     decisions: decisions::DecisionLog,
     client: reqwest::Client,
     upstream: UpstreamConfig,
     max_body_bytes: usize,
-    max_attempts: u32,
     shutdown_grace: Duration,
     /// The router's epoch: policies and statistics get time as nanoseconds since it.
     epoch: tokio::time::Instant,
@@ -170,7 +175,49 @@ pub enum BuildError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("[[clients]]: {0}")]
-    Clients(String),
+    Clients(#[from] crate::auth::ClientError),
+}
+
+/// What tests (and reproducible runs) may fix instead of taking it from the system.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// Calendar time (spend windows and timestamps).
+    pub clock: SharedClock,
+    /// Seeds every request's random draws (`routing.seed`); `None`: from the OS.
+    pub seed: Option<u64>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            clock: crate::clock::system(),
+            seed: None,
+        }
+    }
+}
+
+/// Hands each request its own small generator: seeded from one router-wide seed and the
+/// request's sequence number, so no lock is shared between requests, and a fixed seed makes
+/// a run's draws repeatable for the same sequence of requests.
+struct RequestRng {
+    seed: u64,
+    sequence: AtomicU64,
+}
+
+impl RequestRng {
+    fn new(seed: Option<u64>) -> RequestRng {
+        RequestRng {
+            seed: seed.unwrap_or_else(|| rand::random::<u64>()),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    fn for_request(&self) -> SmallRng {
+        let n = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SmallRng::seed_from_u64(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
 }
 
 impl Gateway {
@@ -182,6 +229,21 @@ impl Gateway {
         sheets: &[PriceSheet],
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
         store: Option<Store>,
+    ) -> Result<Gateway, BuildError> {
+        let hooks = Hooks {
+            seed: config.routing.seed,
+            ..Hooks::default()
+        };
+        Gateway::build_with(config, sheets, env, store, hooks)
+    }
+
+    /// [`Gateway::build`] with the clock and the random seed given.
+    pub fn build_with(
+        config: &Config,
+        sheets: &[PriceSheet],
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+        store: Option<Store>,
+        hooks: Hooks,
     ) -> Result<Gateway, BuildError> {
         let catalog = Catalog::build(config, sheets, &env)?;
         let client = reqwest::Client::builder()
@@ -197,10 +259,9 @@ impl Gateway {
             config.stats.outcome_half_life,
         );
         if let Some(store) = &store {
-            persist::restore(store, &stats, epoch)?;
+            persist::restore(store, &stats, epoch, hooks.clock.unix_ms())?;
         }
-        let clients =
-            crate::auth::Clients::build(&config.clients, &env).map_err(BuildError::Clients)?;
+        let clients = crate::auth::Clients::build(&config.clients, &env, hooks.clock.clone())?;
         if let Some(store) = &store {
             clients.restore(&store.load_spend()?);
         }
@@ -214,23 +275,18 @@ impl Gateway {
             capacity: Arc::new(tokio::sync::Semaphore::new(
                 config.server.max_concurrent_requests,
             )),
-            max_retry_after: config.routing.max_retry_after,
             timeline: crate::admin::timeline::Timeline::new(TIMELINE_POINTS),
             price_history: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
             env: Box::new(env),
-            policy: select::from_name(config.routing.policy),
-            group_policies: config
-                .routing
-                .group_policies
-                .iter()
-                .map(|(group, name)| (group.clone(), select::from_name(*name)))
-                .collect(),
+            planner: Planner::from_config(&config.routing),
+            clock: hooks.clock,
+            rng: RequestRng::new(hooks.seed),
+            price_writer: std::sync::Mutex::new(()),
             decisions: decisions::DecisionLog::default(),
             client,
             upstream: config.upstream.clone(),
             max_body_bytes: config.server.max_body_bytes,
-            max_attempts: config.routing.max_attempts,
             shutdown_grace: config.server.shutdown_grace,
             epoch,
             stats,
@@ -263,6 +319,11 @@ impl Gateway {
             "price sheets reloaded"
         );
         Ok(version)
+    }
+
+    /// Milliseconds since the Unix epoch, from the gateway's clock.
+    pub fn unix_ms(&self) -> u64 {
+        self.0.clock.unix_ms()
     }
 
     /// Nanoseconds since the router's epoch: the time the statistics are kept in.
@@ -308,14 +369,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shared = gateway.0.clone();
     let saver = shared.store.clone().map(|store| {
-        tokio::spawn(persist::run(
+        persist::Saver::start(persist::SaverParts {
             store,
-            shared.stats.clone(),
-            shared.epoch,
-            shared.flush_interval,
-            shared.last_save.clone(),
-            shared.clients.clone(),
-        ))
+            stats: shared.stats.clone(),
+            epoch: shared.epoch,
+            interval: shared.flush_interval,
+            last: shared.last_save.clone(),
+            clients: shared.clients.clone(),
+            clock: shared.clock.clone(),
+        })
     });
     let sighup = tokio::spawn(prices::reload_on_sighup(gateway.clone()));
     let sampler = tokio::spawn(dashboard::sample(
@@ -334,13 +396,8 @@ pub async fn serve(
         w.abort();
     }
     if let Some(saver) = saver {
-        saver.abort();
-        let store = shared
-            .store
-            .as_ref()
-            .expect("a saver runs only with a store");
-        persist::save(store, &shared.stats, shared.epoch, &shared.last_save).await;
-        persist::save_spend(store, &shared.clients).await;
+        // The saver finishes a save it is in, then saves a last time: never two at once.
+        saver.finish().await;
         tracing::info!("saved learned statistics");
     }
     result
@@ -364,14 +421,6 @@ async fn serve_until(
     )
     .await;
     Ok(())
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -12,12 +12,12 @@ use std::path::Path;
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::Gateway;
+use super::{ApiError, Gateway};
 use crate::pricing::{self, PriceSheet};
 
 /// Why a price update was refused.
@@ -37,6 +37,7 @@ pub enum PriceUpdateError {
 impl Gateway {
     /// Reloads every sheet from the pricing directory. `trigger` says what asked.
     pub fn reload_pricing(&self, trigger: &str) -> Result<u64, PriceUpdateError> {
+        let _writer = self.price_writer();
         let dir = self.0.config.server.pricing_dir.clone();
         let (sheets, texts) = read_dir(&dir)?;
         self.install(&sheets, texts, trigger)
@@ -44,6 +45,7 @@ impl Gateway {
 
     /// Replaces one provider's sheet with `text`, after checking it and the catalog it makes.
     pub fn put_sheet(&self, provider: &str, text: &str) -> Result<u64, PriceUpdateError> {
+        let _writer = self.price_writer();
         let dir = self.0.config.server.pricing_dir.clone();
         let path = dir.join(format!("{provider}.toml"));
         let sheet = PriceSheet::parse(text, &path).map_err(pricing::SheetErrors)?;
@@ -63,6 +65,15 @@ impl Gateway {
         self.install(&sheets, texts, &format!("PUT {provider}"))
     }
 
+    /// The one price writer's turn: every update reads the directory, builds, writes and
+    /// installs while holding it, so none builds on a directory another is rewriting.
+    fn price_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.0
+            .price_writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn install(
         &self,
         sheets: &[PriceSheet],
@@ -70,7 +81,7 @@ impl Gateway {
         trigger: &str,
     ) -> Result<u64, PriceUpdateError> {
         let version = self.reload(sheets)?;
-        let at = super::unix_ms();
+        let at = self.unix_ms();
         let entry = json!({
             "version": version,
             "at_unix_ms": at,
@@ -111,70 +122,57 @@ fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Texts), PriceUpdateError> {
     Ok((loaded.into_iter().map(|(s, _)| s).collect(), texts))
 }
 
-/// `None` when the request carries the admin token, else the 401 to answer.
-pub(crate) fn unauthorized(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
+/// `Ok` when the request carries the admin token, else the 401 to answer.
+pub(crate) fn authorized(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = gateway.0.admin_token.as_ref();
     let given = crate::auth::bearer(headers.get("authorization"));
     if let (Some(e), Some(g)) = (expected, given) {
         if e.matches(g) {
-            return None;
+            return Ok(());
         }
     }
-    let message = if expected.is_none() {
+    Err(ApiError::AdminUnauthorized(if expected.is_none() {
         format!(
             "admin routes are disabled: set `{}` to enable them",
             gateway.0.config.server.admin_token_env
         )
     } else {
         "a valid admin token is required: Authorization: Bearer <token>".to_owned()
-    };
-    Some(error(StatusCode::UNAUTHORIZED, &message, "unauthorized"))
+    }))
 }
 
 /// `GET /admin/clients`: requests, limits and spend per client key.
-pub async fn clients(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Some(denied) = unauthorized(&gateway, &headers) {
-        return denied;
-    }
+pub async fn clients(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorized(&gateway, &headers)?;
     let reports: Vec<_> = gateway.0.clients.all().iter().map(|c| c.report()).collect();
-    Json(json!({"clients": reports})).into_response()
-}
-
-fn error(status: StatusCode, message: &str, code: &str) -> Response {
-    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
-    (status, Json(body)).into_response()
-}
-
-fn refused(e: PriceUpdateError) -> Response {
-    tracing::warn!(error = %e, "price update refused; the previous prices keep serving");
-    error(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &e.to_string(),
-        "invalid_price_sheet",
-    )
+    Ok(Json(json!({"clients": reports})).into_response())
 }
 
 /// Runs a price update off the async threads and answers with its version or why not.
 async fn apply(
     gateway: &Gateway,
     update: impl FnOnce(&Gateway) -> Result<u64, PriceUpdateError> + Send + 'static,
-) -> Response {
+) -> Result<Response, ApiError> {
     let g = gateway.clone();
     match tokio::task::spawn_blocking(move || update(&g)).await {
-        Ok(Ok(version)) => Json(json!({"version": version})).into_response(),
-        Ok(Err(e)) => refused(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &e.to_string(),
-            "internal",
-        ),
+        Ok(Ok(version)) => Ok(Json(json!({"version": version})).into_response()),
+        Ok(Err(PriceUpdateError::Write { path, source })) => {
+            tracing::error!(%path, error = %source, "writing a price sheet failed");
+            Err(ApiError::Internal("the price sheet could not be written"))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "price update refused; the previous prices keep serving");
+            Err(e.into())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the price update task failed");
+            Err(ApiError::Internal("the price update did not complete"))
+        }
     }
 }
 
-pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorized(&gateway, &headers) {
-        return r;
-    }
+pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorized(&gateway, &headers)?;
     apply(&gateway, |g| g.reload_pricing("POST /admin/pricing/reload")).await
 }
 
@@ -183,36 +181,22 @@ pub async fn put(
     UrlPath(provider): UrlPath<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Some(r) = unauthorized(&gateway, &headers) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    authorized(&gateway, &headers)?;
     if !crate::config::is_valid_name(&provider) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid provider name",
-            "invalid_provider",
-        );
+        return Err(ApiError::InvalidProvider(provider));
     }
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the sheet must be UTF-8 TOML",
-            "invalid_price_sheet",
-        );
-    };
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::SheetNotText)?;
     apply(&gateway, move |g| g.put_sheet(&provider, &text)).await
 }
 
-pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    if let Some(r) = unauthorized(&gateway, &headers) {
-        return r;
-    }
+pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorized(&gateway, &headers)?;
     let versions = match &gateway.0.store {
-        Some(store) => match store.pricing_history(64) {
-            Ok(v) => v,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), "store"),
-        },
+        Some(store) => store.pricing_history(64).map_err(|e| {
+            tracing::error!(error = %e, "reading the price history failed");
+            ApiError::Internal("the price history could not be read")
+        })?,
         None => {
             let recent = gateway
                 .0
@@ -222,7 +206,7 @@ pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
             recent.iter().rev().cloned().collect()
         }
     };
-    Json(json!({"object": "list", "data": versions})).into_response()
+    Ok(Json(json!({"object": "list", "data": versions})).into_response())
 }
 
 /// Reloads on SIGHUP, until the process ends.

@@ -64,7 +64,6 @@ pub fn filter(
     request: &RouteRequest,
     catalog: &Catalog,
     stats: &StatsTable,
-    _now_ns: u64,
     candidates: &[EndpointIdx],
 ) -> (Vec<Candidate>, Vec<Removal>) {
     let c = &request.constraints;

@@ -58,7 +58,7 @@ fn decide_with(
     seed: u64,
 ) -> (Decision, Vec<Removal>, Vec<Candidate>) {
     let all: Vec<EndpointIdx> = cat.resolve("auto").expect("auto").to_vec();
-    let (kept, removed) = filter::filter(req, cat, table, 1, &all);
+    let (kept, removed) = filter::filter(req, cat, table, &all);
     let ctx = Context {
         request: req,
         catalog: cat,
@@ -280,7 +280,7 @@ fn a_failure_burst_rests_an_endpoint_then_it_is_probed_again() {
             now_ns: now,
         };
         let all = cat.resolve("auto").expect("auto").to_vec();
-        let (kept, _) = filter::filter(&req, &cat, &table, now, &all);
+        let (kept, _) = filter::filter(&req, &cat, &table, &all);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
         Thompson.decide(&ctx, &kept, &mut rng).ranked[0]
     };

@@ -1,15 +1,20 @@
 //! The offline routing simulator: "what would this routing setting have cost, and how often
 //! would it have missed the latency target?", answered before anything changes.
 //!
-//! A [`scenario`] describes simulated endpoints, a workload and timed events; the [`engine`]
-//! runs each policy on the same request stream in virtual time with the real selector and
-//! statistics code (never a copy); the [`report`] compares them with the oracle. Same seed,
+//! A [`scenario`] describes simulated endpoints ([`truth`]), a [`workload`] and timed
+//! events; the [`engine`] runs each policy on the same request stream in virtual time through
+//! the gateway's own request parser, planner, attempt machine, selector and statistics
+//! ([`crate::plan`]; never a copy); the [`report`] compares them with the oracle, itself a
+//! policy that only the simulator has. Same seed,
 //! same result, byte for byte: no wall clock, no hash-ordered output, seeded generators only.
 
 pub mod engine;
+mod oracle;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod truth;
+pub mod workload;
 
 use report::{summarize, Report};
 use scenario::{Scenario, SimPolicy};

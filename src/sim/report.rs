@@ -11,7 +11,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::engine::{constraints, hints, Done};
+use super::engine::Done;
 use super::scenario::{Scenario, SimPolicy};
 use crate::route::LatencyMetric;
 
@@ -76,8 +76,7 @@ fn quantiles(values: impl Iterator<Item = f64>) -> Option<Quantiles> {
 /// Whether a request met its hint.
 fn met(s: &Scenario, d: &Done) -> bool {
     let Some(e) = d.answered_by else { return false };
-    let (_, hint) = &hints(s)[d.hint];
-    let c = constraints(hint, s.workload.stream);
+    let c = &s.hints[d.hint].parsed.request.constraints;
     let measured = match c.metric {
         LatencyMetric::Ttft => d.ttft_ms,
         LatencyMetric::Total => d.total_ms,
@@ -100,7 +99,10 @@ fn event_list(s: &Scenario) -> Vec<(String, usize, u64, bool)> {
             .expect("validated");
         let base = &s.endpoints[e];
         let c = &ev.set;
+        // Dearer counts as worse: traffic is expected to leave a price rise, not adopt it.
         let worse = c.error_rate.is_some_and(|v| v > base.error_rate)
+            || c.input_per_mtok.is_some_and(|v| v > base.input_per_mtok)
+            || c.output_per_mtok.is_some_and(|v| v > base.output_per_mtok)
             || c.ttft_median_ms.is_some_and(|v| v > base.ttft.median_ms)
             || c.tokens_per_s.is_some_and(|v| v < base.tokens_per_s)
             || c.capacity

@@ -3,14 +3,14 @@
 //! Parsed with unknown fields rejected and validated once; every error names the field. See
 //! `simulations/*.toml` for examples and DESIGN §8 for the shape.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::workload::WorkloadHint;
 use crate::config::PolicyName;
-use crate::route::hints::{LatencyMetric, Prefer};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +38,23 @@ pub struct Scenario {
     pub latency_half_life: Duration,
     #[serde(default = "default_outcome_hl", with = "humantime_serde")]
     pub outcome_half_life: Duration,
+    /// Deadline of a request, all attempts included (`upstream.total_timeout`).
+    #[serde(default = "default_total_timeout", with = "humantime_serde")]
+    pub total_timeout: Duration,
+    /// Longest provider `Retry-After` honoured (`routing.max_retry_after`).
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// The workload's request shapes, parsed by the router's own request parser when the
+    /// scenario is loaded (one per `mix` entry, or the single one).
+    #[serde(skip)]
+    pub hints: Vec<WorkloadHint>,
+}
+
+fn default_total_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_max_retry_after() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_max_attempts() -> u32 {
@@ -121,11 +138,28 @@ pub struct Workload {
     /// Requests stream (TTFT is then the default latency metric).
     #[serde(default = "default_true")]
     pub stream: bool,
-    /// One hint for every request...
-    pub route: Option<Hint>,
-    /// ...or a weighted mix of hints.
+    /// The hints every request carries, as a client would send them (see [`Hints`])...
+    pub route: Option<serde_json::Value>,
+    pub provider: Option<serde_json::Value>,
+    pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// ...or a weighted mix of request shapes.
     #[serde(default)]
     pub mix: Vec<WeightedHint>,
+}
+
+impl Workload {
+    /// The single request shape (when there is no `mix`).
+    pub fn hints(&self) -> Hints {
+        Hints {
+            model: None,
+            route: self.route.clone(),
+            provider: self.provider.clone(),
+            models: self.models.clone(),
+            headers: self.headers.clone(),
+        }
+    }
 }
 
 fn default_model() -> String {
@@ -135,24 +169,52 @@ fn default_true() -> bool {
     true
 }
 
-/// The subset of request hints a workload can carry (the `route` object's fields).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hint {
-    pub max_latency_ms: Option<f64>,
-    pub latency_percentile: Option<f64>,
-    pub latency_metric: Option<LatencyMetric>,
-    pub max_cost_usd: Option<f64>,
-    pub min_quality: Option<f64>,
-    pub prefer: Option<Prefer>,
+/// What a simulated request asks for, in the shapes a client sends: the `route` object,
+/// OpenRouter's `provider` object and `models` list, and `x-route-*` headers. They go through
+/// the router's own parser, so every hint the gateway takes can be simulated.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// Overrides the workload's `model` (in a mix entry).
+    pub model: Option<String>,
+    pub route: Option<serde_json::Value>,
+    pub provider: Option<serde_json::Value>,
+    pub models: Option<Vec<String>>,
+    /// Header name → value, e.g. `{ "x-route-max-cost-usd" = "0.002" }`.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Hints {
+    fn is_empty(&self) -> bool {
+        self.model.is_none()
+            && self.route.is_none()
+            && self.provider.is_none()
+            && self.models.is_none()
+            && self.headers.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightedHint {
     pub weight: f64,
+    pub model: Option<String>,
+    pub route: Option<serde_json::Value>,
+    pub provider: Option<serde_json::Value>,
+    pub models: Option<Vec<String>>,
     #[serde(default)]
-    pub route: Hint,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl WeightedHint {
+    pub fn hints(&self) -> Hints {
+        Hints {
+            model: self.model.clone(),
+            route: self.route.clone(),
+            provider: self.provider.clone(),
+            models: self.models.clone(),
+            headers: self.headers.clone(),
+        }
+    }
 }
 
 /// A simulated endpoint's true behaviour.
@@ -168,6 +230,12 @@ pub struct SimEndpoint {
     pub tokens_per_s: f64,
     #[serde(default)]
     pub error_rate: f64,
+    /// The HTTP status of its errors (default 500): 429 and 503 may carry `retry_after`; a
+    /// 4xx such as 400 is the request's own fault and ends the attempts, as live.
+    pub error_status: Option<u16>,
+    /// The `Retry-After` its 429s and 503s carry (capacity 429s included).
+    #[serde(default, with = "humantime_serde")]
+    pub retry_after: Option<Duration>,
     /// Concurrent requests it serves at full speed; beyond, latency grows and 429s appear.
     pub capacity: Option<u32>,
     /// Not in the catalog before this time (a new entrant).
@@ -206,6 +274,7 @@ pub struct Changes {
     pub input_per_mtok: Option<f64>,
     pub output_per_mtok: Option<f64>,
     pub capacity: Option<u32>,
+    pub error_status: Option<u16>,
 }
 
 /// A finite number above zero (NaN is not).
@@ -220,31 +289,65 @@ fn at_least(x: f64, min: f64) -> bool {
 
 /// Why a scenario was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct ScenarioError {
-    pub path: String,
-    pub message: String,
+pub enum ScenarioError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not TOML, or a field of the wrong type or unknown (toml's message names it).
+    #[error("{0}")]
+    Format(#[from] toml::de::Error),
+    /// A value out of range, or a hint the router's parser refuses.
+    #[error("`{field}`: {message}")]
+    Field { field: String, message: String },
+    /// Any of the above, in the file at `path`.
+    #[error("{path}: {source}")]
+    In {
+        path: String,
+        source: Box<ScenarioError>,
+    },
+}
+
+impl ScenarioError {
+    /// The field at fault, when one is known.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ScenarioError::Field { field, .. } => Some(field),
+            ScenarioError::In { source, .. } => source.field(),
+            _ => None,
+        }
+    }
 }
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let err = |message: String| ScenarioError {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Scenario::parse(&text).map_err(err)
+        let at = || path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: at(),
+            source,
+        })?;
+        Scenario::parse(&text).map_err(|e| ScenarioError::In {
+            path: at(),
+            source: Box::new(e),
+        })
     }
 
     /// Parses and validates; the error names the field.
-    pub fn parse(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario = toml::from_str(text)?;
         s.validate()?;
+        s.hints = super::workload::parse_hints(&s)?;
         Ok(s)
     }
 
-    fn validate(&self) -> Result<(), String> {
-        let bad = |field: String, why: &str| Err(format!("`{field}`: {why}"));
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |field: String, why: &str| {
+            Err(ScenarioError::Field {
+                field,
+                message: why.to_owned(),
+            })
+        };
         if self.duration.is_zero() {
             return bad("duration".into(), "must be above zero");
         }
@@ -262,10 +365,10 @@ impl Scenario {
                 );
             }
         }
-        if self.workload.route.is_some() && !self.workload.mix.is_empty() {
+        if !self.workload.hints().is_empty() && !self.workload.mix.is_empty() {
             return bad(
                 "workload.mix".into(),
-                "give either `route` or `mix`, not both",
+                "give either hints (`route`, `provider`, `models`, `headers`) or `mix`, not both",
             );
         }
         for (i, m) in self.workload.mix.iter().enumerate() {
@@ -317,6 +420,9 @@ impl Scenario {
             if e.capacity == Some(0) {
                 return bad(f("capacity"), "must be above zero");
             }
+            if e.error_status.is_some_and(|c| !(400..=599).contains(&c)) {
+                return bad(f("error_status"), "must be an HTTP error status (400-599)");
+            }
         }
         for (i, ev) in self.events.iter().enumerate() {
             let f = |name: &str| format!("events[{i}].{name}");
@@ -328,6 +434,9 @@ impl Scenario {
             }
             if ev.set.error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
                 return bad(f("set.error_rate"), "must be in [0, 1]");
+            }
+            if ev.set.error_status.is_some_and(|c| !(400..=599).contains(&c)) {
+                return bad(f("set.error_status"), "must be an HTTP error status (400-599)");
             }
             if ev.set.capacity == Some(0)
                 || ev.set.tokens_per_s.is_some_and(|v| v <= 0.0)
@@ -404,7 +513,7 @@ set = { error_rate = 1.0 }
             ("duration = \"1m\"", "duration = \"soon\"", "duration"),
         ] {
             let err = Scenario::parse(&GOOD.replace(from, to)).unwrap_err();
-            assert!(err.contains(field), "{to}: {err}");
+            assert!(err.to_string().contains(field), "{to}: {err}");
         }
     }
 }

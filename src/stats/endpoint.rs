@@ -25,6 +25,10 @@ pub struct Totals {
     pub failures: [u64; FailureClass::COUNT],
     /// Attempts abandoned because the client went away.
     pub cancelled: u64,
+    /// Attempts whose request the provider refused as the client's own fault (a 4xx such as
+    /// 400 or 422): neither a success nor a failure of the endpoint.
+    #[serde(default)]
+    pub rejected: u64,
     pub prompt_tokens: u64,
     pub output_tokens: u64,
     /// Money spent on answered attempts, exact.
@@ -230,6 +234,11 @@ impl EndpointStats {
     pub fn cancelled(&mut self) {
         self.end();
         self.totals.cancelled += 1;
+    }
+
+    pub fn rejected(&mut self) {
+        self.end();
+        self.totals.rejected += 1;
     }
 
     pub fn view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {

@@ -246,6 +246,12 @@ impl StatsTable {
         self.cells[idx].update(EndpointStats::cancelled);
     }
 
+    /// The provider refused the request itself (a 4xx that is the client's to fix): the
+    /// endpoint is neither credited nor blamed.
+    pub fn rejected(&self, idx: EndpointIdx) {
+        self.cells[idx].update(EndpointStats::rejected);
+    }
+
     /// What the selector reads.
     pub fn view(&self, idx: EndpointIdx, now_ns: u64) -> EndpointView {
         let cell = &self.cells[idx];

@@ -1,0 +1,155 @@
+//! The simulated request stream, and its hints read by the router's own parser.
+//!
+//! Each request shape of a workload (the single one, or each `mix` entry) is written as the
+//! JSON body and headers a client would send — `model`, `stream`, the `route` object,
+//! OpenRouter's `provider` and `models`, `x-route-*` headers — and parsed once, when the
+//! scenario is loaded, by [`ChatBody::parse`] and [`Parsed::new`]: exactly what the gateway
+//! runs on a live request. A hint the gateway would refuse is a scenario error naming the
+//! workload field. Per request only the prompt size changes.
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_distr::{Distribution, Exp, LogNormal as LogNormalDist};
+use serde_json::{json, Map, Value};
+
+use super::scenario::{Hints, LogNormal, Scenario, ScenarioError};
+use crate::plan::{Parsed, PlanError};
+use crate::route::ChatBody;
+
+/// One request shape of the workload, as the router reads it.
+#[derive(Debug, Clone)]
+pub struct WorkloadHint {
+    pub weight: f64,
+    pub parsed: Parsed,
+}
+
+/// One simulated request, the same for every policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Req {
+    pub at_ns: u64,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// Index into the scenario's hints.
+    pub hint: usize,
+    /// Seeds this request's attempt noise.
+    pub seed: u64,
+}
+
+/// Parses every request shape of `s` through the gateway's parser.
+pub(crate) fn parse_hints(s: &Scenario) -> Result<Vec<WorkloadHint>, ScenarioError> {
+    let w = &s.workload;
+    let shapes: Vec<(String, f64, Hints)> = if w.mix.is_empty() {
+        vec![("workload".to_owned(), 1.0, w.hints())]
+    } else {
+        w.mix
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("workload.mix[{i}]"), m.weight, m.hints()))
+            .collect()
+    };
+    // Every endpoint the scenario ever has: a model must name some of them.
+    let (everything, _) = super::truth::catalog(&super::truth::states_at(s, u64::MAX));
+    shapes
+        .into_iter()
+        .map(|(at, weight, hints)| {
+            let field = |field: &str, message: String| ScenarioError::Field {
+                field: format!("{at}.{field}"),
+                message,
+            };
+            let parsed = parse_one(&w.model, w.stream, &hints).map_err(|(f, m)| field(&f, m))?;
+            let fallbacks = parsed.request.constraints.fallback_models.iter();
+            let names = std::iter::once(("model".to_owned(), parsed.model.as_str())).chain(
+                fallbacks
+                    .enumerate()
+                    .map(|(i, m)| (format!("models[{i}]"), crate::route::hints::split_suffix(m).0)),
+            );
+            for (f, name) in names {
+                if everything.resolve(name).is_none() {
+                    let why = format!("`{name}` is neither `auto`, an endpoint id nor a model of the scenario's endpoints");
+                    return Err(field(&f, why));
+                }
+            }
+            Ok(WorkloadHint { weight, parsed })
+        })
+        .collect()
+}
+
+/// `(field, message)` on failure.
+fn parse_one(model: &str, stream: bool, h: &Hints) -> Result<Parsed, (String, String)> {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(h.model.as_deref().unwrap_or(model)));
+    body.insert(
+        "messages".into(),
+        json!([{"role": "user", "content": "simulated"}]),
+    );
+    body.insert("stream".into(), json!(stream));
+    for (name, v) in [("route", &h.route), ("provider", &h.provider)] {
+        if let Some(v) = v {
+            body.insert(name.into(), v.clone());
+        }
+    }
+    if let Some(models) = &h.models {
+        body.insert("models".into(), json!(models));
+    }
+    let bytes = serde_json::to_vec(&Value::Object(body)).expect("JSON values serialize");
+    let chat = ChatBody::parse(&bytes).map_err(|e| {
+        let field = e.field().unwrap_or("route").to_owned();
+        (field, e.to_string())
+    })?;
+    let headers: Vec<(String, &str)> = h
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    };
+    Parsed::new(&chat, header).map_err(|e| match e {
+        PlanError::Hint(h) => {
+            let field = if h.field.starts_with("x-") {
+                format!("headers.{}", h.field)
+            } else {
+                h.field.clone()
+            };
+            (field, h.message)
+        }
+        other => ("model".to_owned(), other.to_string()),
+    })
+}
+
+/// The request stream of a scenario: Poisson arrivals, log-normal lengths, a hint each.
+pub fn requests(s: &Scenario, seed: u64) -> Vec<Req> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let gap = Exp::new(s.workload.rate_rps).expect("validated rate");
+    let len = |ln: LogNormal| LogNormalDist::new(ln.median.ln(), ln.sigma).expect("validated");
+    let (prompt, output) = (len(s.workload.prompt_tokens), len(s.workload.output_tokens));
+    let weights: Vec<f64> = s.hints.iter().map(|h| h.weight).collect();
+    let total_w: f64 = weights.iter().sum();
+    let end = s.duration.as_nanos() as u64;
+    let mut out =
+        Vec::with_capacity((s.workload.rate_rps * s.duration.as_secs_f64() * 1.1) as usize);
+    let mut t = 0u64;
+    loop {
+        t += (gap.sample(&mut rng) * 1e9) as u64;
+        if t >= end {
+            return out;
+        }
+        let mut pick = rng.random::<f64>() * total_w;
+        let hint = weights
+            .iter()
+            .position(|w| {
+                pick -= w;
+                pick < 0.0
+            })
+            .unwrap_or(0);
+        out.push(Req {
+            at_ns: t,
+            prompt_tokens: prompt.sample(&mut rng).round().clamp(1.0, 1e6) as u32,
+            output_tokens: output.sample(&mut rng).round().clamp(1.0, 1e5) as u32,
+            hint,
+            seed: rng.next_u64(),
+        });
+    }
+}
