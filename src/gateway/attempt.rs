@@ -97,15 +97,23 @@ pub(crate) async fn run(
             Ok(Exchange::Json(bytes, facts)) => {
                 attempts.answered();
                 let cost = meter.succeed(None, facts.usage.as_ref(), body.messages_bytes);
-                return Ok(answered(attempts, idx, Answer::Json {
-                    body: bytes,
-                    cost,
-                    facts,
-                }));
+                return Ok(answered(
+                    attempts,
+                    idx,
+                    Answer::Json {
+                        body: bytes,
+                        cost,
+                        facts,
+                    },
+                ));
             }
             Ok(Exchange::Stream { first, rest }) => {
                 attempts.answered();
-                return Ok(answered(attempts, idx, Answer::Stream { first, rest, meter }));
+                return Ok(answered(
+                    attempts,
+                    idx,
+                    Answer::Stream { first, rest, meter },
+                ));
             }
             Ok(Exchange::Rejected {
                 status,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use crate::plan::AttemptFailure;
 use crate::catalog::{Catalog, EndpointIdx};
+use crate::plan::AttemptFailure;
 use crate::route::RouteRequest;
 use crate::select::{missed, Decision, Removal};
 

@@ -43,8 +43,7 @@ pub async fn chat_completions(
     let request_id = format!("req_{:016x}", rng.next_u64());
     let counters = &gateway.0.counters;
     let caller = caller.map(|Extension(c)| c).unwrap_or_default();
-    let mut response = match chat(&gateway, &caller, &headers, body, &request_id, &mut rng).await
-    {
+    let mut response = match chat(&gateway, &caller, &headers, body, &request_id, &mut rng).await {
         Ok(response) => {
             counters.answered.fetch_add(1, Ordering::Relaxed);
             response

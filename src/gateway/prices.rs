@@ -142,7 +142,10 @@ pub(crate) fn authorized(gateway: &Gateway, headers: &HeaderMap) -> Result<(), A
 }
 
 /// `GET /admin/clients`: requests, limits and spend per client key.
-pub async fn clients(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn clients(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorized(&gateway, &headers)?;
     let reports: Vec<_> = gateway.0.clients.all().iter().map(|c| c.report()).collect();
     Ok(Json(json!({"clients": reports})).into_response())
@@ -171,7 +174,10 @@ async fn apply(
     }
 }
 
-pub async fn reload(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn reload(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorized(&gateway, &headers)?;
     apply(&gateway, |g| g.reload_pricing("POST /admin/pricing/reload")).await
 }
@@ -190,7 +196,10 @@ pub async fn put(
     apply(&gateway, move |g| g.put_sheet(&provider, &text)).await
 }
 
-pub async fn history(State(gateway): State<Gateway>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn history(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorized(&gateway, &headers)?;
     let versions = match &gateway.0.store {
         Some(store) => store.pricing_history(64).map_err(|e| {

@@ -236,8 +236,7 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                 let e = v.map[current];
                 in_flight[e] += 1;
                 let n = attempts.started() - 1;
-                let (end, ending) =
-                    truth::attempt(s, &states[e], e, in_flight[e], &reqs[i], n, t);
+                let (end, ending) = truth::attempt(s, &states[e], e, in_flight[e], &reqs[i], n, t);
                 pending[i] = Some(Pending {
                     version: v,
                     attempts,

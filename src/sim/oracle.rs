@@ -66,7 +66,9 @@ impl Policy for Oracle {
         _rng: &mut dyn RngCore,
     ) -> Decision {
         let truth = self.truth();
-        let r = truth.req.expect("the engine sets the request before deciding");
+        let r = truth
+            .req
+            .expect("the engine sets the request before deciding");
         let c = &ctx.request.constraints;
         let mut scored: Vec<(bool, f64, f64, usize, Candidate)> = candidates
             .iter()

@@ -323,10 +323,8 @@ impl ScenarioError {
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let at = || path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: at(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: at(), source })?;
         Scenario::parse(&text).map_err(|e| ScenarioError::In {
             path: at(),
             source: Box::new(e),
@@ -435,8 +433,15 @@ impl Scenario {
             if ev.set.error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
                 return bad(f("set.error_rate"), "must be in [0, 1]");
             }
-            if ev.set.error_status.is_some_and(|c| !(400..=599).contains(&c)) {
-                return bad(f("set.error_status"), "must be an HTTP error status (400-599)");
+            if ev
+                .set
+                .error_status
+                .is_some_and(|c| !(400..=599).contains(&c))
+            {
+                return bad(
+                    f("set.error_status"),
+                    "must be an HTTP error status (400-599)",
+                );
             }
             if ev.set.capacity == Some(0)
                 || ev.set.tokens_per_s.is_some_and(|v| v <= 0.0)

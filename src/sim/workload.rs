@@ -100,12 +100,7 @@ fn parse_one(model: &str, stream: bool, h: &Hints) -> Result<Parsed, (String, St
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
         .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| *v)
-    };
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     Parsed::new(&chat, header).map_err(|e| match e {
         PlanError::Hint(h) => {
             let field = if h.field.starts_with("x-") {

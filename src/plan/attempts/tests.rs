@@ -15,7 +15,9 @@ fn table(n: usize) -> StatsTable {
     let mut config = "[server]\n".to_owned();
     let mut sheets = Vec::new();
     for i in 0..n {
-        config.push_str(&format!("[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"));
+        config.push_str(&format!(
+            "[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"
+        ));
         let text = format!(
             "provider = \"p{i}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\n"
         );
@@ -34,7 +36,10 @@ fn candidates_in_order_until_max_attempts() {
     assert_eq!(t.read(2).in_flight, 1);
     a.failed(&t, FailureClass::ServerError.into(), S);
     assert_eq!(t.read(2).in_flight, 0);
-    assert_eq!(t.read(2).totals.failures[FailureClass::ServerError.index()], 1);
+    assert_eq!(
+        t.read(2).totals.failures[FailureClass::ServerError.index()],
+        1
+    );
     assert_eq!(a.next(&t, S), Some(0));
     a.failed(&t, FailureClass::Connect.into(), S);
     assert_eq!(a.next(&t, S), None, "two attempts allowed");
@@ -61,17 +66,29 @@ fn retry_after_rests_the_endpoint_capped_and_the_shortest_goes_back() {
     let mut a = Attempts::new(vec![0, 1, 2], 3, 1000 * S, Duration::from_secs(30));
     assert_eq!(a.next(&t, S), Some(0));
     let asked = Some(Duration::from_secs(120));
-    a.failed(&t, Failure::status(FailureClass::RateLimited, 429, asked), S);
+    a.failed(
+        &t,
+        Failure::status(FailureClass::RateLimited, 429, asked),
+        S,
+    );
     assert!(t.resting(0, 30 * S), "capped at 30 s");
     assert!(!t.resting(0, 31 * S + 1));
     assert_eq!(a.next(&t, S), Some(1));
     let asked = Some(Duration::from_secs(5));
-    a.failed(&t, Failure::status(FailureClass::ServerError, 503, asked), S);
+    a.failed(
+        &t,
+        Failure::status(FailureClass::ServerError, 503, asked),
+        S,
+    );
     assert!(t.resting(1, 5 * S) && !t.resting(1, 6 * S + 1));
     assert_eq!(a.next(&t, S), Some(2));
     // A 500 carries no wait worth honouring, whatever the header said.
     let ignored = Some(Duration::from_secs(1));
-    a.failed(&t, Failure::status(FailureClass::ServerError, 500, ignored), S);
+    a.failed(
+        &t,
+        Failure::status(FailureClass::ServerError, 500, ignored),
+        S,
+    );
     assert!(!t.resting(2, S + 1));
     assert_eq!(a.exhausted(S).retry_after, Some(Duration::from_secs(5)));
 }
@@ -83,7 +100,10 @@ fn a_rejection_ends_the_attempts_and_blames_no_one() {
     assert_eq!(a.next(&t, S), Some(0));
     a.rejected(&t);
     let e = t.read(0);
-    assert_eq!((e.totals.rejected, e.totals.cancelled, e.in_flight), (1, 0, 0));
+    assert_eq!(
+        (e.totals.rejected, e.totals.cancelled, e.in_flight),
+        (1, 0, 0)
+    );
     assert_eq!(e.totals.failures.iter().sum::<u64>(), 0);
     assert_eq!(a.next(&t, S), None);
     assert_eq!(failover_class(400), None);

@@ -24,7 +24,11 @@ fn catalog() -> Catalog {
         );
         PriceSheet::parse(&text, Path::new(&format!("{p}.toml"))).expect("sheet")
     };
-    let sheets = [sheet("a", "big", 5.0), sheet("b", "big", 2.0), sheet("c", "small", 0.1)];
+    let sheets = [
+        sheet("a", "big", 5.0),
+        sheet("b", "big", 2.0),
+        sheet("c", "small", 0.1),
+    ];
     let config = Config::parse(config, Path::new("t.toml")).expect("config");
     Catalog::build(&config, &sheets, &|_| None).expect("catalog")
 }
@@ -53,7 +57,11 @@ fn plan_with(planner: &Planner, body: &str) -> Result<(Vec<String>, Plan), PlanE
 }
 
 fn cheapest(max_attempts: u32) -> Planner {
-    Planner::new(select::from_name(PolicyName::Cheapest).into(), Vec::new(), max_attempts)
+    Planner::new(
+        select::from_name(PolicyName::Cheapest).into(),
+        Vec::new(),
+        max_attempts,
+    )
 }
 
 const MSG: &str = r#""messages": [{"role": "user", "content": "hi"}]"#;
@@ -76,7 +84,10 @@ fn models_fall_back_tier_by_tier_unless_merged() {
 fn a_group_uses_its_own_policy() {
     let planner = Planner::new(
         select::from_name(PolicyName::Cheapest).into(),
-        vec![("team".into(), select::from_name(PolicyName::RoundRobin).into())],
+        vec![(
+            "team".into(),
+            select::from_name(PolicyName::RoundRobin).into(),
+        )],
         3,
     );
     let body = format!(r#"{{"model": "team", {MSG}}}"#);
@@ -94,11 +105,20 @@ fn attempts_allowed_take_the_lowest_and_one_without_fallbacks() {
     let (_, plan) = plan_with(&cheapest(3), &format!("{{{base}}}")).expect("plan");
     assert_eq!(plan.max_attempts, 3);
     let body = format!(r#"{{{base}, "route": {{"max_attempts": 2}}}}"#);
-    assert_eq!(plan_with(&cheapest(3), &body).expect("plan").1.max_attempts, 2);
+    assert_eq!(
+        plan_with(&cheapest(3), &body).expect("plan").1.max_attempts,
+        2
+    );
     let body = format!(r#"{{{base}, "route": {{"max_attempts": 5}}}}"#);
-    assert_eq!(plan_with(&cheapest(3), &body).expect("plan").1.max_attempts, 3);
+    assert_eq!(
+        plan_with(&cheapest(3), &body).expect("plan").1.max_attempts,
+        3
+    );
     let body = format!(r#"{{{base}, "provider": {{"allow_fallbacks": false}}}}"#);
-    assert_eq!(plan_with(&cheapest(3), &body).expect("plan").1.max_attempts, 1);
+    assert_eq!(
+        plan_with(&cheapest(3), &body).expect("plan").1.max_attempts,
+        1
+    );
 }
 
 #[test]
