@@ -121,7 +121,10 @@ async fn sigterm_during_saves_never_damages_the_store() {
         tokio::time::sleep(Duration::from_millis(20 * (round % 3))).await;
         let output = router.stop();
         let text = String::from_utf8_lossy(&output);
-        assert!(!text.contains("saving statistics failed"), "round {round}: {text}");
+        assert!(
+            !text.contains("saving statistics failed"),
+            "round {round}: {text}"
+        );
     }
     // The last start saw everything the previous ones answered.
     let router = Router::spawn(&config, &[], &[]);

@@ -103,7 +103,9 @@ async fn no_secret_appears_in_any_output() {
         client
             .post(format!("{url}/v1/chat/completions"))
             .bearer_auth(key)
-            .header("x-route-max-cost", "0.5")
+            // A hint header the router reads: hints travel into decision records, which are
+            // searched too.
+            .header("x-route-max-cost-usd", "0.5")
             .json(&body)
             .send()
     };
@@ -163,6 +165,17 @@ async fn no_secret_appears_in_any_output() {
         record(&mut seen, &r);
         seen.extend_from_slice(&r.bytes().await.expect("body"));
     }
+    // The header was read: the first decision record carries its limit.
+    let first = client
+        .get(format!("{url}/v1/decisions/{}", ids[0]))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .expect("answer")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(first["constraints"]["max_cost_usd"], 0.5, "{first}");
     let r = client
         .post(format!("{url}/admin/pricing/reload"))
         .bearer_auth(ADMIN_TOKEN)

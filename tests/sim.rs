@@ -52,6 +52,23 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
                 );
             }
         }
+        // Whether or not any policy reached the oracle's attainment, the default policy is
+        // held to the README's claim: close to the oracle on both attainment and cost.
+        let thompson = r
+            .policies
+            .iter()
+            .find(|p| p.policy == "thompson")
+            .expect("thompson runs");
+        let shortfall = oracle.slo_attainment - thompson.slo_attainment;
+        let cost_gap = (thompson.cost_usd - oracle.cost_usd).abs() / oracle.cost_usd;
+        assert!(
+            shortfall <= 0.015 && cost_gap <= 0.03,
+            "{name}: thompson {:.4} SLO / {:.4} USD, oracle {:.4} / {:.4}",
+            thompson.slo_attainment,
+            thompson.cost_usd,
+            oracle.slo_attainment,
+            oracle.cost_usd
+        );
     }
 }
 

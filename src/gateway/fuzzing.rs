@@ -10,20 +10,37 @@ use futures_util::StreamExt;
 use super::relay::{relay, StreamEnd};
 use crate::route::{hints, ChatBody};
 
+/// How far a fuzzed request got, so a property test can tell that its checks ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// The body was refused (with a 400 naming the field).
+    BodyRefused,
+    /// The body parsed; a hint was refused.
+    HintRefused,
+    /// Body and hints parsed, and every check on them ran.
+    Checked,
+}
+
 /// A request body, then after a `0xFF` byte (if any) a header value tried in every
 /// `x-route-*` header: parsed as the router parses requests.
-pub fn request(input: &[u8]) {
+pub fn request(input: &[u8]) -> Reached {
     let (body, header) = match memchr::memchr(0xFF, input) {
         Some(at) => (&input[..at], &input[at + 1..]),
         None => (input, &[][..]),
     };
     let header = String::from_utf8_lossy(header);
     let Ok(chat) = ChatBody::parse(body) else {
-        return;
+        return Reached::BodyRefused;
     };
     let (_, suffix) = hints::split_suffix(&chat.model);
-    let lookup = |name: &str| name.starts_with("x-route-").then_some(header.as_ref());
-    if let Ok(c) = hints::parse(&chat, lookup, suffix) {
+    // No header bytes: no header at all (an empty value would be refused by every one).
+    let lookup = |name: &str| {
+        (name.starts_with("x-route-") && !header.is_empty()).then_some(header.as_ref())
+    };
+    let Ok(c) = hints::parse(&chat, lookup, suffix) else {
+        return Reached::HintRefused;
+    };
+    {
         for t in &c.latency {
             assert!(
                 t.max_ms > 0.0 && t.percentile > 0.0 && t.percentile < 100.0,
@@ -37,7 +54,15 @@ pub fn request(input: &[u8]) {
         for stripped in ["route", "provider", "models"] {
             assert!(v.get(stripped).is_none(), "`{stripped}` went upstream");
         }
+        // The conversation goes upstream as the client sent it.
+        let sent: serde_json::Value = serde_json::from_slice(body).expect("parsed above");
+        assert_eq!(
+            v["messages"], sent["messages"],
+            "messages changed on the way"
+        );
+        assert_eq!(v["model"], "m", "the upstream model replaces the client's");
     }
+    Reached::Checked
 }
 
 /// An upstream event stream cut into chunks (sizes taken from the first byte), relayed as
@@ -111,11 +136,30 @@ mod tests {
             route in "\\PC{0,60}",
             header in "\\PC{0,16}",
         ) {
-            let body = format!(r#"{{"model":"{model}","messages":[],"route":{route}}}"#);
+            let body = format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"x"}}],"route":{route}}}"#
+            );
             let mut input = body.into_bytes();
             input.push(0xFF);
             input.extend_from_slice(header.as_bytes());
             super::request(&input);
+        }
+
+        /// Valid hints of the body's sources: the checks on the parsed result must run.
+        #[test]
+        fn valid_hints_reach_every_check(
+            model in "[a-z][a-z/-]{0,10}(:floor|:nitro)?",
+            max_ms in 1.0f64..1e6,
+            percentile in 1.0f64..99.0,
+            prefer in prop_oneof![Just("cost"), Just("latency"), Just("quality"), Just("throughput")],
+            stream in any::<bool>(),
+        ) {
+            let body = format!(
+                r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"x"}}],
+                "route":{{"max_latency_ms":{max_ms},"latency_percentile":{percentile},"prefer":"{prefer}"}},
+                "provider":{{"sort":"price"}},"models":["{model}"]}}"#
+            );
+            prop_assert_eq!(super::request(body.as_bytes()), super::Reached::Checked);
         }
 
         #[test]
