@@ -110,7 +110,10 @@ impl Recent {
 }
 
 /// Peak-EWMA of latency (Finagle, tower, Linkerd): jumps up to a slower observation at once,
-/// decays towards faster ones with time constant `tau`.
+/// decays towards faster ones with time constant `tau`, and — as tower's does on every read —
+/// decays towards zero while nothing is observed, so an idle endpoint looks cheaper with time
+/// and is tried again. Reading does not change it: the decay to `now` is computed, and
+/// equals tower's mutating reads (exp(-a)·exp(-b) = exp(-(a+b))).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PeakEwma {
     value_ms: f64,
@@ -119,24 +122,35 @@ pub struct PeakEwma {
 
 impl PeakEwma {
     fn observe(&mut self, rtt_ms: f64, now_ns: u64, tau_ns: f64) {
-        if self.at_ns == 0 && self.value_ms == 0.0 || rtt_ms > self.value_ms {
+        // Compared with the estimate as a read at `now_ns` sees it (decayed while idle).
+        let current = self.at(now_ns).unwrap_or(0.0);
+        if current == 0.0 || rtt_ms > current {
             self.value_ms = rtt_ms;
         } else {
             let dt = now_ns.saturating_sub(self.at_ns) as f64;
             let w = (-dt / tau_ns).exp();
-            self.value_ms = self.value_ms * w + rtt_ms * (1.0 - w);
+            self.value_ms = current * w + rtt_ms * (1.0 - w);
         }
         self.at_ns = self.at_ns.max(now_ns);
     }
 
-    /// The estimate, `None` before any observation.
-    pub fn get(&self) -> Option<f64> {
-        (self.value_ms > 0.0).then_some(self.value_ms)
+    /// The estimate at `now_ns`, decayed since the last observation; `None` before any.
+    pub fn at(&self, now_ns: u64) -> Option<f64> {
+        if self.value_ms <= 0.0 {
+            return None;
+        }
+        let idle = now_ns.saturating_sub(self.at_ns) as f64;
+        Some(self.value_ms * (-idle / PEAK_EWMA_TAU_NS).exp())
     }
 }
 
 /// Time constant of the peak-EWMA (tower's default is 10 s).
 const PEAK_EWMA_TAU_NS: f64 = 10e9;
+/// A failed attempt counts as an attempt this slow: a fast error must not look like a fast
+/// endpoint (tower counts the error's round trip; a load-biaser, as in Linkerd, penalises it).
+/// Ten seconds keeps a failing endpoint behind healthy ones for tens of seconds of decay,
+/// then lets it be probed again.
+pub const PEAK_EWMA_FAILURE_MS: f64 = 10_000.0;
 
 /// One endpoint's state. Kept behind a short mutex, never held across an await.
 #[derive(Debug, Clone, Default)]
@@ -227,6 +241,8 @@ impl EndpointStats {
         self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
         self.learned.failed.add(1.0, now_ns, hl.outcome);
         self.learned.successes.redate(now_ns, hl.outcome);
+        self.peak_ewma
+            .observe(PEAK_EWMA_FAILURE_MS, now_ns, PEAK_EWMA_TAU_NS);
         self.last_failure = Some((now_ns, class));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
     }
