@@ -325,6 +325,36 @@ async fn unknown_model_is_404() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_is_an_openai_shaped_405() {
+    let h = Harness::start(vec![spec("p", ok(), &[("m", 1.0, 2.0)])], CHEAPEST).await;
+    for (method, path, allowed) in [
+        (reqwest::Method::GET, "/v1/chat/completions", "POST"),
+        (reqwest::Method::POST, "/v1/models", "GET"),
+        (reqwest::Method::GET, "/admin/pricing/reload", "POST"),
+        (reqwest::Method::POST, "/admin/pricing/p", "PUT"),
+    ] {
+        let r = h
+            .client
+            .request(method.clone(), h.url(path))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(header(&r, "allow"), allowed, "{method} {path}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains(allowed),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn oversized_body_is_413() {
     let h = Harness::start(
         vec![spec("p", ok(), &[("m", 1.0, 2.0)])],

@@ -363,3 +363,30 @@ pub async fn no_route(method: Method, uri: Uri) -> ApiError {
         path: uri.path().to_owned(),
     }
 }
+
+/// A known route asked with a method it does not answer: 405, OpenAI-shaped, naming the
+/// method to use.
+pub async fn wrong_method(method: Method, uri: Uri) -> Response {
+    let path = uri.path().to_owned();
+    let allowed = if path.starts_with("/admin/pricing/") && path != "/admin/pricing/reload" {
+        if path == "/admin/pricing/history" {
+            "GET"
+        } else {
+            "PUT"
+        }
+    } else if path == "/v1/chat/completions" || path == "/admin/pricing/reload" {
+        "POST"
+    } else {
+        "GET"
+    };
+    let mut response = ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path,
+        allowed,
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}

@@ -357,6 +357,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(gateway)
 }
 

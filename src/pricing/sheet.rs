@@ -190,20 +190,39 @@ fn price_problem(v: f64, max: f64) -> Option<String> {
     }
 }
 
+/// A real calendar date `YYYY-MM-DD` from 2000 on: the day must exist in that month
+/// (`2026-02-31` does not; `2028-02-29` does). humantime's RFC 3339 parser checks the
+/// calendar, leap years included.
 fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !s[..4].bytes().all(|c| c.is_ascii_digit())
+    {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<u32>().ok());
-    match (num(0..4), num(5..7), num(8..10)) {
-        (Some(y), Some(m), Some(d)) => y >= 2000 && (1..=12).contains(&m) && (1..=31).contains(&d),
-        _ => false,
-    }
+    s[..4].parse::<u32>().is_ok_and(|y| y >= 2000)
+        && humantime::parse_rfc3339(&format!("{s}T00:00:00Z")).is_ok()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn calendar_dates_are_checked() {
+        for good in ["2026-11-01", "2028-02-29", "2000-01-31", "2026-12-31"] {
+            assert!(super::is_iso_date(good), "{good}");
+        }
+        for bad in [
+            "2026-02-31",
+            "2027-02-29",
+            "2026-04-31",
+            "2026-13-01",
+            "1999-12-31",
+            "2026-1-01",
+            "+026-01-01",
+        ] {
+            assert!(!super::is_iso_date(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     const GOOD: &str = r#"
@@ -253,6 +272,16 @@ quality = 0.75
             (
                 "effective = \"2026-11-01\"",
                 "effective = \"Nov 1\"",
+                "`effective`",
+            ),
+            (
+                "effective = \"2026-11-01\"",
+                "effective = \"2026-02-31\"",
+                "`effective`",
+            ),
+            (
+                "effective = \"2026-11-01\"",
+                "effective = \"2027-02-29\"",
                 "`effective`",
             ),
             (

@@ -150,7 +150,10 @@ impl Policy for P2cPeakEwma {
             .iter()
             .map(|c| {
                 let (ewma, in_flight) = ctx.stats.with(c.idx, |s| {
-                    (s.peak_ewma.at(ctx.now_ns).unwrap_or(DEFAULT_RTT_MS), s.in_flight)
+                    (
+                        s.peak_ewma.at(ctx.now_ns).unwrap_or(DEFAULT_RTT_MS),
+                        s.in_flight,
+                    )
                 });
                 let mut score = base_score(c);
                 score.latency_ms = Some(ewma);

@@ -22,7 +22,9 @@ fn setup(endpoints: &[(f64, f64)]) -> (Catalog, StatsTable) {
     let mut config = "[server]\n".to_owned();
     let mut sheets = Vec::new();
     for (i, (price, quality)) in endpoints.iter().enumerate() {
-        config.push_str(&format!("[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"));
+        config.push_str(&format!(
+            "[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"
+        ));
         let text = format!(
             "provider = \"p{i}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.m]\ninput_per_mtok = {price:?}\noutput_per_mtok = {price:?}\nquality = {quality:?}\n"
         );
@@ -96,7 +98,15 @@ fn first_counts(runs: usize, mut first: impl FnMut(u64) -> EndpointIdx, n: usize
 #[test]
 fn cheapest_ranks_by_estimated_cost() {
     let (cat, table) = setup(&[(3.0, 0.5), (1.0, 0.5), (2.0, 0.5)]);
-    let d = decide(PolicyName::Cheapest, None, &cat, &table, &request(Constraints::default(), false), S, 1);
+    let d = decide(
+        PolicyName::Cheapest,
+        None,
+        &cat,
+        &table,
+        &request(Constraints::default(), false),
+        S,
+        1,
+    );
     assert_eq!(d.ranked, [1, 2, 0]);
 }
 
@@ -106,7 +116,18 @@ fn round_robin_takes_each_in_turn() {
     let policy = crate::select::baselines::RoundRobin::default();
     let req = request(Constraints::default(), false);
     let firsts: Vec<EndpointIdx> = (0..6)
-        .map(|_| decide(PolicyName::RoundRobin, Some(&policy), &cat, &table, &req, S, 1).ranked[0])
+        .map(|_| {
+            decide(
+                PolicyName::RoundRobin,
+                Some(&policy),
+                &cat,
+                &table,
+                &req,
+                S,
+                1,
+            )
+            .ranked[0]
+        })
         .collect();
     assert_eq!(firsts, [0, 1, 2, 0, 1, 2]);
 }
@@ -120,7 +141,10 @@ fn random_puts_each_first_about_equally() {
         |seed| decide(PolicyName::Random, None, &cat, &table, &req, S, seed).ranked[0],
         3,
     );
-    assert!(counts.iter().all(|&c| (850..=1150).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (850..=1150).contains(&c)),
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -129,11 +153,27 @@ fn lowest_latency_uses_the_last_ten_samples() {
     let req = request(Constraints::default(), true);
     learn(&table, 0, 10, 100.0, 100.0, 10 * S);
     learn(&table, 1, 10, 200.0, 100.0, 10 * S);
-    let d = decide(PolicyName::LowestLatency, None, &cat, &table, &req, 10 * S, 1);
+    let d = decide(
+        PolicyName::LowestLatency,
+        None,
+        &cat,
+        &table,
+        &req,
+        10 * S,
+        1,
+    );
     assert_eq!(d.ranked[0], 0);
     // Ten slower samples push the fast ones out of its window: only the last ten count.
     learn(&table, 0, 10, 300.0, 100.0, 20 * S);
-    let d = decide(PolicyName::LowestLatency, None, &cat, &table, &req, 20 * S, 1);
+    let d = decide(
+        PolicyName::LowestLatency,
+        None,
+        &cat,
+        &table,
+        &req,
+        20 * S,
+        1,
+    );
     assert_eq!(d.ranked[0], 1);
 }
 
@@ -148,7 +188,15 @@ fn p2c_peak_ewma_counts_failures_as_slow_and_forgets_while_idle() {
         table.begin(1);
         table.failure(1, FailureClass::ServerError, 10 * S + k);
     }
-    let d = decide(PolicyName::P2cPeakEwma, None, &cat, &table, &req, 10 * S + 10, 1);
+    let d = decide(
+        PolicyName::P2cPeakEwma,
+        None,
+        &cat,
+        &table,
+        &req,
+        10 * S + 10,
+        1,
+    );
     assert_eq!(d.ranked, [0, 1], "the failing endpoint goes second");
     let at = |now| table.read(1).peak_ewma.at(now).expect("observed");
     assert!(at(10 * S + 10) > 9_000.0);
@@ -164,17 +212,44 @@ fn openrouter_price_weights_by_inverse_square_price_and_puts_recent_failures_las
     // Weights 1/1² : 1/2² = 4 : 1, so the cheaper goes first four times in five.
     let counts = first_counts(
         4000,
-        |seed| decide(PolicyName::OpenrouterPrice, None, &cat, &table, &req, S, seed).ranked[0],
+        |seed| {
+            decide(
+                PolicyName::OpenrouterPrice,
+                None,
+                &cat,
+                &table,
+                &req,
+                S,
+                seed,
+            )
+            .ranked[0]
+        },
         2,
     );
     assert!((3050..=3350).contains(&counts[0]), "{counts:?}");
     table.begin(0);
     table.failure(0, FailureClass::ServerError, 2 * S);
     for seed in 0..50 {
-        let d = decide(PolicyName::OpenrouterPrice, None, &cat, &table, &req, 3 * S, seed);
+        let d = decide(
+            PolicyName::OpenrouterPrice,
+            None,
+            &cat,
+            &table,
+            &req,
+            3 * S,
+            seed,
+        );
         assert_eq!(d.ranked, [1, 0], "failed 1 s ago: last");
     }
-    let d = decide(PolicyName::OpenrouterPrice, None, &cat, &table, &req, 40 * S, 3);
+    let d = decide(
+        PolicyName::OpenrouterPrice,
+        None,
+        &cat,
+        &table,
+        &req,
+        40 * S,
+        3,
+    );
     assert_eq!(d.ranked.len(), 2);
 }
 
