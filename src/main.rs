@@ -371,12 +371,7 @@ fn pricing_command(cmd: PricingCommand) -> Result<(), String> {
             let mut reasons: std::collections::BTreeMap<String, usize> =
                 std::collections::BTreeMap::new();
             for (_, why) in &imported.skipped {
-                let kind = if why.starts_with("duplicate") {
-                    "duplicate model name (first kept)"
-                } else {
-                    why.split(':').next().unwrap_or(why)
-                };
-                *reasons.entry(kind.to_owned()).or_default() += 1;
+                *reasons.entry(why.kind().to_owned()).or_default() += 1;
             }
             let summary = std::iter::once(format!("skipped {} entries:", imported.skipped.len()))
                 .chain(reasons.iter().map(|(why, n)| format!("  {n:>5}  {why}")));
@@ -456,8 +451,7 @@ fn simulate(
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         std::fs::write(dir.join("traffic.csv"), sim::report::traffic_csv(&report))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-        sim::plot::write_charts(&report, dir)
-            .map_err(|e| format!("{}: charts: {e}", dir.display()))?;
+        sim::plot::write_charts(&report, dir).map_err(|e| format!("charts: {e}"))?;
     }
     if json {
         print_lines([text]);

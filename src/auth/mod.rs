@@ -63,14 +63,24 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-/// Checks the `[[clients]]` entries; an error is `(field, message)`.
-pub fn validate_clients(clients: &[ClientConfig]) -> Result<(), (String, String)> {
+/// A `[[clients]]` entry that cannot be taken.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct ClientConfigError {
+    /// The config field at fault, e.g. `clients[2].key_sha256`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Checks the `[[clients]]` entries.
+pub fn validate_clients(clients: &[ClientConfig]) -> Result<(), ClientConfigError> {
     let mut names = std::collections::HashSet::new();
     let mut digests = std::collections::HashSet::new();
     for (i, c) in clients.iter().enumerate() {
         let field = |f: &str| format!("clients[{i}].{f}");
+        let bad = |field: String, message: String| ClientConfigError { field, message };
         if !crate::config::is_valid_name(&c.name) {
-            return Err((
+            return Err(bad(
                 field("name"),
                 format!(
                     "`{}` must be non-empty and use only a-z, 0-9, '-', '_' or '.'",
@@ -79,7 +89,7 @@ pub fn validate_clients(clients: &[ClientConfig]) -> Result<(), (String, String)
             ));
         }
         if !names.insert(c.name.as_str()) {
-            return Err((
+            return Err(bad(
                 field("name"),
                 format!("client `{}` is listed twice", c.name),
             ));
@@ -87,38 +97,44 @@ pub fn validate_clients(clients: &[ClientConfig]) -> Result<(), (String, String)
         match (&c.key_sha256, &c.key_env) {
             (Some(hex), None) => {
                 let digest = parse_digest(hex).ok_or_else(|| {
-                    (
+                    bad(
                         field("key_sha256"),
                         "must be 64 hex digits (the SHA-256 of the key, not the key)".to_owned(),
                     )
                 })?;
                 if !digests.insert(digest) {
-                    return Err((field("key_sha256"), "the same key is listed twice".into()));
+                    return Err(bad(
+                        field("key_sha256"),
+                        "the same key is listed twice".into(),
+                    ));
                 }
             }
             (None, Some(var)) if !var.is_empty() => {}
-            (None, Some(_)) => return Err((field("key_env"), "must not be empty".into())),
+            (None, Some(_)) => return Err(bad(field("key_env"), "must not be empty".into())),
             _ => {
-                return Err((
+                return Err(bad(
                     field("key_sha256"),
                     "give exactly one of `key_sha256` and `key_env`".into(),
                 ))
             }
         }
         if c.requests_per_minute == Some(0) {
-            return Err((field("requests_per_minute"), "must be at least 1".into()));
+            return Err(bad(
+                field("requests_per_minute"),
+                "must be at least 1".into(),
+            ));
         }
         if c.burst == Some(0) {
-            return Err((field("burst"), "must be at least 1".into()));
+            return Err(bad(field("burst"), "must be at least 1".into()));
         }
         if c.burst.is_some() && c.requests_per_minute.is_none() {
-            return Err((field("burst"), "needs `requests_per_minute`".into()));
+            return Err(bad(field("burst"), "needs `requests_per_minute`".into()));
         }
         if c.spend_limit_usd.is_some_and(|l| l <= Decimal::ZERO) {
-            return Err((field("spend_limit_usd"), "must be above zero".into()));
+            return Err(bad(field("spend_limit_usd"), "must be above zero".into()));
         }
         if c.spend_window < Duration::from_secs(1) {
-            return Err((field("spend_window"), "must be at least 1s".into()));
+            return Err(bad(field("spend_window"), "must be at least 1s".into()));
         }
     }
     Ok(())

@@ -91,7 +91,7 @@ fn bad_client_entries_name_their_field() {
         (vec![config("Bad Name", "k1")], "clients[0].name"),
     ];
     for (configs, field) in cases {
-        let (f, message) = validate_clients(&configs).expect_err(field);
+        let ClientConfigError { field: f, message } = validate_clients(&configs).expect_err(field);
         assert_eq!(f, field, "{message}");
     }
 }

@@ -383,8 +383,7 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        crate::auth::validate_clients(&self.clients)
-            .map_err(|(field, message)| invalid(field, message))?;
+        crate::auth::validate_clients(&self.clients).map_err(|e| invalid(e.field, e.message))?;
         if self.clients.is_empty()
             && !self.server.listen.ip().is_loopback()
             && !self.server.allow_unauthenticated

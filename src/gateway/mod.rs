@@ -207,7 +207,7 @@ struct RequestRng {
 impl RequestRng {
     fn new(seed: Option<u64>) -> RequestRng {
         RequestRng {
-            seed: seed.unwrap_or_else(|| rand::random::<u64>()),
+            seed: seed.unwrap_or_else(rand::random::<u64>),
             sequence: AtomicU64::new(0),
         }
     }

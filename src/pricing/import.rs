@@ -27,7 +27,44 @@ use super::{ModelPrice, PriceSheet};
 pub struct Imported {
     pub sheets: Vec<PriceSheet>,
     /// `(entry, why it was left out)`.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(String, Skip)>,
+}
+
+/// Why an entry was left out of the import.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Skip {
+    #[error("provider `{0}` makes no valid provider name")]
+    ProviderName(String),
+    #[error("mode `{0}`, not chat")]
+    NotChat(String),
+    #[error("no {0} price")]
+    MissingPrice(&'static str),
+    #[error("price `{0}` is not a number")]
+    NotANumber(String),
+    #[error("{field} price {value} is negative or above {max}")]
+    OutOfRange {
+        field: &'static str,
+        value: f64,
+        max: f64,
+    },
+    #[error("duplicate of model `{0}`")]
+    Duplicate(String),
+    #[error("entry without an `id`")]
+    NoId,
+}
+
+impl Skip {
+    /// The kind of reason, for a summary that groups entries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Skip::ProviderName(_) => "provider makes no valid provider name",
+            Skip::NotChat(_) => "not a chat model",
+            Skip::MissingPrice(_) => "no price",
+            Skip::NotANumber(_) | Skip::OutOfRange { .. } => "unusable price",
+            Skip::Duplicate(_) => "duplicate model name (first kept)",
+            Skip::NoId => "no id",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,18 +92,18 @@ pub fn provider_name(litellm: &str) -> Option<String> {
 }
 
 /// A per-token price (JSON number or string) as USD per million tokens, exactly.
-fn per_mtok(v: &Value) -> Result<Option<f64>, String> {
+fn per_mtok(v: &Value) -> Result<Option<f64>, Skip> {
     let text = match v {
         Value::Null => return Ok(None),
         Value::Number(n) => n.to_string(),
         Value::String(s) => s.trim().to_owned(),
-        other => return Err(format!("price is not a number: {other}")),
+        other => return Err(Skip::NotANumber(other.to_string())),
     };
     let d = Decimal::from_str(&text)
         .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| format!("price `{text}` is not a number"))?;
+        .map_err(|_| Skip::NotANumber(text.clone()))?;
     let per_m = (d * Decimal::from(1_000_000)).normalize();
-    let f = f64::from_str(&per_m.to_string()).map_err(|e| e.to_string())?;
+    let f = f64::from_str(&per_m.to_string()).map_err(|_| Skip::NotANumber(text))?;
     Ok(Some(f))
 }
 
@@ -77,7 +114,7 @@ fn tokens(v: &Value) -> Option<u32> {
 }
 
 /// Checks one model's prices the way a sheet would, without building the sheet.
-fn check(price: &ModelPrice) -> Result<(), String> {
+fn check(price: &ModelPrice) -> Result<(), Skip> {
     for (field, v, max) in [
         ("input", Some(price.input_per_mtok), MAX_PRICE_PER_MTOK),
         ("output", Some(price.output_per_mtok), MAX_PRICE_PER_MTOK),
@@ -90,7 +127,11 @@ fn check(price: &ModelPrice) -> Result<(), String> {
     ] {
         if let Some(v) = v {
             if !(0.0..=max).contains(&v) {
-                return Err(format!("{field} price {v} is negative or above {max}"));
+                return Err(Skip::OutOfRange {
+                    field,
+                    value: v,
+                    max,
+                });
             }
         }
     }
@@ -115,10 +156,8 @@ pub fn from_litellm(
         let litellm = entry["litellm_provider"].as_str().unwrap_or("");
         let Some(provider) = provider_name(litellm) else {
             if only.is_empty() {
-                out.skipped.push((
-                    key.clone(),
-                    format!("provider `{litellm}` makes no valid provider name"),
-                ));
+                out.skipped
+                    .push((key.clone(), Skip::ProviderName(litellm.to_owned())));
             }
             continue;
         };
@@ -128,12 +167,14 @@ pub fn from_litellm(
         let mode = entry["mode"].as_str().unwrap_or("none");
         if mode != "chat" {
             out.skipped
-                .push((key.clone(), format!("mode `{mode}`, not chat")));
+                .push((key.clone(), Skip::NotChat(mode.to_owned())));
             continue;
         }
-        let price = (|| -> Result<ModelPrice, String> {
-            let input = per_mtok(&entry["input_cost_per_token"])?.ok_or("no input price")?;
-            let output = per_mtok(&entry["output_cost_per_token"])?.ok_or("no output price")?;
+        let price = (|| -> Result<ModelPrice, Skip> {
+            let input =
+                per_mtok(&entry["input_cost_per_token"])?.ok_or(Skip::MissingPrice("input"))?;
+            let output =
+                per_mtok(&entry["output_cost_per_token"])?.ok_or(Skip::MissingPrice("output"))?;
             Ok(ModelPrice {
                 upstream_model: None,
                 input_per_mtok: input,
@@ -159,8 +200,7 @@ pub fn from_litellm(
             .to_owned();
         let models = by_provider.entry(provider).or_default();
         if models.contains_key(&model) {
-            out.skipped
-                .push((key.clone(), format!("duplicate of model `{model}`")));
+            out.skipped.push((key.clone(), Skip::Duplicate(model)));
             continue;
         }
         models.insert(model, price);
@@ -186,16 +226,16 @@ pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Impo
     let mut models = BTreeMap::new();
     for entry in data {
         let Some(id) = entry["id"].as_str() else {
-            out.skipped
-                .push(("(no id)".into(), "entry without an `id`".into()));
+            out.skipped.push(("(no id)".into(), Skip::NoId));
             continue;
         };
         let p = &entry["pricing"];
-        let price = (|| -> Result<ModelPrice, String> {
+        let price = (|| -> Result<ModelPrice, Skip> {
             Ok(ModelPrice {
                 upstream_model: None,
-                input_per_mtok: per_mtok(&p["prompt"])?.ok_or("no prompt price")?,
-                output_per_mtok: per_mtok(&p["completion"])?.ok_or("no completion price")?,
+                input_per_mtok: per_mtok(&p["prompt"])?.ok_or(Skip::MissingPrice("prompt"))?,
+                output_per_mtok: per_mtok(&p["completion"])?
+                    .ok_or(Skip::MissingPrice("completion"))?,
                 cached_input_per_mtok: per_mtok(&p["input_cache_read"])?,
                 // `request` is USD per request already, not per token.
                 per_request: match &p["request"] {
@@ -213,7 +253,8 @@ pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Impo
         match price.and_then(|p| check(&p).map(|()| p)) {
             Ok(p) => {
                 if models.insert(id.to_owned(), p).is_some() {
-                    out.skipped.push((id.to_owned(), "duplicate id".into()));
+                    out.skipped
+                        .push((id.to_owned(), Skip::Duplicate(id.to_owned())));
                 }
             }
             Err(why) => out.skipped.push((id.to_owned(), why)),
@@ -263,7 +304,11 @@ mod tests {
         // Embeddings and image models are not chat models.
         let skipped: Vec<&str> = all.skipped.iter().map(|(k, _)| k.as_str()).collect();
         assert!(skipped.contains(&"text-embedding-3-small"), "{skipped:?}");
-        assert!(all.skipped.iter().all(|(_, why)| !why.is_empty()));
+        assert!(all
+            .skipped
+            .iter()
+            .any(|(k, why)| k == "text-embedding-3-small"
+                && matches!(why, Skip::NotChat(m) if m == "embedding")));
         // Every sheet passes the router's own validation once written out.
         for s in &all.sheets {
             let text = s.to_toml();
@@ -293,7 +338,11 @@ mod tests {
         assert_eq!(m.per_request, None);
         assert_eq!(out.sheets[0].models["x/free"].per_request, Some(0.002));
         assert_eq!(out.skipped.len(), 1);
-        assert!(out.skipped[0].1.contains("negative"), "{:?}", out.skipped);
+        assert!(
+            matches!(out.skipped[0].1, Skip::OutOfRange { field: "input", .. }),
+            "{:?}",
+            out.skipped
+        );
         assert!(matches!(
             from_openrouter("{}", "d", "s"),
             Err(ImportError::Shape(_))

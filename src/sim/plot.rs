@@ -8,6 +8,16 @@ use plotters::prelude::*;
 
 use super::report::Report;
 
+/// A chart that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct PlotError {
+    pub path: PathBuf,
+    /// What the drawing backend said (its error type is generic over the backend).
+    pub message: String,
+}
+
+/// Inside one chart: the backend's words, given a path by [`write_charts`].
 type Result<T> = std::result::Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -15,17 +25,17 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Writes the charts into `dir`; returns their paths.
-pub fn write_charts(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_charts(report: &Report, dir: &Path) -> std::result::Result<Vec<PathBuf>, PlotError> {
+    let at = |path: PathBuf| move |message: String| PlotError { path, message };
+    let regret_path = dir.join("regret.svg");
+    let latency_path = dir.join("latency.svg");
     let mut written = vec![
-        regret(report, &dir.join("regret.svg"))?,
-        latency(report, &dir.join("latency.svg"))?,
+        regret(report, &regret_path).map_err(at(regret_path.clone()))?,
+        latency(report, &latency_path).map_err(at(latency_path.clone()))?,
     ];
     for p in &report.policies {
-        written.push(traffic(
-            report,
-            p.policy,
-            &dir.join(format!("traffic-{}.svg", p.policy)),
-        )?);
+        let path = dir.join(format!("traffic-{}.svg", p.policy));
+        written.push(traffic(report, p.policy, &path).map_err(at(path.clone()))?);
     }
     Ok(written)
 }
