@@ -21,7 +21,7 @@ pub trait WallClock: Send + Sync + fmt::Debug {
 
 /// The system's clock (0 if it is set before 1970).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl WallClock for SystemClock {
     fn unix_ms(&self) -> u64 {
@@ -57,7 +57,7 @@ impl WallClock for ManualClock {
 }
 
 /// The clock a component is given.
-pub type SharedClock = Arc<dyn WallClock>;
+pub(crate) type SharedClock = Arc<dyn WallClock>;
 
 /// The system clock, shared.
 pub fn system() -> SharedClock {

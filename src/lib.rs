@@ -34,7 +34,7 @@ pub mod config;
 pub mod demo;
 pub mod fake;
 pub mod gateway;
-pub mod http;
+pub(crate) mod http;
 pub mod plan;
 pub mod pricing;
 pub mod route;

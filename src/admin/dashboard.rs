@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use crate::catalog::Catalog;
 use crate::stats::StatsTable;
 
-pub const INDEX_HTML: &str = include_str!("dashboard/index.html");
-pub const APP_JS: &str = include_str!("dashboard/app.js");
-pub const STYLE_CSS: &str = include_str!("dashboard/style.css");
+pub(crate) const INDEX_HTML: &str = include_str!("dashboard/index.html");
+pub(crate) const APP_JS: &str = include_str!("dashboard/app.js");
+pub(crate) const STYLE_CSS: &str = include_str!("dashboard/style.css");
 
 /// The current state of every endpoint with traffic, with its price.
 pub fn endpoints(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {

@@ -5,7 +5,7 @@
 //! Functions of the catalog, the statistics and the time: the gateway mounts them on routes
 //! and the CLI prints them. The only state here is the dashboard's bounded [`timeline`].
 
-pub mod dashboard;
+pub(crate) mod dashboard;
 pub mod endpoints;
-pub mod metrics;
-pub mod timeline;
+pub(crate) mod metrics;
+pub(crate) mod timeline;

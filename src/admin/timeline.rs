@@ -20,7 +20,7 @@ const TRAILING_BUCKETS: usize = 2;
 
 /// One endpoint at one instant.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
+pub(crate) struct Point {
     pub t_unix_ms: u64,
     pub attempts: u64,
     pub successes: u64,
@@ -32,7 +32,7 @@ pub struct Point {
 
 /// The last `capacity` points of every endpoint that has seen traffic.
 #[derive(Debug)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     capacity: usize,
     series: Mutex<BTreeMap<String, VecDeque<Point>>>,
 }
@@ -46,7 +46,13 @@ impl Timeline {
     }
 
     /// Takes one point of every endpoint with traffic.
-    pub fn sample(&self, catalog: &Catalog, table: &StatsTable, now_ns: u64, t_unix_ms: u64) {
+    pub(crate) fn sample(
+        &self,
+        catalog: &Catalog,
+        table: &StatsTable,
+        now_ns: u64,
+        t_unix_ms: u64,
+    ) {
         let mut points = Vec::new();
         for (idx, ep) in catalog.endpoints().iter().enumerate() {
             let point = table.with(idx, |s| {
@@ -83,7 +89,7 @@ impl Timeline {
 
     /// `{id: [[t, attempts, successes, failures, ttft p50, ttft p99, total p50, total p99,
     /// spend], ...]}`, compact for the page.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let q = |q: Option<Quantiles>, f: fn(&Quantiles) -> u64| q.as_ref().map(f);
         let map: serde_json::Map<String, Value> = series

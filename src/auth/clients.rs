@@ -146,7 +146,7 @@ impl Client {
     }
 
     /// Admits one request, or says which limit refuses it and for how long.
-    pub fn admit(&self) -> Result<(), LimitError> {
+    pub(crate) fn admit(&self) -> Result<(), LimitError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let refused = |e: LimitError| {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -272,7 +272,7 @@ impl Clients {
     }
 
     /// The spend windows to save.
-    pub fn spend_states(&self) -> Vec<(String, SpendState)> {
+    pub(crate) fn spend_states(&self) -> Vec<(String, SpendState)> {
         self.clients
             .iter()
             .map(|c| (c.name.clone(), c.spend()))
@@ -280,7 +280,7 @@ impl Clients {
     }
 
     /// Takes over saved spend windows (unknown names are ignored).
-    pub fn restore(&self, saved: &[(String, SpendState)]) {
+    pub(crate) fn restore(&self, saved: &[(String, SpendState)]) {
         for (name, state) in saved {
             if let Some(c) = self.clients.iter().find(|c| &c.name == name) {
                 c.restore(*state);

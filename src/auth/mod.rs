@@ -66,14 +66,14 @@ impl std::fmt::Debug for ClientConfig {
 /// A `[[clients]]` entry that cannot be taken.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("`{field}`: {message}")]
-pub struct ClientConfigError {
+pub(crate) struct ClientConfigError {
     /// The config field at fault, e.g. `clients[2].key_sha256`.
     pub field: String,
     pub message: String,
 }
 
 /// Checks the `[[clients]]` entries.
-pub fn validate_clients(clients: &[ClientConfig]) -> Result<(), ClientConfigError> {
+pub(crate) fn validate_clients(clients: &[ClientConfig]) -> Result<(), ClientConfigError> {
     let mut names = std::collections::HashSet::new();
     let mut digests = std::collections::HashSet::new();
     for (i, c) in clients.iter().enumerate() {
@@ -146,7 +146,7 @@ pub fn digest(secret: &[u8]) -> [u8; 32] {
 }
 
 /// Parses 64 hex digits into a digest.
-pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim().as_bytes();
     if hex.len() != 64 {
         return None;
@@ -175,7 +175,7 @@ pub fn bearer(value: Option<&axum::http::HeaderValue>) -> Option<&[u8]> {
 }
 
 /// The admin token, kept only as its digest.
-pub struct AdminToken([u8; 32]);
+pub(crate) struct AdminToken([u8; 32]);
 
 impl AdminToken {
     pub fn new(token: &str) -> AdminToken {

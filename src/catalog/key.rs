@@ -26,7 +26,7 @@ impl ApiKey {
 
     /// `text` with every occurrence of the key replaced by `[redacted]`: for provider error
     /// bodies that are relayed to the client and may quote the key they were sent.
-    pub fn redact(&self, text: bytes::Bytes) -> bytes::Bytes {
+    pub(crate) fn redact(&self, text: bytes::Bytes) -> bytes::Bytes {
         let key = &self.bearer.as_bytes()["Bearer ".len()..];
         if key.is_empty() || memchr::memmem::find(&text, key).is_none() {
             return text;

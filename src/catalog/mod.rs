@@ -18,7 +18,7 @@ use crate::pricing::{ModelPrice, PriceSheet, Rates};
 pub use key::ApiKey;
 
 /// Index of an endpoint in [`Catalog::endpoints`].
-pub type EndpointIdx = usize;
+pub(crate) type EndpointIdx = usize;
 
 /// One OpenAI-compatible API.
 #[derive(Debug, Clone)]
@@ -193,7 +193,7 @@ impl Catalog {
         &self.endpoints
     }
 
-    pub fn provider_of(&self, idx: EndpointIdx) -> &Provider {
+    pub(crate) fn provider_of(&self, idx: EndpointIdx) -> &Provider {
         &self.providers[self.endpoints[idx].provider]
     }
 
@@ -207,7 +207,7 @@ impl Catalog {
     }
 
     /// Model names served by more than one provider, with their endpoints.
-    pub fn shared_models(&self) -> impl Iterator<Item = (&str, &[EndpointIdx])> {
+    pub(crate) fn shared_models(&self) -> impl Iterator<Item = (&str, &[EndpointIdx])> {
         self.names.iter().filter_map(|(name, idxs)| {
             let is_model = idxs.len() > 1 && self.endpoints[idxs[0]].model == *name;
             is_model.then_some((name.as_str(), idxs.as_slice()))

@@ -354,7 +354,7 @@ impl Config {
     }
 
     /// Checks what serde cannot: ranges, uniqueness, URL shapes.
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |field: String, message: String| ConfigError::Invalid {
             path: path.to_owned(),
             field,
@@ -489,7 +489,7 @@ impl Config {
 }
 
 /// Provider names become the first segment of endpoint ids and of price sheet file names.
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

@@ -179,7 +179,7 @@ impl FakeProvider {
         Ok(())
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.task.lock().expect("fake task lock").is_some()
     }
 
@@ -194,10 +194,6 @@ impl FakeProvider {
     /// The OpenAI-style base URL, `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
-    }
-
-    pub fn behavior(&self) -> Behavior {
-        self.state.behavior.lock().expect("behavior lock").clone()
     }
 
     pub fn set_behavior(&self, behavior: Behavior) {

@@ -66,7 +66,7 @@ pub async fn data(
 }
 
 /// Samples the dashboard's history every `interval` until aborted.
-pub async fn sample(gateway: Gateway, interval: Duration) {
+pub(crate) async fn sample(gateway: Gateway, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

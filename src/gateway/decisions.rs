@@ -15,14 +15,14 @@ use crate::route::RouteRequest;
 use crate::select::{missed, Decision, Removal};
 
 /// Decisions kept: enough for minutes of traffic at hundreds of requests a second.
-pub const CAPACITY: usize = 4096;
+pub(crate) const CAPACITY: usize = 4096;
 /// Ranked candidates (and removals) kept per decision, with the totals: as many as a request
 /// can attempt (`max_attempts` is at most 10). A request over 200 endpoints would otherwise
 /// keep 20 KB of scores, and the ring 90 MB (measured: 99 MiB peak RSS at 2,000 req/s).
-pub const KEPT_CANDIDATES: usize = 10;
+pub(crate) const KEPT_CANDIDATES: usize = 10;
 
 /// One request's routing, as decided and as it went.
-pub struct Record {
+pub(crate) struct Record {
     pub request_id: String,
     /// When the request arrived, Unix milliseconds.
     pub at_unix_ms: u64,
@@ -44,7 +44,7 @@ pub struct Record {
 }
 
 #[derive(Default)]
-pub struct DecisionLog {
+pub(crate) struct DecisionLog {
     ring: Mutex<VecDeque<Arc<Record>>>,
 }
 
@@ -127,7 +127,7 @@ impl Record {
     }
 
     /// The explanation served by `GET /v1/decisions/{id}`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let cat = &self.catalog;
         let id = |i: EndpointIdx| cat.endpoint(i).id.as_str();
         let candidates: Vec<Value> = self

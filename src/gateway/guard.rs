@@ -23,7 +23,7 @@ use crate::auth::{self, Client};
 
 /// Who sent the request: `None` when the router runs without client keys.
 #[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<Arc<Client>>);
+pub(crate) struct Caller(pub Option<Arc<Client>>);
 
 impl Caller {
     pub fn name(&self) -> Option<&str> {
@@ -31,7 +31,11 @@ impl Caller {
     }
 }
 
-pub async fn client_auth(State(gateway): State<Gateway>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn client_auth(
+    State(gateway): State<Gateway>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let clients = &gateway.0.clients;
     let caller = if clients.required() {
         let found = auth::bearer(req.headers().get(AUTHORIZATION)).and_then(|k| clients.find(k));
@@ -53,7 +57,11 @@ pub async fn client_auth(State(gateway): State<Gateway>, mut req: Request, next:
     next.run(req).await
 }
 
-pub async fn chat_limits(State(gateway): State<Gateway>, req: Request, next: Next) -> Response {
+pub(crate) async fn chat_limits(
+    State(gateway): State<Gateway>,
+    req: Request,
+    next: Next,
+) -> Response {
     let shared = &*gateway.0;
     if let Some(Caller(Some(client))) = req.extensions().get::<Caller>() {
         if let Err(e) = client.admit() {

@@ -33,7 +33,7 @@ use crate::plan::{AttemptFailure, Attempts, Failure, Parsed};
 use crate::route::ChatBody;
 use crate::stats::FailureClass;
 
-pub async fn chat_completions(
+pub(crate) async fn chat_completions(
     State(gateway): State<Gateway>,
     caller: Option<Extension<Caller>>,
     headers: HeaderMap,
@@ -250,7 +250,7 @@ pub async fn models(State(gateway): State<Gateway>) -> Response {
 
 /// The OpenAI model list, extended: every endpoint with its prices and limits, every model
 /// served by several providers, every group, and `auto`, each with the endpoints it covers.
-pub fn models_json(catalog: &Catalog) -> Bytes {
+pub(crate) fn models_json(catalog: &Catalog) -> Bytes {
     let ids = |idxs: &[usize]| -> Vec<&str> {
         idxs.iter()
             .map(|&i| catalog.endpoint(i).id.as_str())
@@ -357,7 +357,7 @@ pub async fn healthz(State(gateway): State<Gateway>) -> Response {
         .into_response()
 }
 
-pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NoRoute {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -366,7 +366,7 @@ pub async fn no_route(method: Method, uri: Uri) -> ApiError {
 
 /// A known route asked with a method it does not answer: 405, OpenAI-shaped, naming the
 /// method to use.
-pub async fn wrong_method(method: Method, uri: Uri) -> Response {
+pub(crate) async fn wrong_method(method: Method, uri: Uri) -> Response {
     let path = uri.path().to_owned();
     let allowed = if path.starts_with("/admin/pricing/") && path != "/admin/pricing/reload" {
         if path == "/admin/pricing/history" {

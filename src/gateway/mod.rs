@@ -49,13 +49,13 @@ pub use error::ApiError;
 pub use relay::{StreamEnd, StreamSummary};
 
 /// Which endpoint answered.
-pub const ENDPOINT_HEADER: &str = "x-switchyard-endpoint";
+pub(crate) const ENDPOINT_HEADER: &str = "x-switchyard-endpoint";
 /// How many upstream attempts the request took.
-pub const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
+pub(crate) const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
 /// The router's id for the request.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 /// What a non-streamed answer cost, in USD (streams carry it in `usage.cost`).
-pub const COST_HEADER: &str = "x-switchyard-cost-usd";
+pub(crate) const COST_HEADER: &str = "x-switchyard-cost-usd";
 
 /// Points of history the dashboard keeps per endpoint (10 minutes at the default 2 s).
 const TIMELINE_POINTS: usize = 300;
@@ -104,7 +104,7 @@ pub(crate) struct Shared {
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
-pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+pub(crate) type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// One version of the price-dependent state. A request takes the current one at its start
 /// and keeps it to its end: it sees the old table or the new one, never a mix, and is
@@ -180,7 +180,7 @@ pub enum BuildError {
 
 /// What tests (and reproducible runs) may fix instead of taking it from the system.
 #[derive(Debug, Clone)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     /// Calendar time (spend windows and timestamps).
     pub clock: SharedClock,
     /// Seeds every request's random draws (`routing.seed`); `None`: from the OS.
@@ -238,7 +238,7 @@ impl Gateway {
     }
 
     /// [`Gateway::build`] with the clock and the random seed given.
-    pub fn build_with(
+    pub(crate) fn build_with(
         config: &Config,
         sheets: &[PriceSheet],
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -322,7 +322,7 @@ impl Gateway {
     }
 
     /// Milliseconds since the Unix epoch, from the gateway's clock.
-    pub fn unix_ms(&self) -> u64 {
+    pub(crate) fn unix_ms(&self) -> u64 {
         self.0.clock.unix_ms()
     }
 

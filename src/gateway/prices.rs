@@ -36,7 +36,7 @@ pub enum PriceUpdateError {
 
 impl Gateway {
     /// Reloads every sheet from the pricing directory. `trigger` says what asked.
-    pub fn reload_pricing(&self, trigger: &str) -> Result<u64, PriceUpdateError> {
+    pub(crate) fn reload_pricing(&self, trigger: &str) -> Result<u64, PriceUpdateError> {
         let _writer = self.price_writer();
         let dir = self.0.config.server.pricing_dir.clone();
         let (sheets, texts) = read_dir(&dir)?;
@@ -44,7 +44,7 @@ impl Gateway {
     }
 
     /// Replaces one provider's sheet with `text`, after checking it and the catalog it makes.
-    pub fn put_sheet(&self, provider: &str, text: &str) -> Result<u64, PriceUpdateError> {
+    pub(crate) fn put_sheet(&self, provider: &str, text: &str) -> Result<u64, PriceUpdateError> {
         let _writer = self.price_writer();
         let dir = self.0.config.server.pricing_dir.clone();
         let path = dir.join(format!("{provider}.toml"));
@@ -219,7 +219,7 @@ pub async fn history(
 }
 
 /// Reloads on SIGHUP, until the process ends.
-pub async fn reload_on_sighup(gateway: Gateway) {
+pub(crate) async fn reload_on_sighup(gateway: Gateway) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -237,7 +237,7 @@ pub async fn reload_on_sighup(gateway: Gateway) {
 }
 
 /// Reloads when a file in the pricing directory changes (debounced: one reload per burst).
-pub async fn watch_dir(gateway: Gateway) {
+pub(crate) async fn watch_dir(gateway: Gateway) {
     use notify::{RecursiveMode, Watcher};
     let dir = gateway.0.config.server.pricing_dir.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 /// Accumulates chunks and yields complete events, unchanged.
 #[derive(Debug, Default)]
-pub struct EventSplitter {
+pub(crate) struct EventSplitter {
     buf: BytesMut,
     /// Bytes of `buf` already searched for an event end without finding one.
     scanned: usize,
@@ -21,14 +21,14 @@ impl EventSplitter {
     }
 
     /// The next complete event, terminator included.
-    pub fn next_event(&mut self) -> Option<Bytes> {
+    pub(crate) fn next_event(&mut self) -> Option<Bytes> {
         let end = find_event_end(&self.buf, self.scanned)?;
         self.scanned = 0;
         Some(self.buf.split_to(end).freeze())
     }
 
     /// Everything not yet returned (an unterminated last event), leaving the splitter empty.
-    pub fn take_rest(&mut self) -> Bytes {
+    pub(crate) fn take_rest(&mut self) -> Bytes {
         self.scanned = 0;
         self.buf.split().freeze()
     }
@@ -65,7 +65,7 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
 
 impl EventSplitter {
     /// Pushes a chunk and collects every event it completes.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Bytes>) {
+    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<Bytes>) {
         self.push(chunk);
         while let Some(event) = self.next_event() {
             out.push(event);
@@ -76,7 +76,7 @@ impl EventSplitter {
 
 /// The payload of an event's `data:` lines (joined by `\n` when there are several), or
 /// `None` for an event without data (a comment or keep-alive).
-pub fn data_payload(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+pub(crate) fn data_payload(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     let mut found: Option<std::borrow::Cow<'_, [u8]>> = None;
     for line in event.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -35,7 +35,7 @@ impl Usage {
 /// What the router reads from a non-streaming answer, in one pass over its bytes: that it
 /// is one JSON object, its `usage`, and where the `usage` object sits (to add `cost`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct AnswerFacts {
+pub(crate) struct AnswerFacts {
     pub usage: Option<Usage>,
     usage_object: Option<Range<usize>>,
 }
@@ -62,7 +62,7 @@ impl AnswerFacts {
 
     /// `json` (the body these facts were read from) with `"cost": <cost>` added to its
     /// top-level `usage` object, every other byte as it was; `None` without a usage object.
-    pub fn with_cost(&self, json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
+    pub(crate) fn with_cost(&self, json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
         let span = self.usage_object.clone()?;
         let inner = json.get(span.start + 1..span.end - 1)?;
         let mut out = Vec::with_capacity(json.len() + 32);
@@ -78,7 +78,7 @@ impl AnswerFacts {
 
 /// `json` with `"cost": <cost>` added to its top-level `usage` object, every other byte as
 /// it was; `None` when there is no usage object to add it to.
-pub fn with_cost(json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
+pub(crate) fn with_cost(json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
     AnswerFacts::read(json)?.with_cost(json, cost)
 }
 

@@ -59,7 +59,7 @@ impl Failure {
 
 /// The failure class of a status that moves on to the next candidate, `None` for a status
 /// that is the request's own fault (relayed as it came, the attempts end).
-pub fn failover_class(status: u16) -> Option<FailureClass> {
+pub(crate) fn failover_class(status: u16) -> Option<FailureClass> {
     match status {
         429 => Some(FailureClass::RateLimited),
         408 => Some(FailureClass::Timeout),
@@ -176,7 +176,7 @@ impl Attempts {
 
     /// The running attempt ended without an outcome to learn from: the provider refused the
     /// request itself (`rejected`, see [`failover_class`]). The attempts are over.
-    pub fn rejected(&mut self, table: &StatsTable) {
+    pub(crate) fn rejected(&mut self, table: &StatsTable) {
         if let Some(idx) = self.current.take() {
             table.rejected(idx);
         }
@@ -201,7 +201,7 @@ impl Attempts {
     }
 
     /// Why the attempts ended without an answer, as of `now_ns`.
-    pub fn exhausted(self, now_ns: u64) -> Exhausted {
+    pub(crate) fn exhausted(self, now_ns: u64) -> Exhausted {
         Exhausted {
             failures: self.failures,
             deadline_hit: now_ns >= self.deadline_ns,

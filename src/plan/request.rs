@@ -81,7 +81,7 @@ impl Planner {
     }
 
     /// The planner a `[routing]` section describes.
-    pub fn from_config(routing: &RoutingConfig) -> Planner {
+    pub(crate) fn from_config(routing: &RoutingConfig) -> Planner {
         Planner::new(
             select::from_name(routing.policy).into(),
             routing
@@ -94,7 +94,7 @@ impl Planner {
     }
 
     /// The policy that ranks requests for `model` (a group may have its own).
-    pub fn policy_for(&self, model: &str) -> &dyn Policy {
+    pub(crate) fn policy_for(&self, model: &str) -> &dyn Policy {
         self.group_policies
             .iter()
             .find(|(group, _)| group == model)
@@ -102,7 +102,7 @@ impl Planner {
     }
 
     /// Ranks the candidates of `parsed` at `now_ns`.
-    pub fn plan(
+    pub(crate) fn plan(
         &self,
         catalog: &Catalog,
         table: &StatsTable,

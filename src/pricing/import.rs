@@ -83,7 +83,7 @@ const LITELLM_RENAMES: [(&str, &str); 3] = [
 ];
 
 /// switchyard's name for a LiteLLM provider, `None` when it makes no valid provider name.
-pub fn provider_name(litellm: &str) -> Option<String> {
+pub(crate) fn provider_name(litellm: &str) -> Option<String> {
     let name = LITELLM_RENAMES
         .iter()
         .find(|(from, _)| *from == litellm)

@@ -28,7 +28,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PriceSheet>, SheetErrors> {
 }
 
 /// Like [`load_dir`], with each sheet's text as read (one read per file).
-pub fn load_dir_with_text(dir: &Path) -> Result<Vec<(PriceSheet, String)>, SheetErrors> {
+pub(crate) fn load_dir_with_text(dir: &Path) -> Result<Vec<(PriceSheet, String)>, SheetErrors> {
     let io_err = |path: &Path, e: std::io::Error| {
         SheetErrors(vec![SheetError {
             path: path.to_owned(),

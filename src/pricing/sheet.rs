@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Highest price per million tokens accepted. The dearest real models today cost a few
 /// hundred dollars per million output tokens; a value above this is a unit mistake
 /// (USD per token or per thousand pasted as per million).
-pub const MAX_PRICE_PER_MTOK: f64 = 1_000.0;
+pub(crate) const MAX_PRICE_PER_MTOK: f64 = 1_000.0;
 /// Highest fixed price per request accepted, in USD.
-pub const MAX_PRICE_PER_REQUEST: f64 = 10.0;
+pub(crate) const MAX_PRICE_PER_REQUEST: f64 = 10.0;
 
 /// A provider's prices, as written in its sheet.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -26,8 +26,6 @@ pub enum BodyError {
         field: &'static str,
         message: String,
     },
-    #[error("field `{0}` appears more than once")]
-    Duplicate(String),
 }
 
 impl BodyError {
@@ -35,7 +33,6 @@ impl BodyError {
     pub fn field(&self) -> Option<&str> {
         match self {
             BodyError::Field { field, .. } => Some(field),
-            BodyError::Duplicate(name) => Some(name),
             _ => None,
         }
     }
@@ -128,7 +125,7 @@ impl<'a> ChatBody<'a> {
     /// `models`) are removed, `model` becomes `upstream_model`; for streams,
     /// `stream_options.include_usage` is switched on so the router can account the request
     /// (the relay removes the extra chunk when the client did not ask for it).
-    pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+    pub(crate) fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
         let size: usize = self
             .fields
             .iter()
@@ -169,7 +166,7 @@ impl<'a> ChatBody<'a> {
 }
 
 /// A JSON object's top-level fields, in order, values left raw (borrowed from `bytes`).
-pub fn top_level(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
+pub(crate) fn top_level(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let Fields(fields) = Fields::deserialize(&mut de)?;
     de.end()?;
@@ -177,7 +174,7 @@ pub fn top_level(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, serde_j
 }
 
 /// Fields that tell the router how to route; providers never see them.
-pub const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
+pub(crate) const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
 
 #[derive(Deserialize)]
 struct StreamOptions {

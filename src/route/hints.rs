@@ -106,7 +106,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> HintError {
 }
 
 /// Default percentile of a latency target.
-pub const DEFAULT_PERCENTILE: f64 = 95.0;
+pub(crate) const DEFAULT_PERCENTILE: f64 = 95.0;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -230,7 +230,7 @@ fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Splits a `:floor` / `:nitro` suffix off a model name.
-pub fn split_suffix(model: &str) -> (&str, Option<Prefer>) {
+pub(crate) fn split_suffix(model: &str) -> (&str, Option<Prefer>) {
     if let Some(m) = model.strip_suffix(":floor") {
         (m, Some(Prefer::Cost))
     } else if let Some(m) = model.strip_suffix(":nitro") {

@@ -71,7 +71,7 @@ impl Policy for RoundRobin {
 }
 
 #[derive(Debug, Default)]
-pub struct Random;
+pub(crate) struct Random;
 
 impl Policy for Random {
     fn name(&self) -> &'static str {
@@ -94,7 +94,7 @@ impl Policy for Random {
 }
 
 #[derive(Debug, Default)]
-pub struct LowestLatency;
+pub(crate) struct LowestLatency;
 
 impl Policy for LowestLatency {
     fn name(&self) -> &'static str {
@@ -193,7 +193,7 @@ impl Policy for P2cPeakEwma {
 const RECENT_FAILURE_NS: u64 = 30_000_000_000;
 
 #[derive(Debug, Default)]
-pub struct OpenRouterPrice;
+pub(crate) struct OpenRouterPrice;
 
 impl Policy for OpenRouterPrice {
     fn name(&self) -> &'static str {

@@ -25,7 +25,7 @@ pub struct Estimate {
 /// What an estimate needs from a model's statistics, read once under their lock: endpoints
 /// serving the same model share one read within a request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ModelFacts {
+pub(crate) struct ModelFacts {
     pub bytes_per_token: f64,
     pub mean_output_tokens: Option<f64>,
 }
@@ -43,7 +43,11 @@ pub fn estimate(request: &RouteRequest, endpoint: &Endpoint, model: &ModelStats)
     estimate_with(request, endpoint, ModelFacts::of(model))
 }
 
-pub fn estimate_with(request: &RouteRequest, endpoint: &Endpoint, model: ModelFacts) -> Estimate {
+pub(crate) fn estimate_with(
+    request: &RouteRequest,
+    endpoint: &Endpoint,
+    model: ModelFacts,
+) -> Estimate {
     let prompt_tokens = (request.messages_bytes as f64 / model.bytes_per_token).ceil();
     let mut output_tokens = match request.max_output_tokens {
         Some(max) => f64::from(max),

@@ -42,12 +42,12 @@ pub struct Context<'a> {
 
 /// Which targets a candidate missed in the draw that ranked it (bit flags).
 pub mod missed {
-    pub const LATENCY: u8 = 1;
-    pub const THROUGHPUT: u8 = 2;
-    pub const QUALITY: u8 = 4;
+    pub(crate) const LATENCY: u8 = 1;
+    pub(crate) const THROUGHPUT: u8 = 2;
+    pub(crate) const QUALITY: u8 = 4;
     pub const SUCCESS: u8 = 8;
     /// Resting after a burst of failures.
-    pub const COOLDOWN: u8 = 16;
+    pub(crate) const COOLDOWN: u8 = 16;
 
     pub fn names(bits: u8) -> Vec<&'static str> {
         [

@@ -22,16 +22,16 @@ const KAPPA0: f64 = 1.0;
 const ALPHA0: f64 = 2.0;
 /// Prior spread of `ln x`: 0.5, i.e. the p95 about 2.3 times the median, typical of
 /// provider latency.
-pub const PRIOR_SIGMA: f64 = 0.5;
+pub(crate) const PRIOR_SIGMA: f64 = 0.5;
 
 /// `z_p` of the standard normal, for a percentile in (0, 100).
-pub fn z(percentile: f64) -> f64 {
+pub(crate) fn z(percentile: f64) -> f64 {
     let std = StdNormal::new(0.0, 1.0).expect("the standard normal is valid");
     std.inverse_cdf((percentile / 100.0).clamp(1e-6, 1.0 - 1e-6))
 }
 
 /// Standard normal CDF.
-pub fn phi(x: f64) -> f64 {
+pub(crate) fn phi(x: f64) -> f64 {
     let std = StdNormal::new(0.0, 1.0).expect("the standard normal is valid");
     std.cdf(x)
 }
@@ -52,7 +52,7 @@ fn tail(x: f64) -> (f64, f64) {
 /// ln Φ(x), accurate far into the lower tail where Φ itself underflows to zero (there from
 /// the asymptotic series, see [`tail`]), so two hopeless candidates still compare by how
 /// hopeless they are.
-pub fn ln_phi(x: f64) -> f64 {
+pub(crate) fn ln_phi(x: f64) -> f64 {
     if x >= TAIL {
         phi(x).max(f64::MIN_POSITIVE).ln()
     } else {
@@ -66,7 +66,7 @@ pub fn ln_phi(x: f64) -> f64 {
 /// Φ too far in the tail to compute is added as its logarithm ([`ln_phi`]), so the result
 /// is as exact as summing logarithms.
 #[derive(Debug, Clone, Copy)]
-pub struct LnProduct {
+pub(crate) struct LnProduct {
     product: f64,
     ln: f64,
 }
@@ -93,7 +93,7 @@ impl LnProduct {
 
     /// Multiplies by Φ(x).
     #[inline]
-    pub fn times_phi(&mut self, x: f64) {
+    pub(crate) fn times_phi(&mut self, x: f64) {
         if x >= TAIL {
             self.times(phi(x));
         } else {
@@ -117,17 +117,17 @@ pub struct LogNormalDraw {
 
 impl LogNormalDraw {
     /// The `z`-quantile (`z = z(percentile)`).
-    pub fn quantile(&self, z: f64) -> f64 {
+    pub(crate) fn quantile(&self, z: f64) -> f64 {
         (self.mu + self.sigma * z).exp()
     }
 
     /// Where `x` lies in this draw's distribution, in standard deviations of `ln x`.
-    pub fn standardized(&self, x: f64) -> f64 {
+    pub(crate) fn standardized(&self, x: f64) -> f64 {
         self.standardized_ln(x.max(1e-9).ln())
     }
 
     /// [`Self::standardized`] for a bound whose logarithm is already known.
-    pub fn standardized_ln(&self, ln_x: f64) -> f64 {
+    pub(crate) fn standardized_ln(&self, ln_x: f64) -> f64 {
         (ln_x - self.mu) / self.sigma.max(1e-9)
     }
 

@@ -35,9 +35,9 @@ use crate::stats::EndpointView;
 
 /// A candidate whose drawn success probability is below this is not feasible: beyond one
 /// failure in five, the fallbacks it causes cost more latency than its price saves.
-pub const MIN_SUCCESS: f64 = 0.8;
+pub(crate) const MIN_SUCCESS: f64 = 0.8;
 /// Consecutive failures that start the break.
-pub const BREAK_AFTER: u32 = 3;
+pub(crate) const BREAK_AFTER: u32 = 3;
 const COOLDOWN_BASE_NS: u64 = 1_000_000_000;
 const COOLDOWN_MAX_NS: u64 = 30_000_000_000;
 /// Prior medians without a target: typical first-token and whole-answer times, and speed.
@@ -47,7 +47,7 @@ const PRIOR_TOKENS_PER_S: f64 = 80.0;
 
 /// Whether an endpoint is resting: after a failure burst, or because the provider asked
 /// for it with `Retry-After`.
-pub fn cooling_down(view: &EndpointView) -> bool {
+pub(crate) fn cooling_down(view: &EndpointView) -> bool {
     if view.retry_after_ns > 0 {
         return true;
     }

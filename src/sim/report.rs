@@ -184,7 +184,7 @@ fn traffic(s: &Scenario, done: &[Done]) -> Vec<Vec<(String, f64)>> {
 }
 
 /// Summarises one policy's run; `oracle` is the oracle's (cost, attainment) when it ran.
-pub fn summarize(
+pub(crate) fn summarize(
     s: &Scenario,
     policy: SimPolicy,
     done: &[Done],

@@ -25,7 +25,7 @@ pub(crate) const MS: u64 = 1_000_000;
 
 /// An endpoint's behaviour at some time: the base overlaid with the active events.
 #[derive(Debug, Clone)]
-pub struct TrueState {
+pub(crate) struct TrueState {
     pub ep: SimEndpoint,
     pub present: bool,
 }
@@ -58,7 +58,7 @@ fn apply(ep: &mut SimEndpoint, c: &Changes) {
 }
 
 /// Every endpoint's true state at `t_ns`.
-pub fn states_at(s: &Scenario, t_ns: u64) -> Vec<TrueState> {
+pub(crate) fn states_at(s: &Scenario, t_ns: u64) -> Vec<TrueState> {
     s.endpoints
         .iter()
         .map(|base| {

@@ -23,7 +23,7 @@ impl HalfLife {
 
     /// The weight left after `dt_ns`: 1 at zero, 0.5 after one half-life.
     #[inline]
-    pub fn factor(&self, dt_ns: u64) -> f64 {
+    pub(crate) fn factor(&self, dt_ns: u64) -> f64 {
         let halvings = dt_ns as f64 * self.inv_ns;
         if dt_ns == 0 {
             1.0
@@ -52,7 +52,7 @@ impl Decayed {
     /// The value as of its last update, undecayed. Ratios of two values updated together
     /// (same time) equal the ratio of their decayed values, without computing a decay.
     #[inline]
-    pub fn raw(&self) -> (f64, u64) {
+    pub(crate) fn raw(&self) -> (f64, u64) {
         (self.value, self.at_ns)
     }
 
@@ -68,7 +68,7 @@ impl Decayed {
     /// were last updated at the same time (as successes and failures are, see
     /// [`Decayed::redate`]).
     #[inline]
-    pub fn get_pair(a: &Decayed, b: &Decayed, now_ns: u64, hl: HalfLife) -> (f64, f64) {
+    pub(crate) fn get_pair(a: &Decayed, b: &Decayed, now_ns: u64, hl: HalfLife) -> (f64, f64) {
         if a.at_ns == b.at_ns {
             let f = hl.factor(now_ns.saturating_sub(a.at_ns));
             (a.value * f, b.value * f)
@@ -80,7 +80,7 @@ impl Decayed {
     /// Decays the stored value to `now_ns` and dates it then (a value unchanged by decay
     /// needs no factor: zero stays zero).
     #[inline]
-    pub fn redate(&mut self, now_ns: u64, hl: HalfLife) {
+    pub(crate) fn redate(&mut self, now_ns: u64, hl: HalfLife) {
         self.add(0.0, now_ns, hl);
     }
 
@@ -110,13 +110,13 @@ impl Decayed {
 
     /// Ages the stored value by `dt_ns` and re-dates it to `now_ns` (used when a saved state
     /// is loaded into a new process with a new epoch).
-    pub fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
+    pub(crate) fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
         self.value *= hl.factor(dt_ns);
         self.at_ns = now_ns;
     }
 
     /// The value as of `now_ns`, re-dated to `now_ns`.
-    pub fn settled(&self, now_ns: u64, hl: HalfLife) -> Decayed {
+    pub(crate) fn settled(&self, now_ns: u64, hl: HalfLife) -> Decayed {
         Decayed {
             value: self.get(now_ns, hl),
             at_ns: now_ns.max(self.at_ns),
@@ -195,7 +195,7 @@ impl LogStats {
 
     /// Mean and variance of `ln x`, which decay does not change; `None` before any
     /// observation.
-    pub fn mean_var(&self) -> Option<(f64, f64)> {
+    pub(crate) fn mean_var(&self) -> Option<(f64, f64)> {
         if self.weight <= 0.0 {
             return None;
         }
@@ -210,7 +210,7 @@ impl LogStats {
 
     /// The fit with a decay factor the caller computed (shared between fits updated at the
     /// same time).
-    pub fn summary_with(&self, f: f64) -> Option<LogSummary> {
+    pub(crate) fn summary_with(&self, f: f64) -> Option<LogSummary> {
         if self.weight <= 0.0 {
             return None;
         }
@@ -221,7 +221,7 @@ impl LogStats {
         Some(LogSummary { weight, mean, var })
     }
 
-    pub fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
+    pub(crate) fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
         let f = hl.factor(dt_ns);
         self.weight *= f;
         self.sum *= f;
@@ -229,7 +229,7 @@ impl LogStats {
         self.at_ns = now_ns;
     }
 
-    pub fn settled(&self, now_ns: u64, hl: HalfLife) -> LogStats {
+    pub(crate) fn settled(&self, now_ns: u64, hl: HalfLife) -> LogStats {
         let mut s = *self;
         let dt = now_ns.saturating_sub(self.at_ns);
         s.rebase(dt, now_ns.max(self.at_ns), hl);

@@ -50,7 +50,7 @@ pub struct Learned {
 }
 
 /// Upper bounds, in seconds, of the Prometheus latency buckets (the last is +Inf).
-pub const PROM_BOUNDS: [f64; 12] = [
+pub(crate) const PROM_BOUNDS: [f64; 12] = [
     0.05,
     0.1,
     0.25,
@@ -91,7 +91,7 @@ pub struct Recent {
 }
 
 /// How many recent latencies are kept (LiteLLM averages the last 10).
-pub const RECENT: usize = 10;
+pub(crate) const RECENT: usize = 10;
 
 impl Recent {
     fn push(&mut self, v: f64) {
@@ -150,7 +150,7 @@ const PEAK_EWMA_TAU_NS: f64 = 10e9;
 /// endpoint (tower counts the error's round trip; a load-biaser, as in Linkerd, penalises it).
 /// Ten seconds keeps a failing endpoint behind healthy ones for tens of seconds of decay,
 /// then lets it be probed again.
-pub const PEAK_EWMA_FAILURE_MS: f64 = 10_000.0;
+pub(crate) const PEAK_EWMA_FAILURE_MS: f64 = 10_000.0;
 
 /// One endpoint's state. Kept behind a short mutex, never held across an await.
 #[derive(Debug, Clone, Default)]
@@ -252,7 +252,7 @@ impl EndpointStats {
         self.totals.cancelled += 1;
     }
 
-    pub fn rejected(&mut self) {
+    pub(crate) fn rejected(&mut self) {
         self.end();
         self.totals.rejected += 1;
     }
@@ -262,7 +262,7 @@ impl EndpointStats {
     }
 
     /// The learned state as of `now_ns`, for saving.
-    pub fn settled(&self, now_ns: u64, hl: &HalfLives) -> Learned {
+    pub(crate) fn settled(&self, now_ns: u64, hl: &HalfLives) -> Learned {
         let l = &self.learned;
         Learned {
             successes: l.successes.settled(now_ns, hl.outcome),
@@ -275,7 +275,7 @@ impl EndpointStats {
     }
 
     /// Takes over a saved state, aged by `age_ns`, dated `now_ns` in this process.
-    pub fn restore(
+    pub(crate) fn restore(
         &mut self,
         totals: Totals,
         mut learned: Learned,

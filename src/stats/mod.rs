@@ -90,7 +90,7 @@ impl Stats {
         })
     }
 
-    pub fn new_with(half_lives: HalfLives) -> Arc<Stats> {
+    pub(crate) fn new_with(half_lives: HalfLives) -> Arc<Stats> {
         Arc::new(Stats {
             half_lives,
             endpoints: Mutex::new(HashMap::new()),
@@ -178,7 +178,7 @@ impl Stats {
     /// Loads a saved state that is `age_ns` old; its decayed statistics are aged by that
     /// much. Endpoints not in the current catalog are kept, so they are saved again and a
     /// later catalog that has them finds what was learned.
-    pub fn restore(&self, snapshot: Snapshot, age_ns: u64, now_ns: u64) {
+    pub(crate) fn restore(&self, snapshot: Snapshot, age_ns: u64, now_ns: u64) {
         let hl = self.half_lives;
         for (id, e) in snapshot.endpoints {
             self.cell(&id)
@@ -220,7 +220,7 @@ impl StatsTable {
     }
 
     /// The provider asked not to be sent requests before `until_ns` (`Retry-After`).
-    pub fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
+    pub(crate) fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
         self.cells[idx].update(|e| e.rest_until_ns = e.rest_until_ns.max(until_ns));
         self.stats
             .rest_horizon_ns
@@ -228,7 +228,7 @@ impl StatsTable {
     }
 
     /// Whether any endpoint may be resting at `now_ns` (one atomic load).
-    pub fn any_resting(&self, now_ns: u64) -> bool {
+    pub(crate) fn any_resting(&self, now_ns: u64) -> bool {
         self.stats
             .rest_horizon_ns
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -236,7 +236,7 @@ impl StatsTable {
     }
 
     /// Whether the provider asked this endpoint to be left alone at `now_ns`.
-    pub fn resting(&self, idx: EndpointIdx, now_ns: u64) -> bool {
+    pub(crate) fn resting(&self, idx: EndpointIdx, now_ns: u64) -> bool {
         lock(&self.cells[idx].state).rest_until_ns > now_ns
     }
 
@@ -248,7 +248,7 @@ impl StatsTable {
 
     /// The provider refused the request itself (a 4xx that is the client's to fix): the
     /// endpoint is neither credited nor blamed.
-    pub fn rejected(&self, idx: EndpointIdx) {
+    pub(crate) fn rejected(&self, idx: EndpointIdx) {
         self.cells[idx].update(EndpointStats::rejected);
     }
 
@@ -269,7 +269,7 @@ impl StatsTable {
 
     /// Which of the catalog's models the endpoint serves, as a small index: endpoints with
     /// the same slot share their model statistics.
-    pub fn model_slot(&self, idx: EndpointIdx) -> usize {
+    pub(crate) fn model_slot(&self, idx: EndpointIdx) -> usize {
         self.model_of[idx] as usize
     }
 

@@ -3,14 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
+use super::decay::{Decayed, HalfLife, LogStats};
 
 use super::outcome::Success;
 
 /// Bytes of JSON-encoded messages per prompt token assumed before any usage was seen.
 /// English text runs about four characters a token and JSON framing adds a little; erring
 /// low overestimates tokens, so cost estimates lean cautious.
-pub const DEFAULT_BYTES_PER_TOKEN: f64 = 4.0;
+pub(crate) const DEFAULT_BYTES_PER_TOKEN: f64 = 4.0;
 
 /// Prompt tokens after which the learned ratio replaces the default.
 const MIN_TOKENS_FOR_RATIO: f64 = 200.0;
@@ -41,7 +41,7 @@ impl ModelStats {
     /// Learned bytes per prompt token, or the default until enough was seen. Both sums are
     /// updated together, so their ratio needs no decay; the threshold is checked on the
     /// tokens seen as of the last update (a ratio learned once stays the best estimate).
-    pub fn bytes_per_token(&self) -> f64 {
+    pub(crate) fn bytes_per_token(&self) -> f64 {
         let (tokens, _) = self.prompt_tokens.raw();
         if tokens < MIN_TOKENS_FOR_RATIO {
             return DEFAULT_BYTES_PER_TOKEN;
@@ -50,17 +50,18 @@ impl ModelStats {
     }
 
     /// Mean completion length of the fitted log-normal, `None` before any answer.
-    pub fn mean_output_tokens(&self) -> Option<f64> {
+    pub(crate) fn mean_output_tokens(&self) -> Option<f64> {
         self.output_tokens
             .mean_var()
             .map(|(m, v)| (m + v / 2.0).exp())
     }
 
-    pub fn output_summary(&self, now_ns: u64, hl: HalfLife) -> Option<LogSummary> {
+    #[cfg(test)]
+    pub(crate) fn output_summary(&self, now_ns: u64, hl: HalfLife) -> Option<super::LogSummary> {
         self.output_tokens.summary(now_ns, hl)
     }
 
-    pub fn settled(&self, now_ns: u64, hl: HalfLife) -> ModelStats {
+    pub(crate) fn settled(&self, now_ns: u64, hl: HalfLife) -> ModelStats {
         ModelStats {
             output_tokens: self.output_tokens.settled(now_ns, hl),
             prompt_bytes: self.prompt_bytes.settled(now_ns, hl),
@@ -68,7 +69,7 @@ impl ModelStats {
         }
     }
 
-    pub fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
+    pub(crate) fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
         self.output_tokens.rebase(dt_ns, now_ns, hl);
         self.prompt_bytes.rebase(dt_ns, now_ns, hl);
         self.prompt_tokens.rebase(dt_ns, now_ns, hl);

@@ -23,8 +23,8 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
-    pub const COUNT: usize = 7;
-    pub const ALL: [FailureClass; Self::COUNT] = [
+    pub(crate) const COUNT: usize = 7;
+    pub(crate) const ALL: [FailureClass; Self::COUNT] = [
         FailureClass::Timeout,
         FailureClass::Connect,
         FailureClass::RateLimited,
@@ -34,7 +34,7 @@ impl FailureClass {
         FailureClass::MidStream,
     ];
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 

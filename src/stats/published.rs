@@ -20,7 +20,7 @@ use super::endpoint::{EndpointStats, EndpointView, HalfLives};
 /// What an [`EndpointView`] is computed from: the decayed statistics as stored (undecayed,
 /// with their dates) and the counters the selector reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ViewInputs {
+pub(crate) struct ViewInputs {
     pub successes: Decayed,
     pub failed: Decayed,
     pub ttft_ms: LogStats,
@@ -144,7 +144,7 @@ impl ViewInputs {
 
 /// The published copy of one endpoint's [`ViewInputs`].
 #[derive(Debug)]
-pub struct Published {
+pub(crate) struct Published {
     seq: AtomicU64,
     words: [AtomicU64; WORDS],
 }
@@ -166,7 +166,7 @@ impl Published {
     /// Publishes `inputs`. Callers hold the endpoint's mutex, so there is one writer at a
     /// time.
     #[inline]
-    pub fn publish(&self, inputs: ViewInputs) {
+    pub(crate) fn publish(&self, inputs: ViewInputs) {
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);

@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Saves the client keys' spend windows (by client name, never by key).
-    pub fn save_spend(&self, spend: &[(String, SpendState)]) -> Result<(), StoreError> {
+    pub(crate) fn save_spend(&self, spend: &[(String, SpendState)]) -> Result<(), StoreError> {
         let json = serde_json::to_vec(spend).expect("spend states always serialize");
         self.db
             .insert(KEY_CLIENT_SPEND, json)
@@ -166,7 +166,7 @@ impl Store {
     }
 
     /// The saved spend windows; none in a new store.
-    pub fn load_spend(&self) -> Result<Vec<(String, SpendState)>, StoreError> {
+    pub(crate) fn load_spend(&self) -> Result<Vec<(String, SpendState)>, StoreError> {
         let Some(json) = self.db.get(KEY_CLIENT_SPEND).map_err(|e| self.io(e))? else {
             return Ok(Vec::new());
         };
@@ -177,7 +177,7 @@ impl Store {
     }
 
     /// Appends one price-sheet version (JSON) to the history, keyed by time.
-    pub fn append_pricing(
+    pub(crate) fn append_pricing(
         &self,
         at_unix_ms: u64,
         version: &serde_json::Value,
@@ -193,7 +193,10 @@ impl Store {
     }
 
     /// The newest `limit` price-sheet versions, newest first.
-    pub fn pricing_history(&self, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    pub(crate) fn pricing_history(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
         let tree = self.db.open_tree(TREE_PRICING).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
         for entry in tree.iter().rev().take(limit) {

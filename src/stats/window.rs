@@ -15,15 +15,15 @@
 //! Values are clamped into `1..=MAX_VALUE`.
 
 /// Seconds per bucket.
-pub const BUCKET_SECS: u64 = 60;
+pub(crate) const BUCKET_SECS: u64 = 60;
 /// Buckets in the ring: 30 minutes.
-pub const BUCKETS: usize = 30;
+pub(crate) const BUCKETS: usize = 30;
 const BUCKET_NS: u64 = BUCKET_SECS * 1_000_000_000;
 /// Largest value kept; larger values are recorded as this (one hour in milliseconds).
-pub const MAX_VALUE: u64 = 3_600_000;
+pub(crate) const MAX_VALUE: u64 = 3_600_000;
 
 /// The views reported: (label, buckets merged).
-pub const VIEWS: [(&str, usize); 3] = [("1m", 1), ("5m", 5), ("30m", BUCKETS)];
+pub(crate) const VIEWS: [(&str, usize); 3] = [("1m", 1), ("5m", 5), ("30m", BUCKETS)];
 
 /// Quantiles of one view.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -57,7 +57,7 @@ fn value_of(index: u32) -> u64 {
 
 /// A sparse log-linear histogram of positive integers.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LogHist {
+pub(crate) struct LogHist {
     /// The bucket index of `counts[0]`.
     first: u32,
     counts: Vec<u32>,
@@ -88,7 +88,7 @@ impl LogHist {
         self.total += u64::from(n);
     }
 
-    pub fn merge(&mut self, other: &LogHist) {
+    pub(crate) fn merge(&mut self, other: &LogHist) {
         for (i, &n) in other.counts.iter().enumerate() {
             if n > 0 {
                 self.add(other.first + i as u32, n);
@@ -126,7 +126,8 @@ impl LogHist {
     }
 
     /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<u32>()
     }
 }
@@ -170,7 +171,8 @@ impl Window {
     }
 
     /// Heap bytes held by the ring and its buckets.
-    pub fn heap_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
         self.ring.capacity() * std::mem::size_of::<Option<Bucket>>()
             + self
                 .ring
