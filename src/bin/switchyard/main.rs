@@ -1,16 +1,21 @@
 //! The `switchyard` command: argument parsing only; the library does the work.
+//!
+//! [`pricing`] runs the `pricing` subcommands, [`offline`] `simulate` and `stats`.
+
+mod offline;
+mod pricing;
+
+use pricing::PricingCommand;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
-use switchyard::config::{Config, StatsConfig};
+use switchyard::config::Config;
 use switchyard::demo::{self, DemoOptions};
 use switchyard::gateway::{self, Gateway};
 use switchyard::stats::store::Store;
-use switchyard::stats::{HalfLife, HalfLives};
 
 /// mimalloc instead of the system allocator: the request path allocates many small,
 /// short-lived blocks (headers, bodies, futures), where glibc's malloc took about a tenth of
@@ -118,42 +123,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum PricingCommand {
-    /// Check every sheet in a directory; every problem is printed with file, model and field.
-    Validate {
-        #[arg(default_value = "pricing")]
-        dir: PathBuf,
-    },
-    /// Write sheets from LiteLLM's price table or OpenRouter's model list.
-    Import {
-        /// The format of FILE.
-        #[arg(long, value_enum)]
-        from: ImportFormat,
-        file: PathBuf,
-        /// Only these providers (switchyard names, e.g. together, google); all when absent.
-        #[arg(long = "provider")]
-        providers: Vec<String>,
-        /// Where to write `<provider>.toml` files.
-        #[arg(long, default_value = "pricing")]
-        out: PathBuf,
-        /// The sheets' `effective` date (default: today).
-        #[arg(long)]
-        effective: Option<String>,
-        /// The sheets' `source` (default: the file's name).
-        #[arg(long)]
-        source: Option<String>,
-    },
-    /// Show what changed between two sheets directories (or two sheet files).
-    Diff { old: PathBuf, new: PathBuf },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ImportFormat {
-    Litellm,
-    Openrouter,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
@@ -183,8 +152,8 @@ fn main() -> ExitCode {
                 state_dir,
                 config,
                 json,
-            } => print_stats(&state_dir, config.as_deref(), json),
-            Command::Pricing(cmd) => pricing_command(cmd),
+            } => offline::print_stats(&state_dir, config.as_deref(), json),
+            Command::Pricing(cmd) => pricing::run(cmd),
             Command::Keygen { name } => {
                 let (key, hex) = switchyard::auth::generate_key();
                 print_lines([
@@ -224,7 +193,7 @@ fn main() -> ExitCode {
                 seed,
                 json,
                 out,
-            } => simulate(&file, &policies, seed, json, out.as_deref()),
+            } => offline::simulate(&file, &policies, seed, json, out.as_deref()),
             Command::Demo {
                 listen,
                 control,
@@ -278,187 +247,6 @@ async fn serve(
     gateway::serve(listener, gateway, gateway::shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
-}
-
-fn print_stats(state_dir: &Path, config: Option<&Path>, json: bool) -> Result<(), String> {
-    let stats_config = match config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?.stats,
-        None => StatsConfig::default(),
-    };
-    let hl = HalfLives {
-        latency: HalfLife::new(stats_config.latency_half_life),
-        outcome: HalfLife::new(stats_config.outcome_half_life),
-    };
-    if !state_dir.join("stats.sled").exists() {
-        return Err(format!("{}: no saved statistics here", state_dir.display()));
-    }
-    let store = Store::open(state_dir, false).map_err(|e| e.to_string())?;
-    let Some((snapshot, saved_at)) = store.load().map_err(|e| e.to_string())? else {
-        return Err(format!("{}: nothing saved yet", state_dir.display()));
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let age_ms = now.saturating_sub(saved_at);
-    let (report, table) =
-        switchyard::admin::endpoints::stored_report(snapshot, age_ms * 1_000_000, hl);
-    if json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        print_lines([text]);
-    } else {
-        let age = age_ms as f64 / 1000.0;
-        let head = format!("saved {age:.0} s ago in {}\n", store.path().display());
-        print_lines(std::iter::once(head).chain(table.lines().map(str::to_owned)));
-    }
-    Ok(())
-}
-
-fn pricing_command(cmd: PricingCommand) -> Result<(), String> {
-    use switchyard::pricing::{self, diff, import, PriceSheet};
-    match cmd {
-        PricingCommand::Validate { dir } => {
-            let sheets = pricing::load_dir(&dir).map_err(|e| e.to_string())?;
-            if sheets.is_empty() {
-                return Err(format!("{}: no *.toml price sheets here", dir.display()));
-            }
-            let models: usize = sheets.iter().map(|s| s.models.len()).sum();
-            print_lines([format!(
-                "{}: {} sheets, {models} models, all valid",
-                dir.display(),
-                sheets.len()
-            )]);
-            Ok(())
-        }
-        PricingCommand::Import {
-            from,
-            file,
-            providers,
-            out,
-            effective,
-            source,
-        } => {
-            let json =
-                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let effective = effective.unwrap_or_else(|| {
-                humantime::format_rfc3339(SystemTime::now()).to_string()[..10].to_owned()
-            });
-            let source = source.unwrap_or_else(|| {
-                file.file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-            });
-            let imported = match from {
-                ImportFormat::Litellm => {
-                    import::from_litellm(&json, &providers, &effective, &source)
-                }
-                ImportFormat::Openrouter => import::from_openrouter(&json, &effective, &source),
-            }
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-            std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            for sheet in &imported.sheets {
-                let path = out.join(format!("{}.toml", sheet.provider));
-                let text = sheet.to_toml();
-                // The same validation the router applies, before the file is written.
-                PriceSheet::parse(&text, &path)
-                    .map_err(|e| format!("{}", pricing::SheetErrors(e)))?;
-                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-                print_lines([format!(
-                    "wrote {} ({} models)",
-                    path.display(),
-                    sheet.models.len()
-                )]);
-            }
-            let mut reasons: std::collections::BTreeMap<String, usize> =
-                std::collections::BTreeMap::new();
-            for (_, why) in &imported.skipped {
-                *reasons.entry(why.kind().to_owned()).or_default() += 1;
-            }
-            let summary = std::iter::once(format!("skipped {} entries:", imported.skipped.len()))
-                .chain(reasons.iter().map(|(why, n)| format!("  {n:>5}  {why}")));
-            print_lines(summary);
-            Ok(())
-        }
-        PricingCommand::Diff { old, new } => {
-            let load = |p: &Path| -> Result<Vec<PriceSheet>, String> {
-                if p.is_dir() {
-                    pricing::load_dir(p).map_err(|e| e.to_string())
-                } else {
-                    let text =
-                        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    // Compare sheets by content: the file name need not be <provider>.toml.
-                    let sheet: PriceSheet =
-                        toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-                    Ok(vec![sheet])
-                }
-            };
-            let changes = diff::diff(&load(&old)?, &load(&new)?);
-            if changes.is_empty() {
-                print_lines(["no price changes".to_owned()]);
-            }
-            print_lines(changes.iter().map(|c| c.to_string()));
-            Ok(())
-        }
-    }
-}
-
-fn simulate(
-    file: &Path,
-    policies: &[String],
-    seed: Option<u64>,
-    json: bool,
-    out: Option<&Path>,
-) -> Result<(), String> {
-    use switchyard::sim::{
-        self,
-        scenario::{Scenario, SimPolicy},
-    };
-    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
-    let chosen = policies
-        .iter()
-        .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))
-        .collect::<Result<Vec<_>, _>>()?;
-    // A progress bar for people; scripts and CI (stderr not a terminal) see nothing.
-    let runs = if chosen.is_empty() {
-        scenario.policies.len().max(3)
-    } else {
-        chosen.len()
-    } + 1;
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        indicatif::ProgressBar::new(runs as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} policies simulated, last: {msg}",
-        )
-        .expect("a valid template"),
-    );
-    let report = sim::simulate_with_progress(
-        &scenario,
-        &chosen,
-        seed.unwrap_or(scenario.seed),
-        |name, _| {
-            bar.set_message(name.to_owned());
-            bar.inc(1);
-        },
-    );
-    bar.finish_and_clear();
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    if let Some(dir) = out {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        std::fs::write(dir.join("report.json"), &text)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        std::fs::write(dir.join("traffic.csv"), sim::report::traffic_csv(&report))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        sim::plot::write_charts(&report, dir).map_err(|e| format!("charts: {e}"))?;
-    }
-    if json {
-        print_lines([text]);
-    } else {
-        print_lines(report.table().lines().map(str::to_owned));
-    }
-    Ok(())
 }
 
 /// Prints lines to stdout, stopping quietly when it is closed (e.g. piped into `head`).

@@ -1,0 +1,104 @@
+//! `switchyard simulate` and `switchyard stats`: what runs without serving.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchyard::config::{Config, StatsConfig};
+use switchyard::stats::store::Store;
+use switchyard::stats::{HalfLife, HalfLives};
+
+use crate::print_lines;
+
+pub fn print_stats(state_dir: &Path, config: Option<&Path>, json: bool) -> Result<(), String> {
+    let stats_config = match config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?.stats,
+        None => StatsConfig::default(),
+    };
+    let hl = HalfLives {
+        latency: HalfLife::new(stats_config.latency_half_life),
+        outcome: HalfLife::new(stats_config.outcome_half_life),
+    };
+    if !state_dir.join("stats.sled").exists() {
+        return Err(format!("{}: no saved statistics here", state_dir.display()));
+    }
+    let store = Store::open(state_dir, false).map_err(|e| e.to_string())?;
+    let Some((snapshot, saved_at)) = store.load().map_err(|e| e.to_string())? else {
+        return Err(format!("{}: nothing saved yet", state_dir.display()));
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let age_ms = now.saturating_sub(saved_at);
+    let (report, table) =
+        switchyard::admin::endpoints::stored_report(snapshot, age_ms * 1_000_000, hl);
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        print_lines([text]);
+    } else {
+        let age = age_ms as f64 / 1000.0;
+        let head = format!("saved {age:.0} s ago in {}\n", store.path().display());
+        print_lines(std::iter::once(head).chain(table.lines().map(str::to_owned)));
+    }
+    Ok(())
+}
+
+pub fn simulate(
+    file: &Path,
+    policies: &[String],
+    seed: Option<u64>,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    use switchyard::sim::{
+        self,
+        scenario::{Scenario, SimPolicy},
+    };
+    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let chosen = policies
+        .iter()
+        .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A progress bar for people; scripts and CI (stderr not a terminal) see nothing.
+    let runs = if chosen.is_empty() {
+        scenario.policies.len().max(3)
+    } else {
+        chosen.len()
+    } + 1;
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(runs as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} policies simulated, last: {msg}",
+        )
+        .expect("a valid template"),
+    );
+    let report = sim::simulate_with_progress(
+        &scenario,
+        &chosen,
+        seed.unwrap_or(scenario.seed),
+        |name, _| {
+            bar.set_message(name.to_owned());
+            bar.inc(1);
+        },
+    );
+    bar.finish_and_clear();
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("report.json"), &text)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("traffic.csv"), sim::report::traffic_csv(&report))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        sim::plot::write_charts(&report, dir).map_err(|e| format!("charts: {e}"))?;
+    }
+    if json {
+        print_lines([text]);
+    } else {
+        print_lines(report.table().lines().map(str::to_owned));
+    }
+    Ok(())
+}
