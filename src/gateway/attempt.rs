@@ -1,17 +1,16 @@
-//! Attempts and fallback: trying the ranked endpoints until one answers.
+//! Attempts and fallback, with real I/O: the gateway's driver of the attempt machine
+//! ([`crate::plan::Attempts`], shared with the simulator), which decides the next candidate,
+//! records failures, rests endpoints on `Retry-After` and stops. This module does the HTTP:
+//! one exchange per attempt, judged as
+//! - a failure that fails over: connect errors and resets before an answer; no response
+//!   headers, or (for streams) no first data event, within `first_byte_timeout`; a status the
+//!   machine classifies as failing over (401, 403, 404, 408, 409, 429, every 5xx); a
+//!   non-streaming 200 whose body is not JSON; a stream whose first event is not a JSON chunk;
+//! - a rejection: any other 4xx is the request's own fault, relayed as it came;
+//! - an answer: a complete JSON body, or a stream committed at its first data event (from
+//!   then on the relay owns it and there is no failover).
 //!
-//! An attempt fails over to the next choice when nothing has reached the client yet:
-//! - connect errors and connection resets before an answer;
-//! - no response headers, or (for streams) no first body chunk, within `first_byte_timeout`;
-//! - HTTP 401, 403 (the provider refuses our key), 404 (it does not serve the model), 408,
-//!   409, 429 (rate limited) and every 5xx;
-//! - a non-streaming 200 whose body is not JSON, or a stream that ends before any byte.
-//!
-//! Any other 4xx (400, 413, 422, ...) is the client's request being refused; another provider
-//! would refuse it too, so it is relayed to the client as is, without spending more attempts.
-//! A stream is committed once its first chunk arrived: from then on the relay owns it and
-//! there is no failover. Attempts stop at `max_attempts` or at the request's deadline.
-//! Every attempt is metered: in flight while it runs, its outcome recorded once.
+//! Every attempt is guarded by an [`AttemptMeter`] so a dropped request counts as cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
