@@ -133,3 +133,49 @@ fn a_bad_scenario_is_refused_with_its_field() {
         "{err}"
     );
 }
+
+/// A price rise is an event to move away from: the report times the move instead of waiting
+/// for an adoption that never comes ("never" before).
+#[test]
+fn a_price_rise_is_timed_as_a_move_away() {
+    let s = Scenario::parse(
+        r#"
+name = "rise"
+seed = 3
+duration = "3m"
+policies = ["thompson"]
+[workload]
+rate_rps = 20
+model = "m"
+prompt_tokens = { median = 500, sigma = 0.3 }
+output_tokens = { median = 100, sigma = 0.3 }
+[[endpoints]]
+id = "a/m"
+input_per_mtok = 0.1
+output_per_mtok = 0.1
+ttft = { median_ms = 100, sigma = 0.2 }
+tokens_per_s = 100
+[[endpoints]]
+id = "b/m"
+input_per_mtok = 0.5
+output_per_mtok = 0.5
+ttft = { median_ms = 100, sigma = 0.2 }
+tokens_per_s = 100
+[[events]]
+at = "1m"
+endpoint = "a/m"
+set = { input_per_mtok = 5.0, output_per_mtok = 5.0 }
+"#,
+    )
+    .expect("scenario");
+    let r = sim::simulate(&s, &[], s.seed);
+    let thompson = r
+        .policies
+        .iter()
+        .find(|p| p.policy == "thompson")
+        .expect("thompson runs");
+    let moved = thompson.moves[0]
+        .seconds
+        .expect("traffic left the dearer endpoint");
+    assert!(moved < 5.0, "moved after {moved} s");
+}
