@@ -9,6 +9,8 @@
 //! whose `Debug` never shows them.
 
 mod key;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 

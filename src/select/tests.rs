@@ -1,12 +1,9 @@
 use super::*;
-use crate::config::Config;
-use crate::pricing::PriceSheet;
 use crate::route::hints::{LatencyTarget, MaxPrice};
 use crate::route::{Constraints, LatencyMetric, Prefer};
 use crate::stats::{Stats, Success};
 use proptest::prelude::*;
 use rand::SeedableRng;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,21 +17,9 @@ const ALL: [PolicyName; 7] = [
     PolicyName::OpenrouterPrice,
 ];
 
-/// Endpoints `p<i>/m` with the given (input, output) prices, over two providers' worth of names.
+/// Endpoints `p<i>/m` with the given (input, output) prices, quality 0.8.
 fn catalog(prices: &[(f64, f64)]) -> Catalog {
-    let mut config = "[server]\n".to_owned();
-    let mut sheets = Vec::new();
-    for (i, (inp, out)) in prices.iter().enumerate() {
-        config.push_str(&format!(
-            "[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"
-        ));
-        let text = format!(
-            "provider = \"p{i}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.m]\ninput_per_mtok = {inp:?}\noutput_per_mtok = {out:?}\nquality = 0.8\n"
-        );
-        sheets.push(PriceSheet::parse(&text, Path::new(&format!("p{i}.toml"))).expect("sheet"));
-    }
-    let config = Config::parse(&config, Path::new("t.toml")).expect("config");
-    Catalog::build(&config, &sheets, &|_| None).expect("catalog")
+    crate::catalog::testing::numbered(prices, Some(0.8))
 }
 
 fn stats() -> Arc<Stats> {

@@ -81,7 +81,12 @@ impl Harness {
             fakes.push(Arc::new(fake));
         }
         let config = Config::parse(&text, Path::new("test.toml")).expect("config");
-        let gw = Gateway::build(&config, &sheets, env, None).expect("gateway builds");
+        // Seeded: the same test draws the same routing decisions on every run.
+        let hooks = gateway::Hooks {
+            seed: Some(config.routing.seed.unwrap_or(1)),
+            ..gateway::Hooks::default()
+        };
+        let gw = Gateway::build_with(&config, &sheets, env, None, hooks).expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

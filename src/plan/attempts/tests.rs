@@ -1,30 +1,14 @@
 //! The attempt machine: order, stops, rests, rejections, what is recorded.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use crate::catalog::Catalog;
-use crate::config::Config;
-use crate::pricing::PriceSheet;
 use crate::stats::{Stats, StatsTable};
 
 const S: u64 = 1_000_000_000;
 
 fn table(n: usize) -> StatsTable {
-    let mut config = "[server]\n".to_owned();
-    let mut sheets = Vec::new();
-    for i in 0..n {
-        config.push_str(&format!(
-            "[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"
-        ));
-        let text = format!(
-            "provider = \"p{i}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 1.0\n"
-        );
-        sheets.push(PriceSheet::parse(&text, Path::new(&format!("p{i}.toml"))).expect("sheet"));
-    }
-    let config = Config::parse(&config, Path::new("t.toml")).expect("config");
-    let cat = Catalog::build(&config, &sheets, &|_| None).expect("catalog");
+    let cat = crate::catalog::testing::numbered(&vec![(1.0, 1.0); n], None);
     Stats::new(Duration::from_secs(300), Duration::from_secs(60)).table(&cat)
 }
 

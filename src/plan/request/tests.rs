@@ -1,36 +1,22 @@
 //! The planner: tiers, merged tiers, group policies, attempts allowed, names checked.
 
-use std::path::Path;
 use std::time::Duration;
 
 use rand::SeedableRng;
 
 use super::*;
-use crate::config::{Config, PolicyName};
-use crate::pricing::PriceSheet;
+use crate::config::PolicyName;
 use crate::stats::Stats;
 
 /// Providers `a`, `b`, `c`: `a` and `b` serve `big` (a dearer than b), `c` serves `small`
 /// (cheapest of all); group `team` = [a/big, c/small].
 fn catalog() -> Catalog {
-    let config = "[server]\n\
-        [[providers]]\nname = \"a\"\nbase_url = \"http://a\"\n\
-        [[providers]]\nname = \"b\"\nbase_url = \"http://b\"\n\
-        [[providers]]\nname = \"c\"\nbase_url = \"http://c\"\n\
-        [groups]\nteam = [\"a/big\", \"c/small\"]\n";
-    let sheet = |p: &str, model: &str, price: f64| {
-        let text = format!(
-            "provider = \"{p}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.{model}]\ninput_per_mtok = {price:?}\noutput_per_mtok = {price:?}\n"
-        );
-        PriceSheet::parse(&text, Path::new(&format!("{p}.toml"))).expect("sheet")
-    };
-    let sheets = [
-        sheet("a", "big", 5.0),
-        sheet("b", "big", 2.0),
-        sheet("c", "small", 0.1),
+    let endpoints = [
+        ("a", "big", 5.0, 5.0, None),
+        ("b", "big", 2.0, 2.0, None),
+        ("c", "small", 0.1, 0.1, None),
     ];
-    let config = Config::parse(config, Path::new("t.toml")).expect("config");
-    Catalog::build(&config, &sheets, &|_| None).expect("catalog")
+    crate::catalog::testing::catalog(&endpoints, "[groups]\nteam = [\"a/big\", \"c/small\"]\n")
 }
 
 fn parsed(body: &str) -> Result<Parsed, PlanError> {

@@ -1,15 +1,13 @@
 //! Each policy's defining behaviour, one test each, plus the default policy's objectives and
 //! targets other than "cheapest under a latency bound".
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
 
 use crate::catalog::{Catalog, EndpointIdx};
-use crate::config::{Config, PolicyName};
-use crate::pricing::PriceSheet;
+use crate::config::PolicyName;
 use crate::route::hints::{LatencyTarget, ThroughputTarget};
 use crate::route::{Constraints, LatencyMetric, Prefer, RouteRequest};
 use crate::select::{filter, from_name, rank, Context, Decision};
@@ -19,19 +17,13 @@ const S: u64 = 1_000_000_000;
 
 /// Endpoints `p<i>/m`, one provider each, with `(price per million tokens, quality)`.
 fn setup(endpoints: &[(f64, f64)]) -> (Catalog, StatsTable) {
-    let mut config = "[server]\n".to_owned();
-    let mut sheets = Vec::new();
-    for (i, (price, quality)) in endpoints.iter().enumerate() {
-        config.push_str(&format!(
-            "[[providers]]\nname = \"p{i}\"\nbase_url = \"http://p{i}\"\n"
-        ));
-        let text = format!(
-            "provider = \"p{i}\"\neffective = \"2026-11-01\"\nsource = \"x\"\n[models.m]\ninput_per_mtok = {price:?}\noutput_per_mtok = {price:?}\nquality = {quality:?}\n"
-        );
-        sheets.push(PriceSheet::parse(&text, Path::new(&format!("p{i}.toml"))).expect("sheet"));
-    }
-    let config = Config::parse(&config, Path::new("t.toml")).expect("config");
-    let cat = Catalog::build(&config, &sheets, &|_| None).expect("catalog");
+    let names: Vec<String> = (0..endpoints.len()).map(|i| format!("p{i}")).collect();
+    let specs: Vec<crate::catalog::testing::Spec<'_>> = endpoints
+        .iter()
+        .zip(&names)
+        .map(|(&(price, quality), p)| (p.as_str(), "m", price, price, Some(quality)))
+        .collect();
+    let cat = crate::catalog::testing::catalog(&specs, "");
     let stats: Arc<Stats> = Stats::new(Duration::from_secs(300), Duration::from_secs(60));
     let table = stats.table(&cat);
     (cat, table)
