@@ -180,7 +180,7 @@ pub enum BuildError {
 
 /// What tests (and reproducible runs) may fix instead of taking it from the system.
 #[derive(Debug, Clone)]
-pub(crate) struct Hooks {
+pub struct Hooks {
     /// Calendar time (spend windows and timestamps).
     pub clock: SharedClock,
     /// Seeds every request's random draws (`routing.seed`); `None`: from the OS.
@@ -238,7 +238,7 @@ impl Gateway {
     }
 
     /// [`Gateway::build`] with the clock and the random seed given.
-    pub(crate) fn build_with(
+    pub fn build_with(
         config: &Config,
         sheets: &[PriceSheet],
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
