@@ -2,7 +2,11 @@
 
 use std::path::Path;
 
-use switchyard::sim::{self, report::Report, scenario::Scenario};
+use switchyard::sim::{
+    self,
+    report::Report,
+    scenario::{Scenario, SimPolicy},
+};
 
 fn load(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -178,4 +182,86 @@ set = { input_per_mtok = 5.0, output_per_mtok = 5.0 }
         .seconds
         .expect("traffic left the dearer endpoint");
     assert!(moved < 5.0, "moved after {moved} s");
+}
+
+const TWO: &str = r#"
+name = "hints"
+seed = 5
+duration = "1m"
+policies = ["cheapest"]
+[workload]
+rate_rps = 10
+model = "m"
+prompt_tokens = { median = 100, sigma = 0.1 }
+output_tokens = { median = 50, sigma = 0.1 }
+MIX
+[[endpoints]]
+id = "a/m"
+input_per_mtok = 2.0
+output_per_mtok = 2.0
+ttft = { median_ms = 100 }
+tokens_per_s = 100
+[[endpoints]]
+id = "b/m"
+input_per_mtok = 1.0
+output_per_mtok = 1.0
+ttft = { median_ms = 100 }
+tokens_per_s = 100
+"#;
+
+/// Workload hints take every shape a client sends, through the gateway's parser: the
+/// `provider` object, `models`, and `x-route-*` headers; a bad one names its field.
+#[test]
+fn workload_hints_go_through_the_gateway_parser() {
+    let mix = r#"
+[[workload.mix]]
+weight = 1
+provider = { only = ["a"] }
+[[workload.mix]]
+weight = 1
+headers = { "x-route-max-cost-usd" = "0.00001" }
+models = ["b/m"]
+"#;
+    let s = Scenario::parse(&TWO.replace("MIX", mix)).expect("scenario");
+    let c0 = &s.hints[0].parsed.request.constraints;
+    assert_eq!(c0.only, vec![("provider.only", vec!["a".to_owned()])]);
+    let c1 = &s.hints[1].parsed.request.constraints;
+    assert_eq!(c1.max_cost_usd, Some(0.00001));
+    assert_eq!(c1.fallback_models, ["b/m"]);
+    let reqs = switchyard::sim::engine::requests(&s, s.seed);
+    let done = switchyard::sim::engine::run(&s, SimPolicy::Cheapest, &reqs, s.seed);
+    // `provider.only = ["a"]`: every request of the first shape starts (and ends) at a/m,
+    // though b/m is cheaper.
+    assert!(done
+        .iter()
+        .filter(|d| d.hint == 0)
+        .all(|d| d.first == Some(0)));
+    assert!(done.iter().any(|d| d.hint == 0));
+    // The cost cap (about $0.0002 a request at these prices) removes every endpoint.
+    assert!(done
+        .iter()
+        .filter(|d| d.hint == 1)
+        .all(|d| d.first.is_none()));
+
+    for (mix, field) in [
+        (
+            "[[workload.mix]]\nweight = 1\nheaders = { \"x-route-max-cost-usd\" = \"cheap\" }\n",
+            "workload.mix[0].headers.x-route-max-cost-usd",
+        ),
+        (
+            "[[workload.mix]]\nweight = 1\nprovider = { sort = \"fastest\" }\n",
+            "workload.mix[0].provider.sort",
+        ),
+        (
+            "[[workload.mix]]\nweight = 1\nmodels = [\"zz\"]\n",
+            "workload.mix[0].models[0]",
+        ),
+        (
+            "[[workload.mix]]\nweight = 1\nmodel = \"nope\"\n",
+            "workload.mix[0].model",
+        ),
+    ] {
+        let err = Scenario::parse(&TWO.replace("MIX", mix)).expect_err(field);
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
 }
