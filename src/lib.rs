@@ -36,6 +36,7 @@ pub mod fake;
 pub mod gateway;
 pub(crate) mod http;
 pub mod plan;
+pub mod presets;
 pub mod pricing;
 pub mod route;
 pub mod select;

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// Reload the price sheets when a file in `pricing_dir` changes.
     #[serde(default = "default_true")]
     pub watch_pricing: bool,
+    /// Directory holding one `<name>.toml` per preset (`"model": "@preset/NAME"`); a missing
+    /// directory holds none. Watched for changes when `watch_pricing` is on.
+    #[serde(default = "default_routing_dir")]
+    pub routing_dir: PathBuf,
     /// Time a client has to send a request's headers; slower connections are closed.
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
@@ -237,6 +241,10 @@ fn default_listen() -> SocketAddr {
 fn default_state_dir() -> PathBuf {
     PathBuf::from("switchyard-data")
 }
+fn default_routing_dir() -> PathBuf {
+    PathBuf::from("routing")
+}
+
 fn default_pricing_dir() -> PathBuf {
     PathBuf::from("pricing")
 }
@@ -296,6 +304,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             state_dir: default_state_dir(),
             pricing_dir: default_pricing_dir(),
+            routing_dir: default_routing_dir(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace: default_shutdown_grace(),
             admin_token_env: default_admin_token_env(),
@@ -340,6 +349,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.server.state_dir = base.join(&config.server.state_dir);
         config.server.pricing_dir = base.join(&config.server.pricing_dir);
+        config.server.routing_dir = base.join(&config.server.routing_dir);
         Ok(config)
     }
 

@@ -214,10 +214,36 @@ fn write_files(
         }
         write(&pricing.join(format!("{}.toml", p.name)), &sheet)?;
     }
+    // Two presets: routing settings clients select by name, editable while the demo runs.
+    let routing = options.dir.join("routing");
+    let _ = std::fs::remove_dir_all(&routing);
+    for (name, text) in DEMO_PRESETS {
+        write(&routing.join(format!("{name}.toml")), text)?;
+    }
+    config = config.replacen(
+        "pricing_dir = \"pricing\"\n",
+        "pricing_dir = \"pricing\"\nrouting_dir = \"routing\"\n",
+        1,
+    );
     let path = options.dir.join("switchyard.toml");
     write(&path, &config)?;
     Ok(path)
 }
+
+/// The demo's presets: `(name, file text)`.
+const DEMO_PRESETS: [(&str, &str); 2] = [
+    (
+        "fast-cheap",
+        "name = \"fast-cheap\"\ndescription = \"the cheapest 70B answer whose p95 first token is under 400 ms\"\n\
+         models = [\"llama-3.3-70b\", \"llama-3.1-8b\"]\n\
+         route = { max_latency_ms = 400, latency_percentile = 95, latency_metric = \"ttft\", prefer = \"cost\" }\n",
+    ),
+    (
+        "best-quality",
+        "name = \"best-quality\"\ndescription = \"the highest-quality model, whatever it costs\"\n\
+         models = [\"auto\"]\nroute = { prefer = \"quality\", min_quality = 0.7 }\n",
+    ),
+];
 
 fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc<FakeProvider>)]) {
     let url = format!("http://{}", options.listen);
@@ -261,6 +287,18 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
         "  curl -s {url}/v1/decisions/REQUEST_ID        # why: paste the x-request-id of an answer"
     );
     println!("  curl -s {url}/v1/endpoints                   # what the router has learned");
+    let preset_body =
+        r#"{"model": "@preset/fast-cheap", "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    println!(
+        "\npresets: routing settings by name (files in {}, reloaded when they change):",
+        options.dir.join("routing").display()
+    );
+    println!("  curl -si {url}/v1/chat/completions -H 'content-type: application/json' -d '{preset_body}'");
+    println!(
+        "  edit {}/fast-cheap.toml (e.g. max_latency_ms = 150): the next request routes by it",
+        options.dir.join("routing").display()
+    );
+    println!("  with SWITCHYARD_ADMIN_TOKEN set: curl -s -X PUT {url}/admin/routing/NAME -H \"authorization: Bearer $SWITCHYARD_ADMIN_TOKEN\" --data-binary @preset.toml");
     println!("\nstop the cheapest provider and watch requests fall back (x-switchyard-attempts):");
     println!("  curl -s -X POST {ctl}/providers/budget/stop");
     println!("  curl -s -X POST {ctl}/providers/budget/start");

@@ -29,6 +29,8 @@ pub(crate) struct Record {
     /// The client key's name, when keys are configured.
     pub client: Option<String>,
     pub model: String,
+    /// The preset the request named, and the presets version it was read from.
+    pub preset: Option<(String, u64)>,
     pub catalog: Arc<Catalog>,
     pub request: RouteRequest,
     pub decision: Decision,
@@ -96,6 +98,7 @@ impl Record {
             "at_ms": self.at_unix_ms,
             "client": self.client,
             "model": self.model,
+            "preset": self.preset.as_ref().map(|(name, version)| json!({"name": name, "version": version})),
             "policy": self.decision.policy,
             "ranked": self.decision.ranked.iter().take(4).map(|&i| id(i)).collect::<Vec<_>>(),
             "candidates": self.candidates_total,
@@ -172,6 +175,7 @@ impl Record {
             "id": self.request_id,
             "client": self.client,
             "model": self.model,
+            "preset": self.preset.as_ref().map(|(name, version)| json!({"name": name, "version": version})),
             "policy": self.decision.policy,
             "constraints": self.request.constraints,
             "why": why,

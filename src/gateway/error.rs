@@ -73,6 +73,12 @@ pub enum ApiError {
     /// A price sheet sent as the body is not UTF-8 text.
     #[error("the price sheet must be UTF-8 TOML")]
     SheetNotText,
+    /// `DELETE /admin/routing/{name}` of a preset that does not exist.
+    #[error("no preset `{0}`")]
+    PresetNotFound(String),
+    /// A presets change that was refused (file and field in the message).
+    #[error(transparent)]
+    InvalidPreset(crate::presets::PresetErrors),
     /// Something failed inside the router (a store, a task); the details go to the log only.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -153,6 +159,8 @@ impl ApiError {
             }
             ApiError::PriceUpdate(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidProvider(_) | ApiError::SheetNotText => StatusCode::BAD_REQUEST,
+            ApiError::PresetNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidPreset(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -193,6 +201,8 @@ impl ApiError {
             }
             ApiError::InvalidProvider(_) => ("invalid_request_error", Some("invalid_provider")),
             ApiError::Internal(_) => ("server_error", Some("internal")),
+            ApiError::PresetNotFound(_) => ("invalid_request_error", Some("preset_not_found")),
+            ApiError::InvalidPreset(_) => ("invalid_request_error", Some("invalid_preset")),
         }
     }
 

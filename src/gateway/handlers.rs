@@ -87,7 +87,7 @@ async fn chat(
     let catalog = live.catalog.clone();
     let now_ns = gateway.now_ns();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let parsed = Parsed::new(&chat, header)?;
+    let parsed = Parsed::with_presets(&chat, header, &live.presets)?;
     let plan = shared
         .planner
         .plan(&catalog, &live.table, &parsed, now_ns, rng)?;
@@ -120,6 +120,7 @@ async fn chat(
         at_unix_ms: shared.clock.unix_ms(),
         client: caller.name().map(str::to_owned),
         model: chat.model.to_string(),
+        preset: parsed.preset.clone(),
         catalog: catalog.clone(),
         request: parsed.request,
         decision: plan.decision,
@@ -249,8 +250,9 @@ pub async fn models(State(gateway): State<Gateway>) -> Response {
 }
 
 /// The OpenAI model list, extended: every endpoint with its prices and limits, every model
-/// served by several providers, every group, and `auto`, each with the endpoints it covers.
-pub(crate) fn models_json(catalog: &Catalog) -> Bytes {
+/// served by several providers, every group, every preset, and `auto`, each with what it
+/// covers.
+pub(crate) fn models_json(catalog: &Catalog, presets: &crate::presets::Presets) -> Bytes {
     let ids = |idxs: &[usize]| -> Vec<&str> {
         idxs.iter()
             .map(|&i| catalog.endpoint(i).id.as_str())
@@ -287,6 +289,13 @@ pub(crate) fn models_json(catalog: &Catalog) -> Bytes {
         data.push(
             json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard",
             "kind": "group", "endpoints": ids(idxs)}),
+        );
+    }
+    for p in presets.all() {
+        data.push(
+            json!({"id": format!("{}{}", crate::presets::PREFIX, p.name), "object": "model",
+            "created": 0, "owned_by": "switchyard", "kind": "preset", "models": p.models,
+            "policy": p.policy, "description": p.description, "presets_version": presets.version}),
         );
     }
     let all = catalog.resolve("auto").unwrap_or(&[]);
@@ -368,16 +377,12 @@ pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
 /// method to use.
 pub(crate) async fn wrong_method(method: Method, uri: Uri) -> Response {
     let path = uri.path().to_owned();
-    let allowed = if path.starts_with("/admin/pricing/") && path != "/admin/pricing/reload" {
-        if path == "/admin/pricing/history" {
-            "GET"
-        } else {
-            "PUT"
-        }
-    } else if path == "/v1/chat/completions" || path == "/admin/pricing/reload" {
-        "POST"
-    } else {
-        "GET"
+    let allowed = match path.as_str() {
+        "/v1/chat/completions" | "/admin/pricing/reload" | "/admin/routing/reload" => "POST",
+        "/admin/pricing/history" | "/admin/routing/history" | "/admin/routing" => "GET",
+        p if p.starts_with("/admin/pricing/") => "PUT",
+        p if p.starts_with("/admin/routing/") => "PUT, DELETE",
+        _ => "GET",
     };
     let mut response = ApiError::MethodNotAllowed {
         method: method.to_string(),

@@ -20,6 +20,7 @@ mod meter;
 mod persist;
 pub mod prices;
 mod relay;
+mod routing;
 pub mod sse;
 pub mod usage;
 
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     timeline: crate::admin::timeline::Timeline,
     /// Recent price versions, for a router without a store.
     price_history: std::sync::Mutex<Vec<serde_json::Value>>,
+    /// Recent presets versions, for a router without a store.
+    routing_history: std::sync::Mutex<Vec<serde_json::Value>>,
     env: Box<EnvLookup>,
     /// The policy (and the groups' own), and the attempts allowed.
     planner: Planner,
@@ -117,17 +120,25 @@ pub struct Live {
     pub models_json: Bytes,
     /// Counts price reloads since start (0 = the sheets loaded at start).
     pub version: u64,
+    /// The presets (`@preset/NAME`), with their own version.
+    pub presets: Arc<crate::presets::Presets>,
 }
 
 impl Live {
-    fn new(catalog: Catalog, stats: &Arc<Stats>, version: u64) -> Live {
-        let models_json = handlers::models_json(&catalog);
+    fn new(
+        catalog: Arc<Catalog>,
+        stats: &Arc<Stats>,
+        version: u64,
+        presets: Arc<crate::presets::Presets>,
+    ) -> Live {
+        let models_json = handlers::models_json(&catalog, &presets);
         let table = Arc::new(stats.table(&catalog));
         Live {
-            catalog: Arc::new(catalog),
+            catalog,
             table,
             models_json,
             version,
+            presets,
         }
     }
 }
@@ -176,6 +187,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("[[clients]]: {0}")]
     Clients(#[from] crate::auth::ClientError),
+    #[error(transparent)]
+    Presets(#[from] crate::presets::PresetErrors),
 }
 
 /// What tests (and reproducible runs) may fix instead of taking it from the system.
@@ -265,7 +278,10 @@ impl Gateway {
         if let Some(store) = &store {
             clients.restore(&store.load_spend()?);
         }
-        let live = Live::new(catalog, &stats, 0);
+        let presets =
+            crate::presets::Presets::new(crate::presets::load_dir(&config.server.routing_dir)?, 0);
+        presets.check(&catalog, &config.server.routing_dir)?;
+        let live = Live::new(Arc::new(catalog), &stats, 0, Arc::new(presets));
         Ok(Gateway(Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             admin_token: env(&config.server.admin_token_env)
@@ -277,6 +293,7 @@ impl Gateway {
             )),
             timeline: crate::admin::timeline::Timeline::new(TIMELINE_POINTS),
             price_history: std::sync::Mutex::new(Vec::new()),
+            routing_history: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
             env: Box::new(env),
             planner: Planner::from_config(&config.routing),
@@ -306,13 +323,20 @@ impl Gateway {
     /// says why. Requests already running keep the version they started with.
     pub fn reload(&self, sheets: &[PriceSheet]) -> Result<u64, CatalogError> {
         let shared = &*self.0;
-        let catalog = Catalog::build(&shared.config, sheets, &shared.env)?;
+        let catalog = Arc::new(Catalog::build(&shared.config, sheets, &shared.env)?);
         // Versions are assigned under the swap so two reloads never share a number.
         let mut version = 0;
-        shared.live.rcu(|old| {
+        let old = shared.live.rcu(|old| {
             version = old.version + 1;
-            Live::new(catalog.clone(), &shared.stats, version)
+            Live::new(catalog.clone(), &shared.stats, version, old.presets.clone())
         });
+        // A preset naming a model the new sheets dropped answers 404 for it; say so now.
+        if let Err(e) = old
+            .presets
+            .check(&catalog, &shared.config.server.routing_dir)
+        {
+            tracing::warn!(error = %e, "presets name what the new prices no longer have");
+        }
         tracing::info!(
             version,
             endpoints = catalog.endpoints().len(),
@@ -354,6 +378,13 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/admin/pricing/reload", post(prices::reload))
         .route("/admin/pricing/history", get(prices::history))
         .route("/admin/pricing/{provider}", axum::routing::put(prices::put))
+        .route("/admin/routing", get(routing::list))
+        .route("/admin/routing/reload", post(routing::reload))
+        .route("/admin/routing/history", get(routing::history))
+        .route(
+            "/admin/routing/{name}",
+            axum::routing::put(routing::put).delete(routing::delete),
+        )
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::no_route)
@@ -390,10 +421,15 @@ pub async fn serve(
         .server
         .watch_pricing
         .then(|| tokio::spawn(prices::watch_dir(gateway.clone())));
+    let routing_watcher = shared
+        .config
+        .server
+        .watch_pricing
+        .then(|| tokio::spawn(routing::watch_dir(gateway.clone())));
     let result = serve_until(listener, gateway, shutdown).await;
     sighup.abort();
     sampler.abort();
-    if let Some(w) = watcher {
+    for w in [watcher, routing_watcher].into_iter().flatten() {
         w.abort();
     }
     if let Some(saver) = saver {

@@ -1,4 +1,5 @@
-//! Live price updates: reload from the sheets directory (on SIGHUP, a file change, or
+//! Live price updates: reload from the sheets directory (on SIGHUP — which reloads the
+//! presets too —, a file change, or
 //! `POST /admin/pricing/reload`), replace one provider's sheet (`PUT /admin/pricing/{p}`),
 //! and the version history (`GET /admin/pricing/history`).
 //!
@@ -67,7 +68,7 @@ impl Gateway {
 
     /// The one price writer's turn: every update reads the directory, builds, writes and
     /// installs while holding it, so none builds on a directory another is rewriting.
-    fn price_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn price_writer(&self) -> std::sync::MutexGuard<'_, ()> {
         self.0
             .price_writer
             .lock()
@@ -232,14 +233,34 @@ pub(crate) async fn reload_on_sighup(gateway: Gateway) {
             if let Ok(Err(e)) = result {
                 tracing::warn!(error = %e, "SIGHUP reload refused; the previous prices keep serving");
             }
+            let g = gateway.clone();
+            let result = tokio::task::spawn_blocking(move || g.reload_routing("SIGHUP")).await;
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "SIGHUP presets reload refused; the previous presets keep serving");
+            }
         }
     }
 }
 
 /// Reloads when a file in the pricing directory changes (debounced: one reload per burst).
-pub(crate) async fn watch_dir(gateway: Gateway) {
-    use notify::{RecursiveMode, Watcher};
+pub async fn watch_dir(gateway: Gateway) {
     let dir = gateway.0.config.server.pricing_dir.clone();
+    watch(gateway, dir, |g| {
+        g.reload_pricing("file change")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// Calls `reload` after each burst of changes to files in `dir`, until aborted; a refused
+/// reload is logged with its reason and changes nothing.
+pub(super) async fn watch(
+    gateway: Gateway,
+    dir: std::path::PathBuf,
+    reload: fn(&Gateway) -> Result<(), String>,
+) {
+    use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = match notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
         if e.is_ok_and(|e| !e.kind.is_access()) {
@@ -247,20 +268,20 @@ pub(crate) async fn watch_dir(gateway: Gateway) {
         }
     }) {
         Ok(w) => w,
-        Err(e) => return tracing::warn!(error = %e, "cannot watch the pricing directory"),
+        Err(e) => {
+            return tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the directory")
+        }
     };
     if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        return tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the pricing directory");
+        return tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the directory");
     }
     while rx.recv().await.is_some() {
         // Editors write in several steps; wait for the burst to end.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         while rx.try_recv().is_ok() {}
         let g = gateway.clone();
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || g.reload_pricing("file change")).await
-        {
-            tracing::warn!(error = %e, "reload after a file change refused; the previous prices keep serving");
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || reload(&g)).await {
+            tracing::warn!(error = %e, dir = %dir.display(), "reload after a file change refused; the previous version keeps serving");
         }
     }
     drop(watcher);

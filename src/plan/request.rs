@@ -7,8 +7,10 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::catalog::{Catalog, EndpointIdx};
-use crate::config::RoutingConfig;
+use crate::config::{PolicyName, RoutingConfig};
+use crate::presets::Presets;
 use crate::route::hints::{self, split_suffix, HintError};
+use crate::route::preset::merge;
 use crate::route::{ChatBody, Constraints, RouteRequest};
 use crate::select::{self, Candidate, Context, Decision, Policy, Removal};
 use crate::stats::StatsTable;
@@ -32,6 +34,10 @@ pub enum PlanError {
 pub struct Parsed {
     pub model: String,
     pub request: RouteRequest,
+    /// The preset the request named, and the version of the presets it was read from.
+    pub preset: Option<(String, u64)>,
+    /// A policy the preset asks for, instead of the group's or the router's.
+    pub policy: Option<PolicyName>,
 }
 
 impl Parsed {
@@ -41,11 +47,45 @@ impl Parsed {
         chat: &ChatBody<'_>,
         header: impl Fn(&str) -> Option<&'h str>,
     ) -> Result<Parsed, PlanError> {
+        Parsed::with_presets(chat, header, &Presets::default())
+    }
+
+    /// [`Parsed::new`], where `model` may name a preset (`@preset/NAME`): its models become
+    /// the model and the fallbacks (before the request's own `models`), its hints apply under
+    /// the request's (the strictest wins), and its policy, if any, ranks.
+    pub fn with_presets<'h>(
+        chat: &ChatBody<'_>,
+        header: impl Fn(&str) -> Option<&'h str>,
+        presets: &Presets,
+    ) -> Result<Parsed, PlanError> {
         let (model, suffix) = split_suffix(&chat.model);
-        let constraints = hints::parse(chat, header, suffix)?;
-        Ok(Parsed {
+        let sources = hints::Sources {
+            route: chat.field("route"),
+            provider: chat.field("provider"),
+            models: chat.field("models"),
+        };
+        let gathered = hints::gather(sources, header, suffix)?;
+        let Some(name) = model.strip_prefix(crate::presets::PREFIX) else {
+            return Ok(Parsed {
+                model: model.to_owned(),
+                request: RouteRequest::new(chat, gathered.into_constraints(chat.stream)),
+                preset: None,
+                policy: None,
+            });
+        };
+        let preset = presets.get(name).ok_or_else(|| PlanError::ModelNotFound {
             model: model.to_owned(),
-            request: RouteRequest::new(chat, constraints),
+            field: "model".to_owned(),
+        })?;
+        let mut merged = merge(gathered, &preset.hints);
+        let own = std::mem::take(&mut merged.constraints.fallback_models);
+        merged.constraints.fallback_models =
+            preset.models[1..].iter().cloned().chain(own).collect();
+        Ok(Parsed {
+            model: preset.models[0].clone(),
+            request: RouteRequest::new(chat, merged.into_constraints(chat.stream)),
+            preset: Some((preset.name.clone(), presets.version)),
+            policy: preset.policy,
         })
     }
 }
@@ -64,6 +104,8 @@ pub struct Plan {
 pub struct Planner {
     policy: Arc<dyn Policy>,
     group_policies: Vec<(String, Arc<dyn Policy>)>,
+    /// Policies presets may name, built once (a round robin keeps its turn across requests).
+    named: Vec<(PolicyName, Arc<dyn Policy>)>,
     max_attempts: u32,
 }
 
@@ -73,9 +115,22 @@ impl Planner {
         group_policies: Vec<(String, Arc<dyn Policy>)>,
         max_attempts: u32,
     ) -> Planner {
+        let named = [
+            PolicyName::Thompson,
+            PolicyName::Cheapest,
+            PolicyName::RoundRobin,
+            PolicyName::Random,
+            PolicyName::LowestLatency,
+            PolicyName::P2cPeakEwma,
+            PolicyName::OpenrouterPrice,
+        ]
+        .into_iter()
+        .map(|n| (n, Arc::from(select::from_name(n))))
+        .collect();
         Planner {
             policy,
             group_policies,
+            named,
             max_attempts,
         }
     }
@@ -99,6 +154,15 @@ impl Planner {
             .iter()
             .find(|(group, _)| group == model)
             .map_or(&*self.policy, |(_, p)| &**p)
+    }
+
+    /// The policy of that name (for presets that name one).
+    pub fn named(&self, name: PolicyName) -> &dyn Policy {
+        self.named
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| &**p)
+            .expect("every policy name is built")
     }
 
     /// Ranks the candidates of `parsed` at `now_ns`.
@@ -143,7 +207,10 @@ impl Planner {
             stats: table,
             now_ns,
         };
-        let policy = self.policy_for(&parsed.model);
+        let policy = match parsed.policy {
+            Some(name) => self.named(name),
+            None => self.policy_for(&parsed.model),
+        };
         let decision = select::rank(policy, &ctx, &candidate_tiers, rng);
         let mut max_attempts = self.max_attempts;
         if let Some(n) = c.max_attempts {

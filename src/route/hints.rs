@@ -222,7 +222,7 @@ fn unit_interval(field: &str, v: f64) -> Result<f64, HintError> {
     }
 }
 
-fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
@@ -246,10 +246,58 @@ pub fn parse<'h>(
     header: impl Fn(&str) -> Option<&'h str>,
     suffix: Option<Prefer>,
 ) -> Result<Constraints, HintError> {
-    let route: RouteHint = parse_obj(body.field("route"), "route")?;
-    let provider: ProviderHint = parse_obj(body.field("provider"), "provider")?;
+    let sources = Sources {
+        route: body.field("route"),
+        provider: body.field("provider"),
+        models: body.field("models"),
+    };
+    Ok(gather(sources, header, suffix)?.into_constraints(body.stream))
+}
+
+/// The raw hint objects of one source (a request body, or a preset file).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sources<'a> {
+    pub route: Option<&'a RawValue>,
+    pub provider: Option<&'a RawValue>,
+    pub models: Option<&'a RawValue>,
+}
+
+/// What one source asks, before defaults: the objective and the latency metric stay
+/// optional, so a request's own choice can outrank a preset's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Gathered {
+    /// Everything else (its `prefer` and `metric` are placeholders until
+    /// [`Gathered::into_constraints`]).
+    pub constraints: Constraints,
+    pub prefer: Option<Prefer>,
+    pub metric: Option<LatencyMetric>,
+}
+
+impl Gathered {
+    /// The constraints, with the default objective (cost) and metric (TTFT for streams).
+    pub(crate) fn into_constraints(self, stream: bool) -> Constraints {
+        Constraints {
+            prefer: self.prefer.unwrap_or_default(),
+            metric: self.metric.unwrap_or(if stream {
+                LatencyMetric::Ttft
+            } else {
+                LatencyMetric::Total
+            }),
+            ..self.constraints
+        }
+    }
+}
+
+/// Gathers one source's hints, the headers and the model suffix.
+pub(crate) fn gather<'h>(
+    sources: Sources<'_>,
+    header: impl Fn(&str) -> Option<&'h str>,
+    suffix: Option<Prefer>,
+) -> Result<Gathered, HintError> {
+    let route: RouteHint = parse_obj(sources.route, "route")?;
+    let provider: ProviderHint = parse_obj(sources.provider, "provider")?;
     let models: Vec<String> =
-        parse_obj::<Option<Vec<String>>>(body.field("models"), "models")?.unwrap_or_default();
+        parse_obj::<Option<Vec<String>>>(sources.models, "models")?.unwrap_or_default();
     if let Some(i) = models.iter().position(|m| m.trim().is_empty()) {
         return Err(err(format!("models[{i}]"), "must be a model name"));
     }
@@ -397,18 +445,7 @@ pub fn parse<'h>(
         ("provider.ignore", provider.ignore),
     ]);
 
-    Ok(Constraints {
-        prefer: route
-            .prefer
-            .or(sort_prefer)
-            .or(suffix)
-            .or(h_prefer)
-            .unwrap_or_default(),
-        metric: route.latency_metric.unwrap_or(if body.stream {
-            LatencyMetric::Ttft
-        } else {
-            LatencyMetric::Total
-        }),
+    let constraints = Constraints {
         latency,
         throughput,
         min_quality: match (r_quality, h_quality) {
@@ -425,6 +462,12 @@ pub fn parse<'h>(
             && provider.allow_fallbacks.unwrap_or(true),
         fallback_models: models,
         merge_models,
+        ..Constraints::default()
+    };
+    Ok(Gathered {
+        constraints,
+        prefer: route.prefer.or(sort_prefer).or(suffix).or(h_prefer),
+        metric: route.latency_metric,
     })
 }
 
@@ -441,7 +484,7 @@ fn sort_by(by: &str) -> Result<Prefer, HintError> {
 }
 
 /// Keeps one target per percentile, the strictest.
-fn merge_latency(targets: &mut Vec<LatencyTarget>) {
+pub(crate) fn merge_latency(targets: &mut Vec<LatencyTarget>) {
     targets.sort_by(|a, b| {
         a.percentile
             .total_cmp(&b.percentile)

@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod hints;
+pub(crate) mod preset;
 
 pub use body::{BodyError, ChatBody};
 pub use hints::{Constraints, HintError, LatencyMetric, Prefer};

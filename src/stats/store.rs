@@ -21,6 +21,7 @@ const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const KEY_SAVED_AT: &[u8] = b"saved_at_unix_ms";
 /// Every price-sheet version the router served, with the sheets' text.
 const TREE_PRICING: &str = "pricing_history";
+const TREE_ROUTING: &str = "routing_history";
 const KEY_CLIENT_SPEND: &[u8] = b"client_spend";
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +183,33 @@ impl Store {
         at_unix_ms: u64,
         version: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let tree = self.db.open_tree(TREE_PRICING).map_err(|e| self.io(e))?;
+        self.append_history(TREE_PRICING, at_unix_ms, version)
+    }
+
+    /// Appends one presets version (JSON) to their history, keyed by time.
+    pub(crate) fn append_routing(
+        &self,
+        at_unix_ms: u64,
+        version: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.append_history(TREE_ROUTING, at_unix_ms, version)
+    }
+
+    /// The newest `limit` presets versions, newest first.
+    pub(crate) fn routing_history(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.history(TREE_ROUTING, limit)
+    }
+
+    fn append_history(
+        &self,
+        tree: &str,
+        at_unix_ms: u64,
+        version: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tree = self.db.open_tree(tree).map_err(|e| self.io(e))?;
         let mut key = at_unix_ms.to_be_bytes().to_vec();
         // Two versions in one millisecond stay distinct and ordered.
         key.extend_from_slice(&tree.len().to_be_bytes());
@@ -197,13 +224,17 @@ impl Store {
         &self,
         limit: usize,
     ) -> Result<Vec<serde_json::Value>, StoreError> {
-        let tree = self.db.open_tree(TREE_PRICING).map_err(|e| self.io(e))?;
+        self.history(TREE_PRICING, limit)
+    }
+
+    fn history(&self, tree: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let tree = self.db.open_tree(tree).map_err(|e| self.io(e))?;
         let mut out = Vec::new();
         for entry in tree.iter().rev().take(limit) {
             let (_, v) = entry.map_err(|e| self.io(e))?;
             let json = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
                 path: self.path.clone(),
-                detail: format!("pricing history: {e}"),
+                detail: format!("{} history: {e}", String::from_utf8_lossy(&tree.name())),
             })?;
             out.push(json);
         }
