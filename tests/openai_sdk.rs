@@ -35,6 +35,13 @@ async fn the_official_openai_python_sdk_works_unmodified() {
         fault: Fault::Status(500),
         ..Behavior::default()
     };
+    // A preset that skips the failing provider: one attempt instead of two.
+    let routing = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        routing.path().join("backup-only.toml"),
+        "name = \"backup-only\"\nmodels = [\"backup/m\"]\n",
+    )
+    .expect("preset");
     let h = Harness::start(
         vec![
             spec("cheap", failing, &[("m", 0.1, 0.2)]),
@@ -47,7 +54,10 @@ async fn the_official_openai_python_sdk_works_unmodified() {
                 &[("m", 1.0, 2.0)],
             ),
         ],
-        "[routing]\npolicy = \"cheapest\"\n",
+        &format!(
+            "routing_dir = \"{}\"\n[routing]\npolicy = \"cheapest\"\n",
+            routing.path().display()
+        ),
     )
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/openai_sdk.py");

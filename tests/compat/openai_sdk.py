@@ -2,7 +2,8 @@
 
 Usage: openai_sdk.py BASE_URL EXPECTED_TEXT
 The router must serve model `m` from two providers, the cheaper one failing with 500, so
-every answer comes from the second after a fallback, and its text is EXPECTED_TEXT.
+every answer comes from the second after a fallback, and its text is EXPECTED_TEXT; and a
+preset `backup-only` naming only the second.
 """
 import sys
 
@@ -59,8 +60,19 @@ try:
 except openai.BadRequestError as e:
     check(e.body.get("param") == "messages", f"400 names the field: {e.body}")
 
+# A preset by name (`@preset/NAME`): its models, its hints; unknown presets are a 404.
+raw = client.chat.completions.with_raw_response.create(model="@preset/backup-only", messages=messages)
+check(raw.headers.get("x-switchyard-endpoint") == "backup/m", "preset endpoint")
+check(raw.headers.get("x-switchyard-attempts") == "1", "the preset skips the failing provider")
+check(raw.parse().choices[0].message.content == expected, "preset answer")
+try:
+    client.chat.completions.create(model="@preset/no-such-preset", messages=messages)
+    check(False, "unknown preset should fail")
+except openai.NotFoundError as e:
+    check(e.body.get("code") == "model_not_found", f"unknown preset body {e.body}")
+
 # The model list.
 ids = {m.id for m in client.models.list()}
-check({"cheap/m", "backup/m", "m", "auto"} <= ids, f"models: {ids}")
+check({"cheap/m", "backup/m", "m", "auto", "@preset/backup-only"} <= ids, f"models: {ids}")
 
 print(f"openai {openai.__version__}: {checks} checks passed")
