@@ -11,24 +11,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{hello, spec, Harness};
+use common::{browser, hello, spec, Harness};
 use serde_json::Value;
 use switchyard::fake::Behavior;
 
 const TOKEN: &str = "dashboard-test-token";
-
-fn browser() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
 
 /// A router with two endpoints and 24 requests of traffic over several sampling rounds; returns
 /// it with the number of requests answered. A third of the requests name each endpoint, so

@@ -14,6 +14,8 @@ use crate::stats::StatsTable;
 pub(crate) const INDEX_HTML: &str = include_str!("dashboard/index.html");
 pub(crate) const APP_JS: &str = include_str!("dashboard/app.js");
 pub(crate) const STYLE_CSS: &str = include_str!("dashboard/style.css");
+/// The presets console (list, edit, create, delete, history, preview; admin token).
+pub(crate) const CONSOLE_JS: &str = include_str!("dashboard/console.js");
 
 /// The current state of every endpoint with traffic, with its price.
 pub fn endpoints(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {

@@ -35,6 +35,10 @@ pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", dashboard::APP_JS)
 }
 
+pub async fn console_script() -> Response {
+    asset("text/javascript; charset=utf-8", dashboard::CONSOLE_JS)
+}
+
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", dashboard::STYLE_CSS)
 }

@@ -381,6 +381,7 @@ pub(crate) async fn wrong_method(method: Method, uri: Uri) -> Response {
         "/v1/chat/completions" | "/admin/pricing/reload" | "/admin/routing/reload" => "POST",
         "/admin/pricing/history" | "/admin/routing/history" | "/admin/routing" => "GET",
         p if p.starts_with("/admin/pricing/") => "PUT",
+        p if p.starts_with("/admin/routing/") && p.ends_with("/preview") => "POST",
         p if p.starts_with("/admin/routing/") => "PUT, DELETE",
         _ => "GET",
     };

@@ -374,6 +374,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/app.js", get(dashboard::script))
         .route("/dashboard/style.css", get(dashboard::style))
+        .route("/dashboard/console.js", get(dashboard::console_script))
         .route("/dashboard/data", get(dashboard::data))
         .route("/admin/pricing/reload", post(prices::reload))
         .route("/admin/pricing/history", get(prices::history))
@@ -381,6 +382,7 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/admin/routing", get(routing::list))
         .route("/admin/routing/reload", post(routing::reload))
         .route("/admin/routing/history", get(routing::history))
+        .route("/admin/routing/{name}/preview", post(routing::preview))
         .route(
             "/admin/routing/{name}",
             axum::routing::put(routing::put).delete(routing::delete),

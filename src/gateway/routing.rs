@@ -243,8 +243,9 @@ pub async fn history(
 /// Reloads when a file in the routing directory changes (debounced: one reload per burst).
 pub async fn watch_dir(gateway: Gateway) {
     let dir = gateway.0.config.server.routing_dir.clone();
-    if std::fs::create_dir_all(&dir).is_err() {
-        return tracing::warn!(dir = %dir.display(), "cannot create the routing directory to watch it");
+    if !dir.is_dir() {
+        // No presets directory: nothing to watch (a PUT creates it and installs directly).
+        return tracing::debug!(dir = %dir.display(), "no routing directory to watch");
     }
     super::prices::watch(gateway, dir, |g| {
         g.reload_routing("file change")
@@ -252,4 +253,64 @@ pub async fn watch_dir(gateway: Gateway) {
             .map_err(|e| e.to_string())
     })
     .await;
+}
+
+/// `POST /admin/routing/{name}/preview`: what the preset would do now for a sample request
+/// (the body, a chat request without `model`; a one-line greeting when empty), against the
+/// statistics in force, without sending anything upstream.
+pub async fn preview(
+    State(gateway): State<Gateway>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorized(&gateway, &headers)?;
+    let mut sample = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(crate::route::BodyError::NotAnObject.into()),
+            Err(e) => return Err(crate::route::BodyError::Json(e.to_string()).into()),
+        }
+    };
+    sample.insert(
+        "model".into(),
+        Value::String(format!("{}{name}", presets::PREFIX)),
+    );
+    sample
+        .entry("messages")
+        .or_insert_with(|| json!([{"role": "user", "content": "Hello!"}]));
+    let bytes = serde_json::to_vec(&sample).expect("JSON values serialize");
+    let chat = crate::route::ChatBody::parse(&bytes)?;
+    let shared = &*gateway.0;
+    let live = gateway.live();
+    let parsed = crate::plan::Parsed::with_presets(&chat, |_| None, &live.presets)?;
+    let mut rng = shared.rng.for_request();
+    let plan = shared.planner.plan(
+        &live.catalog,
+        &live.table,
+        &parsed,
+        gateway.now_ns(),
+        &mut rng,
+    )?;
+    let id = |i: usize| live.catalog.endpoint(i).id.clone();
+    let first = plan.decision.ranked.first().map(|&i| id(i));
+    let record = super::decisions::Record {
+        request_id: "preview".into(),
+        at_unix_ms: gateway.unix_ms(),
+        client: None,
+        model: chat.model.to_string(),
+        preset: parsed.preset.clone(),
+        catalog: live.catalog.clone(),
+        request: parsed.request,
+        decision: plan.decision,
+        removed: plan.removed,
+        max_attempts: plan.max_attempts,
+        failures: Vec::new(),
+        answered_by: None,
+        candidates_total: 0,
+        removed_total: 0,
+    };
+    Ok(Json(json!({"would_pick": first, "decision": record.to_json()})).into_response())
 }

@@ -280,3 +280,17 @@ pub fn write_sheet(dir: &Path, provider: &str, models: &[(&str, f64, f64)]) {
     std::fs::create_dir_all(dir).expect("mkdir");
     std::fs::write(dir.join(format!("{provider}.toml")), sheet).expect("sheet");
 }
+
+/// Debian's `chromium` (or `chromium-browser`, `google-chrome`) on PATH, for browser tests.
+pub fn browser() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
