@@ -133,7 +133,7 @@ fn the_store_saves_loads_and_refuses_what_it_cannot_trust() {
             .save(&s.snapshot(2 * SEC), 1_700_000_000_000)
             .expect("saves");
     }
-    let store = Store::open(dir.path(), false).expect("reopens");
+    let store = reopen(dir.path());
     let (snap, at) = store.load().expect("readable").expect("saved");
     assert_eq!(at, 1_700_000_000_000);
     assert_eq!(snap.endpoints["p/a"].totals.successes, 1);
@@ -151,12 +151,33 @@ fn the_store_saves_loads_and_refuses_what_it_cannot_trust() {
         .expect("write");
     store.db.flush().expect("flush");
     drop(store);
-    let err = Store::open(dir.path(), false).unwrap_err();
+    let err = open_again(dir.path(), false).map(|_| ()).unwrap_err();
     assert!(matches!(err, StoreError::Incompatible { .. }), "{err}");
     assert!(err.to_string().contains("--reset-state"));
     // --reset-state starts afresh.
-    let store = Store::open(dir.path(), true).expect("reset");
+    let store = open_again(dir.path(), true).expect("reset");
     assert!(store.load().expect("readable").is_none());
 }
 
 const KEY_SNAPSHOT_FOR_TESTS: &[u8] = b"snapshot";
+
+/// Opens a store this process just closed. sled's background flusher may still hold the
+/// dropped database's file lock for a moment (a new process never meets this; `Store::open`
+/// itself waits a second, which a loaded machine can exceed), so the open
+/// is retried for up to five seconds; any other error fails at once.
+fn reopen(dir: &std::path::Path) -> Store {
+    open_again(dir, false).unwrap_or_else(|e| panic!("the store does not reopen: {e}"))
+}
+
+/// [`Store::open`], retried while the lock of a store this process just closed is held.
+fn open_again(dir: &std::path::Path, reset: bool) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir, reset) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
