@@ -66,7 +66,7 @@ pub enum ApiError {
     AdminUnauthorized(String),
     /// A price update that was refused (file, model and field in the message).
     #[error(transparent)]
-    PriceUpdate(#[from] PriceUpdateError),
+    PriceUpdate(PriceUpdateError),
     /// `PUT /admin/pricing/{provider}` with a name no provider could have.
     #[error("`{0}` is not a valid provider name")]
     InvalidProvider(String),
@@ -82,6 +82,38 @@ pub enum ApiError {
     /// Something failed inside the router (a store, a task); the details go to the log only.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+impl From<PriceUpdateError> for ApiError {
+    fn from(e: PriceUpdateError) -> ApiError {
+        match e {
+            PriceUpdateError::Write { path, source } => {
+                tracing::error!(%path, error = %source, "writing a price sheet failed");
+                ApiError::Internal("the price sheet could not be written")
+            }
+            refused => {
+                tracing::warn!(error = %refused, "price update refused; the previous prices keep serving");
+                ApiError::PriceUpdate(refused)
+            }
+        }
+    }
+}
+
+impl From<super::routing::RoutingUpdateError> for ApiError {
+    fn from(e: super::routing::RoutingUpdateError) -> ApiError {
+        use super::routing::RoutingUpdateError as E;
+        match e {
+            E::Write { path, source } => {
+                tracing::error!(%path, error = %source, "writing a preset failed");
+                ApiError::Internal("the preset could not be written")
+            }
+            E::NotFound(name) => ApiError::PresetNotFound(name),
+            E::Presets(e) => {
+                tracing::warn!(error = %e, "presets change refused; the previous presets keep serving");
+                ApiError::InvalidPreset(e)
+            }
+        }
+    }
 }
 
 impl From<PlanError> for ApiError {
@@ -154,9 +186,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::AdminUnauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::PriceUpdate(PriceUpdateError::Write { .. }) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PriceUpdate(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidProvider(_) | ApiError::SheetNotText => StatusCode::BAD_REQUEST,
             ApiError::PresetNotFound(_) => StatusCode::NOT_FOUND,
@@ -193,9 +223,6 @@ impl ApiError {
                 ("invalid_request_error", Some("method_not_allowed"))
             }
             ApiError::AdminUnauthorized(_) => ("invalid_request_error", Some("unauthorized")),
-            ApiError::PriceUpdate(PriceUpdateError::Write { .. }) => {
-                ("server_error", Some("price_sheet_not_written"))
-            }
             ApiError::PriceUpdate(_) | ApiError::SheetNotText => {
                 ("invalid_request_error", Some("invalid_price_sheet"))
             }

@@ -97,15 +97,7 @@ impl Gateway {
                 tracing::error!(error = %e, "recording the price version failed");
             }
         }
-        let mut recent = self
-            .0
-            .price_history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if recent.len() == 64 {
-            recent.remove(0);
-        }
-        recent.push(entry);
+        remember(&self.0.price_history, entry);
         Ok(version)
     }
 }
@@ -152,27 +144,56 @@ pub async fn clients(
     Ok(Json(json!({"clients": reports})).into_response())
 }
 
-/// Runs a price update off the async threads and answers with its version or why not.
-async fn apply(
+/// Runs an update (prices or presets) off the async threads and answers with its version or
+/// why not; the error's conversion into [`ApiError`] logs what the client is not told.
+pub(super) async fn apply<E>(
     gateway: &Gateway,
-    update: impl FnOnce(&Gateway) -> Result<u64, PriceUpdateError> + Send + 'static,
-) -> Result<Response, ApiError> {
+    update: impl FnOnce(&Gateway) -> Result<u64, E> + Send + 'static,
+) -> Result<Response, ApiError>
+where
+    E: Send + 'static,
+    ApiError: From<E>,
+{
     let g = gateway.clone();
     match tokio::task::spawn_blocking(move || update(&g)).await {
         Ok(Ok(version)) => Ok(Json(json!({"version": version})).into_response()),
-        Ok(Err(PriceUpdateError::Write { path, source })) => {
-            tracing::error!(%path, error = %source, "writing a price sheet failed");
-            Err(ApiError::Internal("the price sheet could not be written"))
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "price update refused; the previous prices keep serving");
-            Err(e.into())
-        }
+        Ok(Err(e)) => Err(e.into()),
         Err(e) => {
-            tracing::error!(error = %e, "the price update task failed");
-            Err(ApiError::Internal("the price update did not complete"))
+            tracing::error!(error = %e, "the update task failed");
+            Err(ApiError::Internal("the update did not complete"))
         }
     }
+}
+
+/// The newest versions kept: from the store, else the in-memory list.
+pub(super) fn versions(
+    gateway: &Gateway,
+    stored: fn(
+        &crate::stats::store::Store,
+        usize,
+    ) -> Result<Vec<Value>, crate::stats::store::StoreError>,
+    recent: &std::sync::Mutex<Vec<Value>>,
+) -> Result<Response, ApiError> {
+    let versions = match &gateway.0.store {
+        Some(store) => stored(store, 64).map_err(|e| {
+            tracing::error!(error = %e, "reading a version history failed");
+            ApiError::Internal("the version history could not be read")
+        })?,
+        None => {
+            let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.iter().rev().cloned().collect()
+        }
+    };
+    Ok(Json(json!({"object": "list", "data": versions})).into_response())
+}
+
+/// Keeps `entry` in an in-memory history of at most 64 versions.
+pub(super) fn remember(recent: &std::sync::Mutex<Vec<Value>>, entry: Value) {
+    let mut recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+    if recent.len() == 64 {
+        recent.remove(0);
+    }
+    recent.push(entry);
 }
 
 pub async fn reload(
@@ -202,21 +223,11 @@ pub async fn history(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorized(&gateway, &headers)?;
-    let versions = match &gateway.0.store {
-        Some(store) => store.pricing_history(64).map_err(|e| {
-            tracing::error!(error = %e, "reading the price history failed");
-            ApiError::Internal("the price history could not be read")
-        })?,
-        None => {
-            let recent = gateway
-                .0
-                .price_history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            recent.iter().rev().cloned().collect()
-        }
-    };
-    Ok(Json(json!({"object": "list", "data": versions})).into_response())
+    versions(
+        &gateway,
+        crate::stats::store::Store::pricing_history,
+        &gateway.0.price_history,
+    )
 }
 
 /// Reloads on SIGHUP, until the process ends.

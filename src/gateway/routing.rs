@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::prices::authorized;
+use super::prices::{apply, authorized, remember, versions};
 use super::{ApiError, Gateway, Live};
 use crate::presets::{self, Preset, PresetErrors, Presets};
 
@@ -112,14 +112,7 @@ impl Gateway {
                 tracing::error!(error = %e, "recording the presets version failed");
             }
         }
-        let mut recent = shared
-            .routing_history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if recent.len() == 64 {
-            recent.remove(0);
-        }
-        recent.push(entry);
+        remember(&shared.routing_history, entry);
         tracing::info!(version, presets = all.len(), trigger, "presets changed");
         Ok(version)
     }
@@ -143,30 +136,6 @@ fn write_file(dir: &Path, path: &Path, text: Option<&str>) -> Result<(), Routing
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         },
-    }
-}
-
-/// Runs a presets change off the async threads and answers with its version or why not.
-async fn apply(
-    gateway: &Gateway,
-    update: impl FnOnce(&Gateway) -> Result<u64, RoutingUpdateError> + Send + 'static,
-) -> Result<Response, ApiError> {
-    let g = gateway.clone();
-    match tokio::task::spawn_blocking(move || update(&g)).await {
-        Ok(Ok(version)) => Ok(Json(json!({"version": version})).into_response()),
-        Ok(Err(RoutingUpdateError::Write { path, source })) => {
-            tracing::error!(%path, error = %source, "writing a preset failed");
-            Err(ApiError::Internal("the preset could not be written"))
-        }
-        Ok(Err(RoutingUpdateError::NotFound(name))) => Err(ApiError::PresetNotFound(name)),
-        Ok(Err(RoutingUpdateError::Presets(e))) => {
-            tracing::warn!(error = %e, "presets change refused; the previous presets keep serving");
-            Err(ApiError::InvalidPreset(e))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "the presets task failed");
-            Err(ApiError::Internal("the presets change did not complete"))
-        }
     }
 }
 
@@ -223,21 +192,11 @@ pub async fn history(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorized(&gateway, &headers)?;
-    let versions = match &gateway.0.store {
-        Some(store) => store.routing_history(64).map_err(|e| {
-            tracing::error!(error = %e, "reading the presets history failed");
-            ApiError::Internal("the presets history could not be read")
-        })?,
-        None => {
-            let recent = gateway
-                .0
-                .routing_history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            recent.iter().rev().cloned().collect()
-        }
-    };
-    Ok(Json(json!({"object": "list", "data": versions})).into_response())
+    versions(
+        &gateway,
+        crate::stats::store::Store::routing_history,
+        &gateway.0.routing_history,
+    )
 }
 
 /// Reloads when a file in the routing directory changes (debounced: one reload per burst).
