@@ -221,3 +221,53 @@ async fn concurrent_edits_never_lose_one_and_unknown_presets_are_404() {
     assert_eq!(history["data"].as_array().expect("list").len(), 9);
     assert_eq!(history["data"][0]["trigger"], "DELETE p3");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_preset_changes_the_default_policy_live_and_presets_serve_as_live_groups() {
+    let r = start().await;
+    let d = r.decision(&r.chat("m", false).await).await;
+    assert_eq!(d["policy"], "thompson", "the config's policy");
+    let put = r
+        .put(
+            "default",
+            "name = \"default\"\npolicy = \"round-robin\"\n".into(),
+        )
+        .await;
+    assert_eq!(
+        put.status(),
+        200,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    let d = r.decision(&r.chat("m", false).await).await;
+    assert_eq!(d["policy"], "round-robin", "{d}");
+    assert_eq!(d["preset"]["name"], "default");
+    // A live group: a preset reached by its plain name.
+    let put = r
+        .put(
+            "pair",
+            "name = \"pair\"\ngroup = true\nmodels = [\"a/m\", \"b/m\"]\n".into(),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    let answer = r.chat("pair", false).await;
+    assert_eq!(answer.status(), 200);
+    let d = r.decision(&answer).await;
+    assert_eq!(d["preset"]["name"], "pair");
+    // Deleting the default preset gives the config's policy back.
+    let del = r
+        .client
+        .delete(format!("{}/admin/routing/default", r.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(del.status(), 200);
+    let d = r.decision(&r.chat("m", false).await).await;
+    assert_eq!(d["policy"], "thompson");
+    // A preset may not take a model's name.
+    let put = r
+        .put("m", "name = \"m\"\nmodels = [\"a/m\"]\n".into())
+        .await;
+    assert_eq!(put.status(), 422);
+}

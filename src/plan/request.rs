@@ -38,6 +38,9 @@ pub struct Parsed {
     pub preset: Option<(String, u64)>,
     /// A policy the preset asks for, instead of the group's or the router's.
     pub policy: Option<PolicyName>,
+    /// The name a group policy is looked up by (`routing.group_policies`): the model the
+    /// client named, or the preset's name.
+    pub policy_key: String,
 }
 
 impl Parsed {
@@ -65,27 +68,49 @@ impl Parsed {
             models: chat.field("models"),
         };
         let gathered = hints::gather(sources, header, suffix)?;
-        let Some(name) = model.strip_prefix(crate::presets::PREFIX) else {
+        let named = model.strip_prefix(crate::presets::PREFIX);
+        let preset = match named {
+            Some(name) => Some(
+                presets
+                    .get(name)
+                    .filter(|p| p.name != crate::presets::DEFAULT)
+                    .ok_or_else(|| PlanError::ModelNotFound {
+                        model: model.to_owned(),
+                        field: "model".to_owned(),
+                    })?,
+            ),
+            // A preset by its plain name (a live group), else the default preset, if any.
+            None => presets
+                .get(model)
+                .filter(|p| p.name != crate::presets::DEFAULT)
+                .or_else(|| presets.get(crate::presets::DEFAULT)),
+        };
+        let Some(preset) = preset else {
             return Ok(Parsed {
                 model: model.to_owned(),
                 request: RouteRequest::new(chat, gathered.into_constraints(chat.stream)),
                 preset: None,
                 policy: None,
+                policy_key: model.to_owned(),
             });
         };
-        let preset = presets.get(name).ok_or_else(|| PlanError::ModelNotFound {
-            model: model.to_owned(),
-            field: "model".to_owned(),
-        })?;
         let mut merged = merge(gathered, &preset.hints);
-        let own = std::mem::take(&mut merged.constraints.fallback_models);
-        merged.constraints.fallback_models =
-            preset.models[1..].iter().cloned().chain(own).collect();
+        let (target, policy_key) = match preset.models.split_first() {
+            Some((first, rest)) => {
+                let own = std::mem::take(&mut merged.constraints.fallback_models);
+                merged.constraints.fallback_models = rest.iter().cloned().chain(own).collect();
+                merged.constraints.merge_models |= preset.group;
+                (first.clone(), preset.name.clone())
+            }
+            // The default preset: the request's own model.
+            None => (model.to_owned(), model.to_owned()),
+        };
         Ok(Parsed {
-            model: preset.models[0].clone(),
+            model: target,
             request: RouteRequest::new(chat, merged.into_constraints(chat.stream)),
             preset: Some((preset.name.clone(), presets.version)),
             policy: preset.policy,
+            policy_key,
         })
     }
 }
@@ -209,7 +234,7 @@ impl Planner {
         };
         let policy = match parsed.policy {
             Some(name) => self.named(name),
-            None => self.policy_for(&parsed.model),
+            None => self.policy_for(&parsed.policy_key),
         };
         let decision = select::rank(policy, &ctx, &candidate_tiers, rng);
         let mut max_attempts = self.max_attempts;

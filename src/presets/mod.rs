@@ -10,9 +10,16 @@
 //! description = "what it is for"                      # optional
 //! ```
 //!
+//! Two names are special. A preset named after a `[groups]` entry replaces that group, and
+//! any preset is also reached by its plain name (`"model": "NAME"`), so groups are live: a
+//! group is a preset without hints, with `group = true` to rank its models together rather
+//! than in fallback order. The preset named `default` has no models: its hints and policy
+//! apply to every request that names no other preset, which makes the router's default
+//! policy and hints live.
+//!
 //! A preset is validated like a request (its `route` and `provider` go through the request
 //! parser, so an error names the field) and against the catalog (every model, group or
-//! endpoint it names must exist). A directory is loaded all or nothing, as price sheets are.
+//! endpoint it names must exist; its name must not be a model's or an endpoint's). A directory is loaded all or nothing, as price sheets are.
 //! The request's own hints apply on top of the preset's, the strictest winning
 //! ([`crate::route::preset`]). Pure: no I/O but reading the directory.
 
@@ -28,12 +35,17 @@ use crate::route::preset::preset_hints;
 
 /// The prefix of a preset in `model`.
 pub const PREFIX: &str = "@preset/";
+/// The preset whose hints and policy apply to every request that names no other preset.
+pub const DEFAULT: &str = "default";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresetFile {
     name: String,
+    #[serde(default)]
     models: Vec<String>,
+    #[serde(default)]
+    group: bool,
     route: Option<serde_json::Value>,
     provider: Option<serde_json::Value>,
     policy: Option<PolicyName>,
@@ -44,8 +56,10 @@ struct PresetFile {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {
     pub name: String,
-    /// Models, groups or endpoint ids, in fallback order.
+    /// Models, groups or endpoint ids, in fallback order (empty for [`DEFAULT`]).
     pub models: Vec<String>,
+    /// Rank all its models' endpoints together, as a group does, not model by model.
+    pub group: bool,
     pub policy: Option<PolicyName>,
     pub description: Option<String>,
     /// Its hints, as the request parser read them.
@@ -110,7 +124,13 @@ impl Preset {
                 format!("`{}` does not match the file name `{stem}.toml`", file.name),
             ));
         }
-        if file.models.is_empty() {
+        if file.name == DEFAULT && !file.models.is_empty() {
+            return Err(err(
+                "models",
+                "the default preset applies to whatever a request names: it takes no models".into(),
+            ));
+        }
+        if file.name != DEFAULT && file.models.is_empty() {
             return Err(err("models", "must name at least one model".into()));
         }
         if let Some(i) = file.models.iter().position(|m| m.trim().is_empty()) {
@@ -127,6 +147,7 @@ impl Preset {
         Ok(Preset {
             name: file.name,
             models: file.models,
+            group: file.group,
             policy: file.policy,
             description: file.description,
             hints,
@@ -173,6 +194,18 @@ impl Presets {
         let mut errors = Vec::new();
         for p in self.by_name.values() {
             let path = dir.join(format!("{}.toml", p.name));
+            // A group's name is free to take (the preset replaces the group); a model's or an
+            // endpoint's is not: `"model": NAME` would be ambiguous.
+            if catalog.resolve(&p.name).is_some() && !catalog.groups().contains_key(&p.name) {
+                errors.push(PresetError {
+                    path: path.clone(),
+                    field: "name".into(),
+                    message: format!(
+                        "`{}` is a model or an endpoint of the catalog; a preset may take a group's name, not a model's",
+                        p.name
+                    ),
+                });
+            }
             for (i, m) in p.models.iter().enumerate() {
                 if catalog.resolve(split_suffix(m).0).is_none() {
                     errors.push(PresetError {

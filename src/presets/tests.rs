@@ -91,3 +91,29 @@ fn a_directory_is_all_or_nothing_and_may_be_missing() {
     assert_eq!(e.0.len(), 1);
     assert!(e.to_string().contains("x.toml"), "{e}");
 }
+
+#[test]
+fn a_preset_may_take_a_groups_name_not_a_models_and_default_takes_no_models() {
+    let cat = crate::catalog::testing::catalog(
+        &[("a", "m", 1.0, 1.0, None), ("b", "n", 2.0, 2.0, None)],
+        "[groups]\nteam = [\"a/m\", \"b/n\"]\n",
+    );
+    let named = |name: &str| {
+        Preset::parse(
+            &format!("name = \"{name}\"\nmodels = [\"m\"]\n"),
+            Path::new(&format!("routing/{name}.toml")),
+        )
+        .expect("parses")
+    };
+    Presets::new(vec![named("team")], 0)
+        .check(&cat, Path::new("routing"))
+        .expect("a group's name is free to take");
+    let e = Presets::new(vec![named("m")], 0)
+        .check(&cat, Path::new("routing"))
+        .expect_err("a model's name is not");
+    assert_eq!(e.0[0].field, "name");
+    let p = Path::new("routing/default.toml");
+    Preset::parse("name = \"default\"\npolicy = \"cheapest\"\n", p).expect("no models");
+    let e = Preset::parse("name = \"default\"\nmodels = [\"m\"]\n", p).expect_err("models");
+    assert_eq!(e.field, "models");
+}

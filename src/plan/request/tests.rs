@@ -140,3 +140,79 @@ fn provider_order_goes_first() {
     let (ids, _) = plan_with(&cheapest(3), &body).expect("plan");
     assert_eq!(ids, ["a/big", "b/big"]);
 }
+
+fn presets(texts: &[(&str, &str)]) -> Presets {
+    let all = texts
+        .iter()
+        .map(|(name, text)| {
+            crate::presets::Preset::parse(text, std::path::Path::new(&format!("{name}.toml")))
+                .expect("preset")
+        })
+        .collect();
+    Presets::new(all, 7)
+}
+
+fn plan_with_presets(
+    body: &str,
+    presets: &Presets,
+) -> Result<(Vec<String>, Plan, Parsed), PlanError> {
+    let cat = catalog();
+    let stats = Stats::new(Duration::from_secs(300), Duration::from_secs(60));
+    let table = stats.table(&cat);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+    let chat = ChatBody::parse(body.as_bytes()).expect("body");
+    let parsed = Parsed::with_presets(&chat, |_| None, presets)?;
+    let plan = cheapest(3).plan(&cat, &table, &parsed, 1, &mut rng)?;
+    Ok((ids(&cat, &plan), plan, parsed))
+}
+
+#[test]
+fn a_preset_by_name_or_plain_name_and_the_default_preset() {
+    let p = presets(&[
+        (
+            "fast",
+            "name = \"fast\"\nmodels = [\"small\", \"big\"]\npolicy = \"round-robin\"\n",
+        ),
+        (
+            "team",
+            "name = \"team\"\ngroup = true\nmodels = [\"big\", \"small\"]\n",
+        ),
+        (
+            "default",
+            "name = \"default\"\npolicy = \"cheapest\"\nroute = { max_attempts = 2 }\n",
+        ),
+    ]);
+    // By `@preset/NAME` and by plain name: its models in order, its policy, its version.
+    for model in ["@preset/fast", "fast"] {
+        let body = format!(r#"{{"model": "{model}", {MSG}}}"#);
+        let (ids, plan, parsed) = plan_with_presets(&body, &p).expect("plan");
+        assert_eq!(ids, ["c/small", "b/big", "a/big"], "{model}");
+        assert_eq!(plan.decision.policy, "round-robin");
+        assert_eq!(parsed.preset, Some(("fast".to_owned(), 7)));
+    }
+    // A group preset (here replacing the config group `team`) ranks its models together.
+    let body = format!(r#"{{"model": "team", {MSG}}}"#);
+    let (ids, _, _) = plan_with_presets(&body, &p).expect("plan");
+    assert_eq!(
+        ids,
+        ["c/small", "b/big", "a/big"],
+        "merged: the cheapest of all first"
+    );
+    // Any other request takes the default preset's hints and policy.
+    let body = format!(r#"{{"model": "big", {MSG}}}"#);
+    let (ids, plan, parsed) = plan_with_presets(&body, &p).expect("plan");
+    assert_eq!(ids, ["b/big", "a/big"]);
+    assert_eq!(plan.max_attempts, 2);
+    assert_eq!(parsed.preset, Some(("default".to_owned(), 7)));
+    // The default preset names no models: not a preset to ask for.
+    let body = format!(r#"{{"model": "@preset/default", {MSG}}}"#);
+    assert!(matches!(
+        plan_with_presets(&body, &p),
+        Err(PlanError::ModelNotFound { .. })
+    ));
+    let body = format!(r#"{{"model": "@preset/nope", {MSG}}}"#);
+    assert!(matches!(
+        plan_with_presets(&body, &p),
+        Err(PlanError::ModelNotFound { .. })
+    ));
+}
