@@ -291,7 +291,8 @@ pub(crate) fn models_json(catalog: &Catalog, presets: &crate::presets::Presets) 
             "kind": "group", "endpoints": ids(idxs)}),
         );
     }
-    for p in presets.all() {
+    // The default preset is not a model to ask for: it applies to every other request.
+    for p in presets.all().filter(|p| p.name != crate::presets::DEFAULT) {
         data.push(
             json!({"id": format!("{}{}", crate::presets::PREFIX, p.name), "object": "model",
             "created": 0, "owned_by": "switchyard", "kind": "preset", "models": p.models,
