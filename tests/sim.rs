@@ -40,6 +40,7 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
         "congestion.toml",
         "mixed-hints.toml",
         "realistic.toml",
+        "brownout.toml",
     ] {
         let r = run(name);
         let oracle = r
@@ -113,7 +114,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 7);
+    assert_eq!(n, 8);
 }
 
 #[test]
@@ -263,5 +264,22 @@ models = ["b/m"]
     ] {
         let err = Scenario::parse(&TWO.replace("MIX", mix)).expect_err(field);
         assert_eq!(err.field(), Some(field), "{err}");
+    }
+}
+
+/// Brownouts: change detection moves the default policy off an endpoint failing half its
+/// requests within seconds, each of the four times, and off it again when its first token
+/// slows from 150 to 700 ms.
+#[test]
+fn in_brownouts_thompson_moves_within_seconds() {
+    let r = run("brownout.toml");
+    let ts = r
+        .policies
+        .iter()
+        .find(|p| p.policy == "thompson")
+        .expect("thompson runs");
+    for m in ts.moves.iter().filter(|m| !m.event.ends_with(".until")) {
+        let s = m.seconds.unwrap_or(f64::INFINITY);
+        assert!(s <= 15.0, "{}: moved after {s} s", m.event);
     }
 }

@@ -176,3 +176,75 @@ async fn live_and_simulated_traffic_shares_agree() {
     assert!(mean(2.0, LIMITED_FROM_S) > 0.95, "{report}");
     assert!(mean(LIMITED_FROM_S, LIMITED_UNTIL_S) < 0.15, "{report}");
 }
+
+/// End to end: a provider switched to failing half its requests loses most of its traffic
+/// within a few seconds while a healthy, slightly dearer one exists. (Here the failure break
+/// acts first: three failures in a row rest the endpoint before the change detector's window
+/// holds enough outcomes; `/v1/endpoints` lists whatever changes were detected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brownout_loses_its_traffic_within_seconds() {
+    let fast = Behavior {
+        ttft: Duration::from_millis(20),
+        ..Behavior::default()
+    };
+    let h = std::sync::Arc::new(
+        Harness::start(
+            vec![
+                spec("cheap", fast.clone(), &[("m", 1.0, 1.0)]),
+                spec("dear", fast.clone(), &[("m", 1.2, 1.2)]),
+            ],
+            "[routing]\nseed = 3\n",
+        )
+        .await,
+    );
+    let start = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(40));
+    let mut tasks = Vec::new();
+    let mut browned = false;
+    loop {
+        tick.tick().await;
+        let t = start.elapsed().as_secs_f64();
+        if t >= 16.0 {
+            break;
+        }
+        if t >= 8.0 && !browned {
+            browned = true;
+            h.fake("cheap").set_behavior(Behavior {
+                error_rate: 0.5,
+                ..fast.clone()
+            });
+        }
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = h.chat(hello("m")).await;
+            let endpoint = header(&r, "x-switchyard-endpoint").to_owned();
+            let attempts: u32 = header(&r, "x-switchyard-attempts").parse().unwrap_or(0);
+            (
+                t,
+                r.status().as_u16(),
+                endpoint == "cheap/m" || attempts >= 2,
+            )
+        }));
+    }
+    let mut points = Vec::new();
+    for task in tasks {
+        let (t, status, first_cheap) = task.await.expect("request task");
+        assert_eq!(status, 200);
+        points.push((t, first_cheap));
+    }
+    let before = share(&points, 2.0, 8.0);
+    let after = share(&points, 12.0, 16.0);
+    assert!(before > 0.8, "healthy and cheaper: {before}");
+    assert!(
+        after < 0.25,
+        "4 s after the brownout began it still took {after}"
+    );
+    let report = common::get_json(&h.client, h.url("/v1/endpoints")).await;
+    let cheap = report["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["id"] == "cheap/m")
+        .expect("cheap/m");
+    assert!(cheap["changes"].is_array(), "{cheap}");
+}

@@ -49,6 +49,14 @@ pub struct Decayed {
 }
 
 impl Decayed {
+    /// `value`, dated `now_ns`.
+    pub(crate) fn at(value: f64, now_ns: u64) -> Decayed {
+        Decayed {
+            value,
+            at_ns: now_ns,
+        }
+    }
+
     /// The value as of its last update, undecayed. Ratios of two values updated together
     /// (same time) equal the ratio of their decayed values, without computing a decay.
     #[inline]

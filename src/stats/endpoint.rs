@@ -171,6 +171,10 @@ pub struct EndpointStats {
     pub speed_window: Window,
     pub prom_ttft: PromHistogram,
     pub prom_total: PromHistogram,
+    /// The short window change detection tests against the learned fits.
+    pub recent: super::change::Window,
+    /// The changes detected, the last few.
+    pub changes: super::change::Changes,
 }
 
 /// What the selector reads about an endpoint at one instant.
@@ -233,6 +237,58 @@ impl EndpointStats {
             l.tokens_per_s.add(speed, now_ns, hl.latency);
             self.speed_window.record(speed.round() as u64, now_ns);
         }
+        let recent = super::change::recent_hl();
+        self.recent.outcome(true, now_ns);
+        self.recent.total_ms.add(s.total_ms, now_ns, recent);
+        if let Some(ttft) = s.ttft_ms {
+            self.recent.ttft_ms.add(ttft, now_ns, recent);
+        }
+        self.detect(now_ns, hl, true);
+    }
+
+    /// Tests the short window against the learned fits and re-bases a fit whose stream
+    /// changed (see [`super::change`]).
+    fn detect(&mut self, now_ns: u64, hl: &HalfLives, latency: bool) {
+        use super::change::{latency_shift, outcome_shift, recent_hl, Change, Stream};
+        let recent = self.recent.counts(now_ns);
+        let l = &mut self.learned;
+        let long = Decayed::get_pair(&l.successes, &l.failed, now_ns, hl.outcome);
+        if let Some((old, new)) = outcome_shift(recent, long) {
+            let scale = if long.1 > 0.0 { recent.1 / long.1 } else { 0.0 };
+            for f in &mut l.failures {
+                *f = Decayed::at(f.get(now_ns, hl.outcome) * scale, now_ns);
+            }
+            l.successes = Decayed::at(recent.0, now_ns);
+            l.failed = Decayed::at(recent.1, now_ns);
+            self.changes.push(Change {
+                at_ns: now_ns,
+                stream: Stream::Failures,
+                old,
+                new,
+            });
+        }
+        if !latency {
+            return;
+        }
+        let rhl = recent_hl();
+        for (stream, window, fit) in [
+            (Stream::Ttft, &self.recent.ttft_ms, &mut l.ttft_ms),
+            (Stream::Total, &self.recent.total_ms, &mut l.total_ms),
+        ] {
+            let (Some(r), Some(f)) = (window.summary(now_ns, rhl), fit.summary(now_ns, hl.latency))
+            else {
+                continue;
+            };
+            if let Some((old, new)) = latency_shift(r, f) {
+                *fit = *window;
+                self.changes.push(Change {
+                    at_ns: now_ns,
+                    stream,
+                    old,
+                    new,
+                });
+            }
+        }
     }
 
     pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
@@ -245,6 +301,8 @@ impl EndpointStats {
             .observe(PEAK_EWMA_FAILURE_MS, now_ns, PEAK_EWMA_TAU_NS);
         self.last_failure = Some((now_ns, class));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.recent.outcome(false, now_ns);
+        self.detect(now_ns, hl, false);
     }
 
     pub fn cancelled(&mut self) {

@@ -11,6 +11,7 @@
 //! ([`published`]), so a decision reads every candidate without taking a lock. Endpoints of
 //! the same model share that model's statistics. [`store`] persists snapshots in sled.
 
+pub mod change;
 pub mod decay;
 pub mod endpoint;
 pub mod model;
