@@ -164,7 +164,8 @@ const KEY_SNAPSHOT_FOR_TESTS: &[u8] = b"snapshot";
 /// Opens a store this process just closed. sled's background flusher may still hold the
 /// dropped database's file lock for a moment (a new process never meets this; `Store::open`
 /// itself waits a second, which a loaded machine can exceed), so the open
-/// is retried for up to twenty seconds (a loaded machine once needed more than five); any other
+/// is retried for up to twenty seconds (with five, the test failed once in a loaded full run;
+/// the error was not captured then, it is printed now); any other
 /// error fails at once.
 fn reopen(dir: &std::path::Path) -> Store {
     open_again(dir, false).unwrap_or_else(|e| panic!("the store does not reopen: {e}"))
