@@ -178,7 +178,7 @@ async fn live_and_simulated_traffic_shares_agree() {
 }
 
 /// End to end: a provider switched to failing half its requests loses most of its traffic
-/// within a few seconds while a healthy, slightly dearer one exists. (Here the failure break
+/// within seconds while a healthy, slightly dearer one exists. (Here the failure break
 /// acts first: three failures in a row rest the endpoint before the change detector's window
 /// holds enough outcomes; `/v1/endpoints` lists whatever changes were detected.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,7 @@ async fn a_brownout_loses_its_traffic_within_seconds() {
     loop {
         tick.tick().await;
         let t = start.elapsed().as_secs_f64();
-        if t >= 16.0 {
+        if t >= 20.0 {
             break;
         }
         if t >= 8.0 && !browned {
