@@ -55,12 +55,8 @@ pub enum ApiError {
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
     /// A route that exists, asked with a method it does not answer.
-    #[error("{method} is not allowed on {path}: use {allowed}")]
-    MethodNotAllowed {
-        method: String,
-        path: String,
-        allowed: &'static str,
-    },
+    #[error("{method} is not allowed on {path}: the Allow header lists the methods it takes")]
+    MethodNotAllowed { method: String, path: String },
     /// An admin route without the admin token; the message says how to enable or use them.
     #[error("{0}")]
     AdminUnauthorized(String),

@@ -374,26 +374,12 @@ pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-/// A known route asked with a method it does not answer: 405, OpenAI-shaped, naming the
-/// method to use.
-pub(crate) async fn wrong_method(method: Method, uri: Uri) -> Response {
-    let path = uri.path().to_owned();
-    let allowed = match path.as_str() {
-        "/v1/chat/completions" | "/admin/pricing/reload" | "/admin/routing/reload" => "POST",
-        "/admin/pricing/history" | "/admin/routing/history" | "/admin/routing" => "GET",
-        p if p.starts_with("/admin/pricing/") => "PUT",
-        p if p.starts_with("/admin/routing/") && p.ends_with("/preview") => "POST",
-        p if p.starts_with("/admin/routing/") => "PUT, DELETE",
-        _ => "GET",
-    };
-    let mut response = ApiError::MethodNotAllowed {
+/// A known route asked with a method it does not answer: 405, OpenAI-shaped. axum adds the
+/// `Allow` header with the route's methods to this answer (it knows them; a table here would
+/// drift from the routes).
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
         method: method.to_string(),
-        path,
-        allowed,
+        path: uri.path().to_owned(),
     }
-    .into_response();
-    response
-        .headers_mut()
-        .insert(axum::http::header::ALLOW, HeaderValue::from_static(allowed));
-    response
 }
