@@ -89,6 +89,25 @@ impl Router {
             .expect("answer")
     }
 
+    /// An admin request (with the token) to `path`.
+    async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("answer")
+    }
+
+    /// An admin GET, as JSON.
+    async fn admin_json(&self, path: &str) -> Value {
+        self.admin(reqwest::Method::GET, path)
+            .await
+            .json()
+            .await
+            .expect("json")
+    }
+
     async fn decision(&self, r: &reqwest::Response) -> Value {
         let id = header(r, "x-request-id");
         get_json(&self.client, format!("{}/v1/decisions/{id}", self.url)).await
@@ -167,16 +186,7 @@ async fn concurrent_edits_never_lose_one_and_unknown_presets_are_404() {
     for put in futures_util::future::join_all(puts).await {
         assert_eq!(put.status(), 200);
     }
-    let list: Value = r
-        .client
-        .get(format!("{}/admin/routing", r.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let list = r.admin_json("/admin/routing").await;
     let names: Vec<&str> = list["data"]
         .as_array()
         .expect("list")
@@ -194,13 +204,7 @@ async fn concurrent_edits_never_lose_one_and_unknown_presets_are_404() {
         .expect("list")
         .iter()
         .any(|m| m["id"] == "@preset/p3" && m["kind"] == "preset"));
-    let del = r
-        .client
-        .delete(format!("{}/admin/routing/p3", r.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("answer");
+    let del = r.admin(reqwest::Method::DELETE, "/admin/routing/p3").await;
     assert_eq!(del.status(), 200);
     for model in ["@preset/p3", "@preset/nope"] {
         let gone = r.chat(model, false).await;
@@ -208,16 +212,7 @@ async fn concurrent_edits_never_lose_one_and_unknown_presets_are_404() {
         let v: Value = gone.json().await.expect("json");
         assert_eq!(v["error"]["code"], "model_not_found");
     }
-    let history: Value = r
-        .client
-        .get(format!("{}/admin/routing/history", r.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let history = r.admin_json("/admin/routing/history").await;
     assert_eq!(history["data"].as_array().expect("list").len(), 9);
     assert_eq!(history["data"][0]["trigger"], "DELETE p3");
 }
@@ -256,12 +251,8 @@ async fn the_default_preset_changes_the_default_policy_live_and_presets_serve_as
     assert_eq!(d["preset"]["name"], "pair");
     // Deleting the default preset gives the config's policy back.
     let del = r
-        .client
-        .delete(format!("{}/admin/routing/default", r.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("answer");
+        .admin(reqwest::Method::DELETE, "/admin/routing/default")
+        .await;
     assert_eq!(del.status(), 200);
     let d = r.decision(&r.chat("m", false).await).await;
     assert_eq!(d["policy"], "thompson");
