@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fake;
+pub mod fleet;
 pub mod gateway;
 pub(crate) mod http;
 pub mod plan;

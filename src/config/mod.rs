@@ -32,6 +32,8 @@ pub struct Config {
     /// `[[clients]]`: the keys callers must present; none configured = no authentication.
     #[serde(default)]
     pub clients: Vec<crate::auth::ClientConfig>,
+    /// `[fleet]`: replicas sharing through Redis; absent = this router alone.
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// `[server]`: where the router listens and keeps its files.
@@ -434,6 +436,9 @@ impl Config {
                     "must be above zero".into(),
                 ));
             }
+        }
+        if let Some(fleet) = &self.fleet {
+            crate::fleet::config::validate(fleet).map_err(|(field, m)| invalid(field, m))?;
         }
         let attempts = self.routing.max_attempts;
         if !(1..=MAX_ATTEMPTS_LIMIT).contains(&attempts) {

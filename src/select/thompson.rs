@@ -51,12 +51,28 @@ pub(crate) fn cooling_down(view: &EndpointView) -> bool {
     if view.retry_after_ns > 0 {
         return true;
     }
-    if view.consecutive_failures < BREAK_AFTER {
-        return false;
+    break_ns(view.consecutive_failures)
+        .is_some_and(|cooldown| view.since_failure_ns.is_some_and(|since| since < cooldown))
+}
+
+/// How long the break after `consecutive_failures` lasts, from the last failure; `None`
+/// below the burst that starts one.
+fn break_ns(consecutive_failures: u32) -> Option<u64> {
+    if consecutive_failures < BREAK_AFTER {
+        return None;
     }
-    let doublings = (view.consecutive_failures - BREAK_AFTER).min(16);
-    let cooldown = (COOLDOWN_BASE_NS << doublings).min(COOLDOWN_MAX_NS);
-    view.since_failure_ns.is_some_and(|since| since < cooldown)
+    let doublings = (consecutive_failures - BREAK_AFTER).min(16);
+    Some((COOLDOWN_BASE_NS << doublings).min(COOLDOWN_MAX_NS))
+}
+
+/// When the endpoint's rest ends (0: not resting): the later of a provider's `Retry-After`
+/// and the break after a failure burst. What a fleet shares, so its replicas rest together.
+pub(crate) fn rest_end_ns(s: &crate::stats::EndpointStats) -> u64 {
+    let burst = match (break_ns(s.consecutive_failures), s.last_failure) {
+        (Some(cooldown), Some((at, _))) => at + cooldown,
+        _ => 0,
+    };
+    s.rest_until_ns.max(burst)
 }
 
 #[derive(Debug, Clone, Copy, Default)]

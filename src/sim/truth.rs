@@ -104,6 +104,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
         providers: Vec::new(),
         groups: Default::default(),
         clients: Vec::new(),
+        fleet: None,
     };
     let mut sheets = Vec::new();
     for (provider, models) in by_provider {

@@ -116,6 +116,16 @@ impl Decayed {
         }
     }
 
+    /// The sum of two decayed values, dated at the later of their dates.
+    #[inline]
+    pub(crate) fn plus(&self, other: &Decayed, hl: HalfLife) -> Decayed {
+        let at = self.at_ns.max(other.at_ns);
+        Decayed {
+            value: self.get(at, hl) + other.get(at, hl),
+            at_ns: at,
+        }
+    }
+
     /// Ages the stored value by `dt_ns` and re-dates it to `now_ns` (used when a saved state
     /// is loaded into a new process with a new epoch).
     pub(crate) fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {
@@ -227,6 +237,36 @@ impl LogStats {
         let mean = self.sum / self.weight;
         let var = (self.sum_sq / self.weight - mean * mean).max(0.0);
         Some(LogSummary { weight, mean, var })
+    }
+
+    /// The sufficient statistics `(weight, sum, sum of squares)` as of their date.
+    pub(crate) fn parts(&self) -> (f64, f64, f64) {
+        (self.weight, self.sum, self.sum_sq)
+    }
+
+    /// Statistics from their parts, dated `at_ns`.
+    pub(crate) fn from_parts((weight, sum, sum_sq): (f64, f64, f64), at_ns: u64) -> LogStats {
+        LogStats {
+            weight,
+            sum,
+            sum_sq,
+            at_ns,
+        }
+    }
+
+    /// The sum of two fits' statistics (as if one had seen both streams), dated at the later
+    /// of their dates.
+    #[inline]
+    pub(crate) fn plus(&self, other: &LogStats, hl: HalfLife) -> LogStats {
+        let at = self.at_ns.max(other.at_ns);
+        let a = hl.factor(at - self.at_ns);
+        let b = hl.factor(at - other.at_ns);
+        LogStats {
+            weight: self.weight * a + other.weight * b,
+            sum: self.sum * a + other.sum * b,
+            sum_sq: self.sum_sq * a + other.sum_sq * b,
+            at_ns: at,
+        }
     }
 
     pub(crate) fn rebase(&mut self, dt_ns: u64, now_ns: u64, hl: HalfLife) {

@@ -49,6 +49,30 @@ pub struct Learned {
     pub tokens_per_s: LogStats,
 }
 
+impl Learned {
+    /// Learns from an answered attempt (the linear part of a record: what a fleet's
+    /// snapshots add up; change detection may re-base it afterwards).
+    pub fn success(&mut self, s: &Success, now_ns: u64, hl: &HalfLives) {
+        self.successes.add(1.0, now_ns, hl.outcome);
+        // Dated together, successes and failures are read with one decay factor.
+        self.failed.redate(now_ns, hl.outcome);
+        self.total_ms.add(s.total_ms, now_ns, hl.latency);
+        if let Some(ttft) = s.ttft_ms {
+            self.ttft_ms.add(ttft, now_ns, hl.latency);
+        }
+        if let Some(speed) = s.tokens_per_s() {
+            self.tokens_per_s.add(speed, now_ns, hl.latency);
+        }
+    }
+
+    /// Learns from a failed attempt.
+    pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
+        self.failures[class.index()].add(1.0, now_ns, hl.outcome);
+        self.failed.add(1.0, now_ns, hl.outcome);
+        self.successes.redate(now_ns, hl.outcome);
+    }
+}
+
 /// Upper bounds, in seconds, of the Prometheus latency buckets (the last is +Inf).
 pub(crate) const PROM_BOUNDS: [f64; 12] = [
     0.05,
@@ -175,6 +199,8 @@ pub struct EndpointStats {
     pub recent: super::change::Window,
     /// The changes detected, the last few.
     pub changes: super::change::Changes,
+    /// What the fleet's other replicas learned (see [`super::peers`]); `None` alone.
+    pub peers: Option<super::peers::PeerFigures>,
 }
 
 /// What the selector reads about an endpoint at one instant.
@@ -220,21 +246,15 @@ impl EndpointStats {
         if let Some(cost) = s.cost_usd {
             self.totals.spend_usd += cost;
         }
-        let l = &mut self.learned;
-        l.successes.add(1.0, now_ns, hl.outcome);
-        // Dated together, successes and failures are read with one decay factor.
-        l.failed.redate(now_ns, hl.outcome);
-        l.total_ms.add(s.total_ms, now_ns, hl.latency);
+        self.learned.success(s, now_ns, hl);
         self.total_window.record(s.total_ms.round() as u64, now_ns);
         self.prom_total.observe(s.total_ms / 1000.0);
         if let Some(ttft) = s.ttft_ms {
             self.recent_ttft_ms.push(ttft);
-            l.ttft_ms.add(ttft, now_ns, hl.latency);
             self.ttft_window.record(ttft.round() as u64, now_ns);
             self.prom_ttft.observe(ttft / 1000.0);
         }
         if let Some(speed) = s.tokens_per_s() {
-            l.tokens_per_s.add(speed, now_ns, hl.latency);
             self.speed_window.record(speed.round() as u64, now_ns);
         }
         let recent = super::change::recent_hl();
@@ -294,9 +314,7 @@ impl EndpointStats {
     pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
         self.end();
         self.totals.failures[class.index()] += 1;
-        self.learned.failures[class.index()].add(1.0, now_ns, hl.outcome);
-        self.learned.failed.add(1.0, now_ns, hl.outcome);
-        self.learned.successes.redate(now_ns, hl.outcome);
+        self.learned.failure(class, now_ns, hl);
         self.peak_ewma
             .observe(PEAK_EWMA_FAILURE_MS, now_ns, PEAK_EWMA_TAU_NS);
         self.last_failure = Some((now_ns, class));
@@ -315,8 +333,14 @@ impl EndpointStats {
         self.totals.rejected += 1;
     }
 
+    /// What the selector reads: this replica's own figures and its peers'.
     pub fn view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {
-        ViewInputs::of(self).view(now_ns, hl)
+        ViewInputs::of(self, hl).view(now_ns, hl)
+    }
+
+    /// This replica's own figures only.
+    pub fn local_view(&self, now_ns: u64, hl: &HalfLives) -> EndpointView {
+        ViewInputs::own(self).view(now_ns, hl)
     }
 
     /// The learned state as of `now_ns`, for saving.

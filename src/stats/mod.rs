@@ -16,6 +16,7 @@ pub mod decay;
 pub mod endpoint;
 pub mod model;
 pub mod outcome;
+pub mod peers;
 pub mod published;
 pub mod store;
 pub mod window;
@@ -41,10 +42,11 @@ struct EndpointCell {
 
 impl EndpointCell {
     /// Changes the state under its lock and publishes the result before letting go.
-    fn update<R>(&self, f: impl FnOnce(&mut EndpointStats) -> R) -> R {
+    fn update<R>(&self, hl: &HalfLives, f: impl FnOnce(&mut EndpointStats) -> R) -> R {
         let mut state = lock(&self.state);
         let r = f(&mut state);
-        self.published.publish(published::ViewInputs::of(&state));
+        self.published
+            .publish(published::ViewInputs::of(&state, hl));
         r
     }
 }
@@ -169,6 +171,49 @@ impl Stats {
         Snapshot { endpoints, models }
     }
 
+    /// Every endpoint's own figures settled at `now_ns`, for the fleet to share; `rest_end`
+    /// says when an endpoint's rest (a `Retry-After` or a failure burst) ends.
+    pub fn own_figures(
+        &self,
+        now_ns: u64,
+        rest_end: impl Fn(&EndpointStats) -> u64,
+    ) -> Vec<(String, peers::PeerFigures)> {
+        let hl = self.half_lives;
+        let cells: Vec<(String, Cell)> = lock(&self.endpoints)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        cells
+            .into_iter()
+            .filter_map(|(id, cell)| {
+                let s = lock(&cell.state);
+                (s.totals.attempts > 0)
+                    .then(|| (id, peers::PeerFigures::own(&s, now_ns, &hl, rest_end(&s))))
+            })
+            .collect()
+    }
+
+    /// Replaces what the fleet's other replicas learned (endpoints absent from `peers` have
+    /// none) and republishes every endpoint's view.
+    pub fn set_peers(&self, peers: &HashMap<String, peers::PeerFigures>) {
+        let hl = self.half_lives;
+        for id in peers.keys() {
+            self.cell(id);
+        }
+        let cells: Vec<(String, Cell)> = lock(&self.endpoints)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, cell) in cells {
+            let p = peers.get(&id).copied();
+            if let Some(p) = p {
+                self.rest_horizon_ns
+                    .fetch_max(p.rest_until_ns, std::sync::atomic::Ordering::Relaxed);
+            }
+            cell.update(&hl, |s| s.peers = p);
+        }
+    }
+
     /// A copy of one endpoint's state by id, if it has any.
     pub fn read(&self, id: &str) -> Option<EndpointStats> {
         let cell = lock(&self.endpoints).get(id).cloned()?;
@@ -183,7 +228,7 @@ impl Stats {
         let hl = self.half_lives;
         for (id, e) in snapshot.endpoints {
             self.cell(&id)
-                .update(|s| s.restore(e.totals, e.learned, age_ns, now_ns, &hl));
+                .update(&hl, |s| s.restore(e.totals, e.learned, age_ns, now_ns, &hl));
         }
         for (model, mut s) in snapshot.models {
             s.rebase(age_ns, now_ns, hl.latency);
@@ -206,23 +251,25 @@ pub struct StatsTable {
 impl StatsTable {
     /// An attempt starts: counted, and in flight until it ends.
     pub fn begin(&self, idx: EndpointIdx) {
-        self.cells[idx].update(EndpointStats::begin);
+        self.cells[idx].update(&self.stats.half_lives, EndpointStats::begin);
     }
 
     pub fn success(&self, idx: EndpointIdx, s: &Success, now_ns: u64) {
         let hl = self.stats.half_lives;
-        self.cells[idx].update(|e| e.success(s, now_ns, &hl));
+        self.cells[idx].update(&hl, |e| e.success(s, now_ns, &hl));
         lock(self.model_cell(idx)).record(s, now_ns, hl.latency);
     }
 
     pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
         let hl = self.stats.half_lives;
-        self.cells[idx].update(|e| e.failure(class, now_ns, &hl));
+        self.cells[idx].update(&hl, |e| e.failure(class, now_ns, &hl));
     }
 
     /// The provider asked not to be sent requests before `until_ns` (`Retry-After`).
     pub(crate) fn rest_until(&self, idx: EndpointIdx, until_ns: u64) {
-        self.cells[idx].update(|e| e.rest_until_ns = e.rest_until_ns.max(until_ns));
+        self.cells[idx].update(&self.stats.half_lives, |e| {
+            e.rest_until_ns = e.rest_until_ns.max(until_ns)
+        });
         self.stats
             .rest_horizon_ns
             .fetch_max(until_ns, std::sync::atomic::Ordering::Relaxed);
@@ -236,21 +283,24 @@ impl StatsTable {
             > now_ns
     }
 
-    /// Whether the provider asked this endpoint to be left alone at `now_ns`.
+    /// Whether the provider asked this endpoint to be left alone at `now_ns` (through this
+    /// replica or, in a fleet, another).
     pub(crate) fn resting(&self, idx: EndpointIdx, now_ns: u64) -> bool {
-        lock(&self.cells[idx].state).rest_until_ns > now_ns
+        let s = lock(&self.cells[idx].state);
+        let peers = s.peers.map_or(0, |p| p.rest_until_ns);
+        s.rest_until_ns.max(peers) > now_ns
     }
 
     /// The client went away before the attempt ended: neither a success nor a failure of
     /// the endpoint.
     pub fn cancelled(&self, idx: EndpointIdx) {
-        self.cells[idx].update(EndpointStats::cancelled);
+        self.cells[idx].update(&self.stats.half_lives, EndpointStats::cancelled);
     }
 
     /// The provider refused the request itself (a 4xx that is the client's to fix): the
     /// endpoint is neither credited nor blamed.
     pub(crate) fn rejected(&self, idx: EndpointIdx) {
-        self.cells[idx].update(EndpointStats::rejected);
+        self.cells[idx].update(&self.stats.half_lives, EndpointStats::rejected);
     }
 
     /// What the selector reads.

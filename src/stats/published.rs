@@ -36,8 +36,29 @@ pub(crate) struct ViewInputs {
 const WORDS: usize = 20;
 
 impl ViewInputs {
+    /// The inputs of the selector's view: the endpoint's own figures and, in a fleet, its
+    /// peers'.
     #[inline]
-    pub fn of(s: &EndpointStats) -> ViewInputs {
+    pub fn of(s: &EndpointStats, hl: &HalfLives) -> ViewInputs {
+        let own = ViewInputs::own(s);
+        match &s.peers {
+            None => own,
+            Some(p) => ViewInputs {
+                successes: own.successes.plus(&p.successes, hl.outcome),
+                failed: own.failed.plus(&p.failed, hl.outcome),
+                ttft_ms: own.ttft_ms.plus(&p.ttft_ms, hl.latency),
+                total_ms: own.total_ms.plus(&p.total_ms, hl.latency),
+                tokens_per_s: own.tokens_per_s.plus(&p.tokens_per_s, hl.latency),
+                attempts: own.attempts + p.attempts,
+                rest_until_ns: own.rest_until_ns.max(p.rest_until_ns),
+                ..own
+            },
+        }
+    }
+
+    /// The inputs from the endpoint's own figures only.
+    #[inline]
+    pub fn own(s: &EndpointStats) -> ViewInputs {
         let l = &s.learned;
         ViewInputs {
             successes: l.successes,
@@ -225,9 +246,9 @@ mod tests {
         s.rest_until_ns = 77;
         let p = Published::default();
         assert_eq!(p.read(), Some(ViewInputs::default()));
-        p.publish(ViewInputs::of(&s));
+        p.publish(ViewInputs::of(&s, &hl));
         let back = p.read().expect("no writer");
-        assert_eq!(back, ViewInputs::of(&s));
+        assert_eq!(back, ViewInputs::of(&s, &hl));
         assert_eq!(back.view(9_000, &hl), s.view(9_000, &hl));
     }
 
