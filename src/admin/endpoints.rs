@@ -37,9 +37,24 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
         .iter()
         .map(|c| (c.name().to_owned(), json!(t.failures[c.index()])))
         .collect();
-    let view = s.view(now_ns, hl);
+    let view = s.local_view(now_ns, hl);
     let median = |m: Option<crate::stats::LogSummary>| m.map(|m| round1(m.median()));
+    // In a fleet: what the selector reads, this replica's figures and its peers' together.
+    let fleet = s.peers.map(|p| {
+        let v = s.view(now_ns, hl);
+        json!({
+            "peer_replicas": p.replicas,
+            "attempts": v.attempts,
+            "ttft_median_ms": median(v.ttft_ms),
+            "total_median_ms": median(v.total_ms),
+            "tokens_per_s_median": median(v.tokens_per_s),
+            "decayed_successes": round3(v.successes),
+            "decayed_failures": round3(v.failures),
+            "resting_s": (v.retry_after_ns > 0).then(|| round1(v.retry_after_ns as f64 / 1e9)),
+        })
+    });
     json!({
+        "fleet": fleet,
         "attempts": t.attempts,
         "successes": t.successes,
         "failures": failures,

@@ -27,6 +27,17 @@ pub struct RequestCounts {
     pub shed: u64,
     #[serde(skip)]
     pub clients: Vec<crate::auth::ClientReport>,
+    /// In a fleet: whether Redis is reachable, replicas seen, failed syncs.
+    #[serde(skip)]
+    pub fleet: Option<FleetGauges>,
+}
+
+/// The fleet link's figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetGauges {
+    pub connected: bool,
+    pub replicas: u64,
+    pub sync_failures: u64,
 }
 
 #[derive(Debug)]
@@ -72,6 +83,30 @@ impl Collector for Snapshot {
             ("shed", self.requests.shed),
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
+        }
+        if let Some(f) = self.requests.fleet {
+            for (name, help, v) in [
+                (
+                    "fleet_connected",
+                    "1 while the fleet's Redis is reachable",
+                    u64::from(f.connected),
+                ),
+                (
+                    "fleet_replicas",
+                    "Replicas of the fleet seen at the last sync, this one included",
+                    f.replicas,
+                ),
+            ] {
+                let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                ConstGauge::new(v as i64).encode(m)?;
+            }
+            let m = enc.encode_descriptor(
+                "fleet_sync_failures",
+                "Syncs with the fleet's Redis that failed (down, slow or stopped)",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(f.sync_failures).encode(m)?;
         }
         if !self.requests.clients.is_empty() {
             let mut m = enc.encode_descriptor(

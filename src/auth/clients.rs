@@ -18,8 +18,11 @@ use crate::clock::SharedClock;
 pub struct Client {
     pub name: String,
     digest: [u8; 32],
-    /// The token bucket and the sustained rate it was built with.
-    limiter: Option<(DefaultDirectRateLimiter, u32)>,
+    /// The token bucket and the sustained rate and burst it was built with.
+    limiter: Option<(DefaultDirectRateLimiter, u32, u32)>,
+    /// In a fleet: the limits as the whole fleet applies them (then the token bucket above
+    /// is not used).
+    fleet: std::sync::OnceLock<crate::fleet::ClientFleet>,
     spend_limit: Option<Decimal>,
     window_s: u64,
     spend: Mutex<SpendState>,
@@ -85,8 +88,15 @@ pub struct ClientReport {
     pub spend_limit_usd: Option<Decimal>,
     pub spend_window_s: u64,
     pub window_start_unix_s: u64,
+    /// This replica's spend in the window.
     #[serde(with = "rust_decimal::serde::str")]
     pub spent_usd: Decimal,
+    /// In a fleet: the other replicas' spend in the window, as of the last sync.
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fleet_peers_spent_usd: Option<Decimal>,
 }
 
 /// Why a client key cannot be built.
@@ -126,12 +136,14 @@ impl Client {
             (
                 RateLimiter::direct(Quota::per_minute(rpm).allow_burst(burst)),
                 rpm.get(),
+                burst.get(),
             )
         });
         Ok(Client {
             name: c.name.clone(),
             digest,
             limiter,
+            fleet: std::sync::OnceLock::new(),
             spend_limit: c.spend_limit_usd,
             window_s: c.spend_window.as_secs().max(1),
             spend: Mutex::new(SpendState::default()),
@@ -163,16 +175,28 @@ impl Client {
                     Decimal::ZERO
                 }
             };
-            if spent >= limit {
+            let (allowance, peers) = match self.fleet.get() {
+                Some(f) => f.spend_allowance(start, limit),
+                None => (limit, Decimal::ZERO),
+            };
+            if spent >= allowance {
                 return refused(LimitError::Spend {
                     client: self.name.clone(),
-                    spent,
+                    spent: spent + peers,
                     limit,
                     retry_after: Duration::from_secs(start + self.window_s - now),
                 });
             }
         }
-        if let Some((limiter, per_minute)) = &self.limiter {
+        if let Some(rate) = self.fleet.get().and_then(|f| Some((f, f.rate.as_ref()?))) {
+            if let Err(wait_us) = rate.0.admit_rate(rate.1) {
+                return refused(LimitError::Rate {
+                    client: self.name.clone(),
+                    per_minute: self.limiter.as_ref().map_or(0, |l| l.1),
+                    retry_after: Duration::from_micros(wait_us),
+                });
+            }
+        } else if let Some((limiter, per_minute, _)) = &self.limiter {
             if let Err(not_until) = limiter.check() {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let per_minute = *per_minute;
@@ -199,6 +223,21 @@ impl Client {
         s.spent_usd += cost;
     }
 
+    /// The key's fleet limits, in a fleet.
+    pub fn fleet(&self) -> Option<&crate::fleet::ClientFleet> {
+        self.fleet.get()
+    }
+
+    /// The spend window's length in seconds.
+    pub fn window_s(&self) -> u64 {
+        self.window_s
+    }
+
+    /// Whether the key has a spend limit.
+    pub fn has_spend_limit(&self) -> bool {
+        self.spend_limit.is_some()
+    }
+
     pub fn spend(&self) -> SpendState {
         *self.spend.lock().expect("spend lock")
     }
@@ -219,7 +258,11 @@ impl Client {
             name: self.name.clone(),
             requests: self.requests.load(Ordering::Relaxed),
             refused_by_limits: self.refused.load(Ordering::Relaxed),
-            requests_per_minute: self.limiter.as_ref().map(|(_, rpm)| *rpm),
+            requests_per_minute: self.limiter.as_ref().map(|l| l.1),
+            fleet_peers_spent_usd: self
+                .fleet
+                .get()
+                .map(|f| f.spend_allowance(start, Decimal::ZERO).1),
             spend_limit_usd: self.spend_limit,
             spend_window_s: self.window_s,
             window_start_unix_s: start,
@@ -265,6 +308,16 @@ impl Clients {
             any |= hit;
         }
         bool::from(any).then(|| self.clients[found as usize].clone())
+    }
+
+    /// Makes every key's limits hold for the fleet whose link is `status`.
+    pub fn join_fleet(&self, status: &Arc<crate::fleet::Status>) {
+        for c in &self.clients {
+            let rate = c.limiter.as_ref().map(|l| (l.1, l.2));
+            let _ = c
+                .fleet
+                .set(crate::fleet::ClientFleet::new(rate, status.clone()));
+        }
     }
 
     pub fn all(&self) -> &[Arc<Client>] {

@@ -18,9 +18,12 @@
 //!
 //! Pure: times are passed in, Redis is the caller's (`super::sync`).
 
+use std::sync::{Arc, Mutex};
+
 use rust_decimal::Decimal;
 
 use super::config::OnRedisDown;
+use super::status::Status;
 
 /// The fleet's side of one client's rate limit, on this replica.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +76,11 @@ impl FleetRate {
         self.tat_us = self.tat_us.max(fleet);
     }
 
+    /// Puts back counts a failed sync did not deliver.
+    pub fn restore_pending(&mut self, pending: u64) {
+        self.pending = pending;
+    }
+
     /// Redis is unreachable: what was admitted is not sent later (a burst of old counts
     /// would block the key long after the outage).
     pub fn forget_pending(&mut self) {
@@ -119,6 +127,60 @@ impl FleetSpend {
             }
         }
     }
+}
+
+/// One client key's fleet limits on this replica: the request path reads and updates them
+/// under short locks; the sync task reconciles them with Redis.
+#[derive(Debug)]
+pub struct ClientFleet {
+    pub rate: Option<Mutex<FleetRate>>,
+    pub spend: Mutex<FleetSpend>,
+    pub status: Arc<Status>,
+    /// The origin of the rate limit's monotonic microseconds.
+    origin: std::time::Instant,
+}
+
+impl ClientFleet {
+    pub fn new(per_minute: Option<(u32, u32)>, status: Arc<Status>) -> ClientFleet {
+        ClientFleet {
+            rate: per_minute.map(|(rpm, burst)| Mutex::new(FleetRate::new(rpm, burst))),
+            spend: Mutex::new(FleetSpend::default()),
+            status,
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    pub fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+
+    /// Admits one request against the fleet's rate, or says how long to wait (µs).
+    pub fn admit_rate(&self, rate: &Mutex<FleetRate>) -> Result<(), u64> {
+        let share = self.status.rate_share();
+        lock(rate).admit(self.now_us(), share)
+    }
+
+    /// What this replica may spend in the window starting at `window_start`, and the
+    /// peers' spend in it as of the last sync.
+    pub fn spend_allowance(&self, window_start: u64, limit: Decimal) -> (Decimal, Decimal) {
+        let s = *lock(&self.spend);
+        let peers = if s.window_start == window_start {
+            s.peers_usd
+        } else {
+            Decimal::ZERO
+        };
+        let allowance = s.allowance(
+            window_start,
+            limit,
+            self.status.connected(),
+            self.status.mode,
+        );
+        (allowance, peers)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Advances one client's fleet `tat` per key by `count × interval` on Redis's clock and
@@ -189,7 +251,10 @@ mod tests {
         };
         assert_eq!(s.allowance(100, d("10"), true, OnRedisDown::Share), d("6"));
         assert_eq!(s.allowance(100, d("10"), false, OnRedisDown::Share), d("4"));
-        assert_eq!(s.allowance(100, d("10"), false, OnRedisDown::Local), d("10"));
+        assert_eq!(
+            s.allowance(100, d("10"), false, OnRedisDown::Local),
+            d("10")
+        );
         assert_eq!(s.allowance(200, d("10"), false, OnRedisDown::Share), d("5"));
         assert_eq!(s.allowance(200, d("10"), true, OnRedisDown::Share), d("10"));
     }

@@ -11,3 +11,8 @@ pub mod limits;
 pub mod merge;
 
 pub use config::{FleetConfig, OnRedisDown};
+pub mod status;
+pub mod sync;
+
+pub use limits::ClientFleet;
+pub use status::Status;

@@ -336,6 +336,11 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
     let requests = admin::metrics::RequestCounts {
         clients: shared.clients.all().iter().map(|c| c.report()).collect(),
+        fleet: shared.fleet.as_ref().map(|f| admin::metrics::FleetGauges {
+            connected: f.status.connected(),
+            replicas: f.status.replicas(),
+            sync_failures: f.status.sync_failures(),
+        }),
         ..shared.counters.load()
     };
     let live = shared.live.load_full();
@@ -362,7 +367,13 @@ pub async fn healthz(State(gateway): State<Gateway>) -> Response {
     });
     (
         StatusCode::OK,
-        axum::Json(json!({"status": "ok", "endpoints": endpoints, "prices_version": live.version, "state": state})),
+        axum::Json(json!({
+            "status": "ok",
+            "endpoints": endpoints,
+            "prices_version": live.version,
+            "state": state,
+            "fleet": shared.fleet.as_ref().map(|f| f.status.report()),
+        })),
     )
         .into_response()
 }

@@ -12,6 +12,7 @@ mod attempt;
 mod dashboard;
 mod decisions;
 mod error;
+mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
@@ -104,6 +105,11 @@ pub(crate) struct Shared {
     flush_interval: Duration,
     last_save: Arc<persist::LastSave>,
     counters: Counters,
+    /// The link to the other replicas (`[fleet]`); `None` alone.
+    fleet: Option<Arc<crate::fleet::sync::Fleet>>,
+    /// The sheets in force, by provider, as the fleet shares them (read from the pricing
+    /// directory when first asked, then kept by every accepted update).
+    price_texts: std::sync::Mutex<Option<crate::fleet::sync::Texts>>,
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
@@ -172,6 +178,7 @@ impl Counters {
             limited: n(&self.limited),
             shed: n(&self.shed),
             clients: Vec::new(),
+            fleet: None,
         }
     }
 }
@@ -189,6 +196,8 @@ pub enum BuildError {
     Clients(#[from] crate::auth::ClientError),
     #[error(transparent)]
     Presets(#[from] crate::presets::PresetErrors),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::sync::FleetError),
 }
 
 /// What tests (and reproducible runs) may fix instead of taking it from the system.
@@ -278,6 +287,15 @@ impl Gateway {
         if let Some(store) = &store {
             clients.restore(&store.load_spend()?);
         }
+        let fleet = match &config.fleet {
+            Some(f) => {
+                let replica = crate::fleet::config::replica_id(f, &config.server.state_dir);
+                let fleet = crate::fleet::sync::Fleet::new(f, replica, &env)?;
+                clients.join_fleet(&fleet.status);
+                Some(Arc::new(fleet))
+            }
+            None => None,
+        };
         let presets =
             crate::presets::Presets::new(crate::presets::load_dir(&config.server.routing_dir)?, 0);
         presets.check(&catalog, &config.server.routing_dir)?;
@@ -311,6 +329,8 @@ impl Gateway {
             flush_interval: config.stats.flush_interval,
             last_save: Arc::default(),
             counters: Counters::default(),
+            fleet,
+            price_texts: std::sync::Mutex::new(None),
         })))
     }
 
@@ -428,7 +448,14 @@ pub async fn serve(
         .server
         .watch_pricing
         .then(|| tokio::spawn(routing::watch_dir(gateway.clone())));
+    let fleet = shared.fleet.clone().map(|fleet| {
+        let host: Arc<dyn crate::fleet::sync::Host> = Arc::new(gateway.clone());
+        tokio::spawn(fleet.run(host))
+    });
     let result = serve_until(listener, gateway, shutdown).await;
+    if let Some(fleet) = fleet {
+        fleet.abort();
+    }
     sighup.abort();
     sampler.abort();
     for w in [watcher, routing_watcher].into_iter().flatten() {

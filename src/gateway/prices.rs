@@ -75,13 +75,14 @@ impl Gateway {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn install(
+    pub(super) fn install(
         &self,
         sheets: &[PriceSheet],
         texts: Texts,
         trigger: &str,
     ) -> Result<u64, PriceUpdateError> {
         let version = self.reload(sheets)?;
+        self.sheets_installed(&texts, trigger);
         let at = self.unix_ms();
         let entry = json!({
             "version": version,
@@ -103,10 +104,10 @@ impl Gateway {
 }
 
 /// `(provider, sheet text)` pairs, recorded with each version.
-type Texts = Vec<(String, String)>;
+pub(super) type Texts = Vec<(String, String)>;
 
 /// Every sheet in `dir`, parsed, with its text, or every error.
-fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Texts), PriceUpdateError> {
+pub(super) fn read_dir(dir: &Path) -> Result<(Vec<PriceSheet>, Texts), PriceUpdateError> {
     let loaded = pricing::load_dir_with_text(dir)?;
     let texts = loaded
         .iter()

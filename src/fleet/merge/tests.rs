@@ -23,7 +23,13 @@ type Obs = (u64, usize, usize, bool, f64);
 
 fn observations() -> impl Strategy<Value = Vec<Obs>> {
     prop::collection::vec(
-        (0u64..3_000, 0usize..3, 0usize..4, prop::bool::weighted(0.8), 20.0f64..4_000.0),
+        (
+            0u64..3_000,
+            0usize..3,
+            0usize..4,
+            prop::bool::weighted(0.8),
+            20.0f64..4_000.0,
+        ),
         1..120,
     )
 }
@@ -189,8 +195,10 @@ fn rests_take_the_latest_end_and_convert_between_clocks() {
         now_ns: 50 * MS,
         unix_ms: 1_000_000,
     };
-    let mut own = PeerFigures::default();
-    own.rest_until_ns = 2_050 * MS;
+    let own = PeerFigures {
+        rest_until_ns: 2_050 * MS,
+        ..PeerFigures::default()
+    };
     let a = ReplicaSnapshot::of("a", vec![("p/m".into(), own)], at);
     assert_eq!(a.endpoints["p/m"].rest, 1_002_000);
     let mut b = a.clone();
