@@ -69,6 +69,8 @@ impl Version {
 enum Kind {
     /// Behaviour changes (events, appearances) come first at equal times.
     Change,
+    /// The replicas of a simulated fleet share what they learned.
+    Sync,
     AttemptEnd(usize),
     Arrival(usize),
 }
@@ -83,9 +85,15 @@ struct Pending {
     ending: Ending,
 }
 
-/// Runs one policy over the scenario's request stream.
+/// Runs one policy over the scenario's request stream (through the scenario's fleet of
+/// replicas, round robin, when it has one).
 pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done> {
-    let stats = Stats::new(s.latency_half_life, s.outcome_half_life);
+    let replicas = s.fleet.replicas.max(1) as usize;
+    let stats: Vec<Arc<Stats>> = (0..replicas)
+        .map(|_| Stats::new(s.latency_half_life, s.outcome_half_life))
+        .collect();
+    let mut store = super::fleet::Store::new(replicas);
+    let sync_ns = nanos(s.fleet.sync_interval).max(1);
     // The parsed request shapes, updated in place per request: no clone per arrival.
     let mut templates: Vec<_> = s.hints.iter().map(|h| h.parsed.clone()).collect();
     let oracle = (policy == SimPolicy::Oracle).then(|| Arc::new(Oracle::default()));
@@ -99,9 +107,12 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
     let total_timeout_ns = nanos(s.total_timeout);
 
     let mut states = states_at(s, 0);
-    let mut version = Version::new(&states, &stats);
+    let versions = |states: &[TrueState]| -> Vec<Rc<Version>> {
+        stats.iter().map(|st| Version::new(states, st)).collect()
+    };
+    let mut version = versions(&states);
     if let Some(o) = &oracle {
-        o.set_states(&states, &version.map);
+        o.set_states(&states, &version[0].map);
     }
     let mut in_flight = vec![0u32; states.len()];
 
@@ -124,6 +135,9 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
     change_times.dedup();
     for t in change_times {
         push(&mut heap, t, Kind::Change);
+    }
+    if s.fleet.syncs() {
+        push(&mut heap, sync_ns, Kind::Sync);
     }
     // Arrivals are fed lazily, in order, so the heap stays small.
     let mut next_arrival = 0usize;
@@ -152,9 +166,17 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
         let next = match kind {
             Kind::Change => {
                 states = states_at(s, t);
-                version = Version::new(&states, &stats);
+                version = versions(&states);
                 if let Some(o) = &oracle {
-                    o.set_states(&states, &version.map);
+                    o.set_states(&states, &version[0].map);
+                }
+                None
+            }
+            Kind::Sync => {
+                store.sync(&s.fleet, &stats, t);
+                // The next one, while anything is left to happen.
+                if next_arrival < reqs.len() || !heap.is_empty() {
+                    push(&mut heap, t + sync_ns, Kind::Sync);
                 }
                 None
             }
@@ -166,7 +188,7 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                 if let Some(o) = &oracle {
                     o.set_request(r, &in_flight);
                 }
-                let v = &version;
+                let v = &version[i % replicas];
                 match planner.plan(&v.catalog, &v.table, parsed, t, &mut rng) {
                     // Nothing can serve it: unanswered, as the gateway's 4xx would leave it.
                     Err(_) => None,

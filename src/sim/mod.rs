@@ -9,6 +9,7 @@
 //! same result, byte for byte: no wall clock, no hash-ordered output, seeded generators only.
 
 pub mod engine;
+pub mod fleet;
 mod oracle;
 pub mod plot;
 pub mod report;
@@ -55,6 +56,51 @@ pub fn simulate_with_progress(
         .map(|(i, &p)| {
             let r = summarize(s, p, &engine::run(s, p, &reqs, seed), reference);
             progress(p.name(), chosen.len() - i - 1);
+            r
+        })
+        .collect();
+    reports.push(oracle);
+    Report {
+        scenario: s.name.clone(),
+        seed,
+        requests: reqs.len(),
+        policies: reports,
+    }
+}
+
+/// "N replicas sharing ≈ one router?": runs `policy` as one router, as `replicas` routers
+/// each learning alone, and as `replicas` routers sharing at the scenario's sync interval
+/// (with its store outages), round robin, on the same stream; the oracle is the reference.
+pub fn compare_fleets(s: &Scenario, policy: SimPolicy, replicas: u32, seed: u64) -> Report {
+    let reqs = engine::requests(s, seed);
+    let oracle = summarize(
+        s,
+        SimPolicy::Oracle,
+        &engine::run(s, SimPolicy::Oracle, &reqs, seed),
+        None,
+    );
+    let reference = Some((oracle.cost_usd, oracle.slo_attainment));
+    let variants = [
+        (1, true, format!("{} ×1", policy.name())),
+        (
+            replicas,
+            false,
+            format!("{} ×{replicas} alone", policy.name()),
+        ),
+        (
+            replicas,
+            true,
+            format!("{} ×{replicas} shared", policy.name()),
+        ),
+    ];
+    let mut reports: Vec<_> = variants
+        .into_iter()
+        .map(|(n, share, label)| {
+            let mut v = s.clone();
+            v.fleet.replicas = n;
+            v.fleet.share = share;
+            let mut r = summarize(&v, policy, &engine::run(&v, policy, &reqs, seed), reference);
+            r.policy = label;
             r
         })
         .collect();

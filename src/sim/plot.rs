@@ -35,7 +35,7 @@ pub fn write_charts(report: &Report, dir: &Path) -> std::result::Result<Vec<Path
     ];
     for p in &report.policies {
         let path = dir.join(format!("traffic-{}.svg", p.policy));
-        written.push(traffic(report, p.policy, &path).map_err(at(path.clone()))?);
+        written.push(traffic(report, &p.policy, &path).map_err(at(path.clone()))?);
     }
     Ok(written)
 }
@@ -177,7 +177,7 @@ fn latency(report: &Report, path: &Path) -> Result<PathBuf> {
         .filter_map(|p| {
             p.ttft_ms
                 .as_ref()
-                .map(|q| (p.policy, [q.p50, q.p95, q.p99]))
+                .map(|q| (p.policy.as_str(), [q.p50, q.p95, q.p99]))
         })
         .collect();
     let top = rows

@@ -32,7 +32,7 @@ pub struct EventMove {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyReport {
-    pub policy: &'static str,
+    pub policy: String,
     pub requests: usize,
     pub success_rate: f64,
     pub slo_attainment: f64,
@@ -199,7 +199,7 @@ pub(crate) fn summarize(
         .filter_map(|d| s.endpoints[d.answered_by.expect("answered")].quality)
         .collect();
     PolicyReport {
-        policy: policy.name(),
+        policy: policy.name().to_owned(),
         requests: done.len(),
         success_rate: answered.len() as f64 / n,
         slo_attainment: attained,

@@ -44,6 +44,9 @@ pub struct Scenario {
     /// Longest provider `Retry-After` honoured (`routing.max_retry_after`).
     #[serde(default = "default_max_retry_after", with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// Routers serving the workload and how they share (`[fleet]`; one router by default).
+    #[serde(default)]
+    pub fleet: super::fleet::SimFleet,
     /// The workload's request shapes, parsed by the router's own request parser when the
     /// scenario is loaded (one per `mix` entry, or the single one).
     #[serde(skip)]
@@ -376,6 +379,9 @@ impl Scenario {
         }
         if self.endpoints.is_empty() {
             return bad("endpoints".into(), "at least one [[endpoints]] is needed");
+        }
+        if let Err((field, why)) = self.fleet.check() {
+            return bad(field, why);
         }
         if !(1..=10).contains(&self.max_attempts) {
             return bad("max_attempts".into(), "must be between 1 and 10");

@@ -64,6 +64,11 @@ enum Command {
         /// Also write report.json, traffic.csv and SVG charts here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Compare one router with N replicas learning alone and N sharing (round robin,
+        /// the scenario's `[fleet]` sync interval), for the first policy given (default
+        /// thompson).
+        #[arg(long)]
+        replicas: Option<u32>,
     },
     /// Check, import and compare price sheets.
     #[command(subcommand)]
@@ -193,7 +198,11 @@ fn main() -> ExitCode {
                 seed,
                 json,
                 out,
-            } => offline::simulate(&file, &policies, seed, json, out.as_deref()),
+                replicas,
+            } => match replicas {
+                Some(n) => offline::compare_fleets(&file, &policies, seed, n, json),
+                None => offline::simulate(&file, &policies, seed, json, out.as_deref()),
+            },
             Command::Demo {
                 listen,
                 control,

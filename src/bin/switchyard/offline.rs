@@ -43,6 +43,36 @@ pub fn print_stats(state_dir: &Path, config: Option<&Path>, json: bool) -> Resul
     Ok(())
 }
 
+/// `switchyard simulate FILE --replicas N`: one router vs N alone vs N sharing.
+pub fn compare_fleets(
+    file: &Path,
+    policies: &[String],
+    seed: Option<u64>,
+    replicas: u32,
+    json: bool,
+) -> Result<(), String> {
+    use switchyard::sim::{
+        self,
+        scenario::{Scenario, SimPolicy},
+    };
+    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    if !(2..=64).contains(&replicas) {
+        return Err("--replicas: must be between 2 and 64".into());
+    }
+    let policy = match policies.first() {
+        Some(p) => SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`"))?,
+        None => SimPolicy::Thompson,
+    };
+    let report = sim::compare_fleets(&scenario, policy, replicas, seed.unwrap_or(scenario.seed));
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        print_lines([text]);
+    } else {
+        print_lines(report.table().lines().map(str::to_owned));
+    }
+    Ok(())
+}
+
 pub fn simulate(
     file: &Path,
     policies: &[String],
