@@ -115,9 +115,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    // `OVERHEAD_PARTS`: any of latency, interleaved, memory, startup (default: all).
+    // `OVERHEAD_PARTS`: any of latency, interleaved, fleet, memory, startup (default: all).
     let parts = std::env::var("OVERHEAD_PARTS")
-        .unwrap_or_else(|_| "latency,interleaved,memory,startup".into());
+        .unwrap_or_else(|_| "latency,interleaved,fleet,memory,startup".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let (_upstream, upstream_url) = spawn(
         &["fake-provider", "--tokens", "16"],
@@ -198,6 +198,9 @@ fn main() {
     if part("interleaved") {
         interleaved(&rt, &direct, &routed, secs);
     }
+    if part("fleet") {
+        fleet(&rt, &upstream_url, secs);
+    }
     drop(router);
     if part("memory") {
         memory(&rt, &upstream_url, secs);
@@ -205,6 +208,77 @@ fn main() {
     if part("startup") {
         startup(&upstream_url);
     }
+}
+
+/// The request path with and without `[fleet]`, measured at once: 1,000 req/s through the
+/// router alone and 1,000 req/s through a replica of a two-replica fleet syncing every
+/// 250 ms with a local `redis-server` (started here; the part is skipped without one).
+fn fleet(rt: &tokio::runtime::Runtime, upstream_url: &str, secs: u64) {
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("addr").port()
+    };
+    let port = free();
+    let Ok(redis) = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        return println!("\nfleet: skipped (install redis-server: apt-get install redis-server)");
+    };
+    let redis = common::Proc(redis);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same catalog three times: alone, and two replicas of a fleet.
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let replicas: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let fleet = if i == 0 {
+                String::new()
+            } else {
+                format!("[fleet]\nredis_url = \"redis://127.0.0.1:{port}/\"\nsync_interval = \"250ms\"\n")
+            };
+            let config = write_catalog(d.path(), upstream_url, 1, 1, &fleet);
+            spawn(
+                &["serve", "--config", config.to_str().expect("utf8 path")],
+                "switchyard listening on ",
+            )
+        })
+        .collect();
+    const M0: &str = r#"{"model": "model-0", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 16}"#;
+    let url = |i: usize| format!("{}/v1/chat/completions", replicas[i].1);
+    let (alone, routed, peer) = (url(0), url(1), url(2));
+    let alone = alone.as_str();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().expect("client");
+        // The peer gets traffic too, so the measured replica has peers' figures to combine.
+        open_loop_over(&client, &[alone, &routed, &peer], M0, 300, 1, false, None).await;
+        println!();
+        for _ in 0..3 {
+            let runs = open_loop_over(&client, &[alone, &routed], M0, 1000, secs, false, None).await;
+            let (a, f) = (&runs[0], &runs[1]);
+            println!(
+                "1,000 req/s each, interleaved, {secs} s: alone p50 {:.3} p99 {:.3}, fleet replica p50 {:.3} p99 {:.3}; fleet minus alone p50 {:+.3} ms, p99 {:+.3} ms ({} errors)",
+                ms(&a.latency, 0.5), ms(&a.latency, 0.99), ms(&f.latency, 0.5), ms(&f.latency, 0.99),
+                ms(&f.latency, 0.5) - ms(&a.latency, 0.5), ms(&f.latency, 0.99) - ms(&a.latency, 0.99),
+                a.errors + f.errors
+            );
+        }
+    });
+    drop(replicas);
+    drop(redis);
 }
 
 /// Added latency at 1,000 req/s with both sides measured at once: 1,000 req/s direct and
