@@ -283,3 +283,52 @@ fn in_brownouts_thompson_moves_within_seconds() {
         assert!(s <= 15.0, "{}: moved after {s} s", m.event);
     }
 }
+
+/// Simulated fleets: eight replicas behind round robin, each seeing an eighth of the
+/// traffic. Learning alone, each is slower to notice the outage; sharing through the store
+/// (the live fleet's merge code) they behave as one router.
+#[test]
+fn eight_replicas_sharing_behave_like_one_router() {
+    let s = load("outage.toml");
+    let r = sim::compare_fleets(&s, SimPolicy::Thompson, 8, s.seed);
+    let [one, alone, shared, oracle] = &r.policies[..] else {
+        panic!("four rows: {:?}", r.policies.iter().map(|p| &p.policy).collect::<Vec<_>>())
+    };
+    assert_eq!(oracle.policy, "oracle");
+    assert_eq!(shared.policy, "thompson ×8 shared");
+    let moved = |p: &sim::report::PolicyReport| p.moves[0].seconds.unwrap_or(f64::INFINITY);
+    eprintln!(
+        "SLO one {:.4} alone {:.4} shared {:.4}; moved after {:.1} / {:.1} / {:.1} s",
+        one.slo_attainment,
+        alone.slo_attainment,
+        shared.slo_attainment,
+        moved(one),
+        moved(alone),
+        moved(shared)
+    );
+    assert!((shared.slo_attainment - one.slo_attainment).abs() <= 0.001);
+    assert!(alone.slo_attainment < shared.slo_attainment - 0.001);
+    assert!(moved(shared) < moved(alone));
+}
+
+/// A store down for the whole run shares nothing: the fleet is exactly N routers alone.
+#[test]
+fn a_store_down_throughout_shares_nothing() {
+    let mut s = load("outage.toml");
+    s.fleet.replicas = 3;
+    s.fleet.outages = vec![sim::fleet::Outage {
+        at: std::time::Duration::ZERO,
+        until: s.duration * 2,
+    }];
+    let run = |s: &Scenario| {
+        let mut r = sim::simulate(s, &[SimPolicy::Thompson], s.seed);
+        r.policies.retain(|p| p.policy == "thompson");
+        serde_json::to_string(&r).expect("json")
+    };
+    let down = run(&s);
+    s.fleet.share = false;
+    assert_eq!(down, run(&s), "an unreachable store changed what replicas did");
+    s.fleet.share = true;
+    s.fleet.outages.clear();
+    assert_ne!(down, run(&s), "sharing changed nothing at all");
+}
