@@ -292,7 +292,10 @@ fn eight_replicas_sharing_behave_like_one_router() {
     let s = load("outage.toml");
     let r = sim::compare_fleets(&s, SimPolicy::Thompson, 8, s.seed);
     let [one, alone, shared, oracle] = &r.policies[..] else {
-        panic!("four rows: {:?}", r.policies.iter().map(|p| &p.policy).collect::<Vec<_>>())
+        panic!(
+            "four rows: {:?}",
+            r.policies.iter().map(|p| &p.policy).collect::<Vec<_>>()
+        )
     };
     assert_eq!(oracle.policy, "oracle");
     assert_eq!(shared.policy, "thompson ×8 shared");
@@ -327,7 +330,11 @@ fn a_store_down_throughout_shares_nothing() {
     };
     let down = run(&s);
     s.fleet.share = false;
-    assert_eq!(down, run(&s), "an unreachable store changed what replicas did");
+    assert_eq!(
+        down,
+        run(&s),
+        "an unreachable store changed what replicas did"
+    );
     s.fleet.share = true;
     s.fleet.outages.clear();
     assert_ne!(down, run(&s), "sharing changed nothing at all");

@@ -21,21 +21,25 @@ fn rotation() -> Vec<Value> {
     ]
 }
 
-/// Sends `per_second` requests a second to the router at `base` (`http://host:port`) until
-/// the task is dropped. Answers are read to the end and otherwise ignored.
-pub async fn run(base: String, per_second: f64) {
-    if per_second <= 0.0 {
+/// Sends `per_second` requests a second to the routers at `bases` (`http://host:port`),
+/// round robin, until the task is dropped. Answers are read to the end and otherwise
+/// ignored.
+pub async fn run(bases: Vec<String>, per_second: f64) {
+    if per_second <= 0.0 || bases.is_empty() {
         return;
     }
     let client = reqwest::Client::new();
-    let url = format!("{base}/v1/chat/completions");
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/v1/chat/completions"))
+        .collect();
     let bodies = rotation();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     for i in 0usize.. {
         tick.tick().await;
         let body = bodies[i % bodies.len()].clone();
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (client.clone(), urls[i % urls.len()].clone());
         tokio::spawn(async move {
             let sent = client
                 .post(&url)

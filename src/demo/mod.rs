@@ -6,6 +6,7 @@
 //! `switchyard serve`. A small control port lets a person stop and start a provider to watch
 //! fallback at work. Prints ready-to-paste commands, then serves until Ctrl-C.
 
+mod fleet;
 mod load;
 
 use std::net::SocketAddr;
@@ -106,6 +107,10 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     /// Requests per second of built-in load through the router (0 = none).
     pub load: f64,
+    /// Routers sharing through Redis (1: one router, no Redis).
+    pub replicas: usize,
+    /// The fleet's Redis; `None` with `replicas` > 1: the demo starts a `redis-server`.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +135,8 @@ pub enum DemoError {
     Build(#[from] gateway::BuildError),
     #[error("the router stopped with an error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot start redis-server for --replicas (install it, or pass --redis-url): {0}")]
+    Redis(std::io::Error),
 }
 
 /// Runs the demo until `shutdown` resolves.
@@ -144,27 +151,73 @@ pub async fn run(
             .map_err(DemoError::Provider)?;
         providers.push((p, Arc::new(fake)));
     }
-    let config_path = write_files(&options, &providers)?;
-    let config = Config::load(&config_path)?;
-    let sheets = crate::pricing::load_dir(&config.server.pricing_dir)?;
-    let store = crate::stats::store::Store::open(&config.server.state_dir, false)
-        .map_err(gateway::BuildError::from)?;
-    let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok(), Some(store))?;
-
-    let listener = bind(options.listen).await?;
+    let (_redis, fleet) = match (options.replicas > 1, &options.redis_url) {
+        (false, _) => (None, String::new()),
+        (true, Some(url)) => (None, fleet::section(url)),
+        (true, None) => {
+            let (redis, url) = fleet::start_redis()?;
+            (Some(redis), fleet::section(&url))
+        }
+    };
+    let config_path = write_files(&options, &providers, &fleet)?;
+    let mut configs = vec![(options.listen, config_path.clone())];
+    for k in 1..options.replicas {
+        let mut addr = options.listen;
+        addr.set_port(options.listen.port() + k as u16);
+        configs.push((addr, fleet::write_replica(&config_path, k, addr)?));
+    }
+    let mut routers = Vec::new();
+    for (addr, path) in &configs {
+        let config = Config::load(path)?;
+        let sheets = crate::pricing::load_dir(&config.server.pricing_dir)?;
+        let store = crate::stats::store::Store::open(&config.server.state_dir, false)
+            .map_err(gateway::BuildError::from)?;
+        let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok(), Some(store))?;
+        routers.push((bind(*addr).await?, gateway));
+    }
     let control = bind(options.control).await?;
     let fakes: Vec<Arc<FakeProvider>> = providers.iter().map(|(_, f)| f.clone()).collect();
     tokio::spawn(async move {
         let _ = axum::serve(control, control_app(fakes)).await;
     });
     print_banner(&options, &config_path, &providers);
-    let load = tokio::spawn(load::run(
-        format!("http://{}", options.listen),
-        options.load,
-    ));
-    let served = gateway::serve(listener, gateway, shutdown).await;
+    let urls: Vec<String> = configs.iter().map(|(a, _)| format!("http://{a}")).collect();
+    if urls.len() > 1 {
+        println!(
+            "fleet of {} replicas sharing through Redis, the built-in load spread round robin:",
+            urls.len()
+        );
+        for u in &urls {
+            println!("  {u}   (curl -s {u}/healthz shows the fleet)");
+        }
+        println!();
+    }
+    let load = tokio::spawn(load::run(urls, options.load));
+    // One shutdown for every replica.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let serving: Vec<_> = routers
+        .into_iter()
+        .map(|(listener, gateway)| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(gateway::serve(listener, gateway, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        })
+        .collect();
+    let mut result = Ok(());
+    for s in serving {
+        match s.await {
+            Ok(Err(e)) => result = Err(DemoError::Serve(e)),
+            Err(e) => result = Err(DemoError::Serve(std::io::Error::other(e))),
+            Ok(Ok(())) => {}
+        }
+    }
     load.abort();
-    served.map_err(DemoError::Serve)
+    result
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, DemoError> {
@@ -176,6 +229,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, DemoError> {
 fn write_files(
     options: &DemoOptions,
     providers: &[(Profile, Arc<FakeProvider>)],
+    fleet: &str,
 ) -> Result<PathBuf, DemoError> {
     let pricing = options.dir.join("pricing");
     let write = |path: &Path, text: &str| {
@@ -225,6 +279,7 @@ fn write_files(
         "pricing_dir = \"pricing\"\nrouting_dir = \"routing\"\n",
         1,
     );
+    config.push_str(fleet);
     let path = options.dir.join("switchyard.toml");
     write(&path, &config)?;
     Ok(path)

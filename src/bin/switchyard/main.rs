@@ -125,6 +125,13 @@ enum Command {
         /// (0 = none).
         #[arg(long, default_value_t = 4.0)]
         load: f64,
+        /// Run N routers sharing through Redis (on consecutive ports from --listen); the
+        /// demo starts a redis-server unless --redis-url is given.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        replicas: u16,
+        /// The fleet's Redis for --replicas.
+        #[arg(long)]
+        redis_url: Option<String>,
     },
 }
 
@@ -208,12 +215,16 @@ fn main() -> ExitCode {
                 control,
                 dir,
                 load,
+                replicas,
+                redis_url,
             } => {
                 let options = DemoOptions {
                     listen,
                     control,
                     dir,
                     load,
+                    replicas: usize::from(replicas),
+                    redis_url,
                 };
                 demo::run(options, gateway::shutdown_signal())
                     .await
