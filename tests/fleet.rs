@@ -211,18 +211,26 @@ async fn a_provider_failing_through_one_replica_is_avoided_by_the_other() {
     let client = reqwest::Client::new();
     wait_for_fleet(&client, &routers).await;
     let (a, b) = (&routers[0].url, &routers[1].url);
-    // Only A sends traffic while the cheap one fails: it tries it, fails and falls back.
+    // Only A sends it traffic while it fails: A's clients ask for it by id (`cheap/m`), so
+    // each of their requests tries it and gets the failure (a 502); A rests it after the
+    // burst.
     cheap.set_behavior(Behavior {
         error_rate: 1.0,
         ..Behavior::default()
     });
     let first_failure = Instant::now();
-    for _ in 0..10 {
-        assert_eq!(chat(&client, a, None).await.status(), 200, "A falls back");
+    for _ in 0..6 {
+        let r = client
+            .post(format!("{a}/v1/chat/completions"))
+            .json(&hello("cheap/m"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), 502, "the only candidate fails");
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let tried = cheap.requests();
-    assert!(tried >= 2, "A tried the failing provider {tried} times");
+    assert!(tried >= 6, "A tried the failing provider {tried} times");
     // B learns it within 2 s without a request of its own...
     let endpoint = |url: String, id: &'static str| {
         let client = client.clone();
@@ -248,8 +256,8 @@ async fn a_provider_failing_through_one_replica_is_avoided_by_the_other() {
     let learned = learned.map(|_| first_failure.elapsed());
     eprintln!("A's {tried} failures reached B {learned:?} after the first");
     assert!(learned.is_some(), "B never saw A's failures");
-    // ...and never sends it a request: B's first attempts all go to the dear one. (Alone,
-    // B would try the cheapest endpoint it never tried, first.)
+    // ...and never sends it a request while A's rest lasts: B's first attempts all go to
+    // the dear one. (Alone, B would try the cheapest endpoint it never tried, first.)
     for _ in 0..20 {
         let r = chat(&client, b, None).await;
         assert_eq!(r.status(), 200);
