@@ -534,3 +534,59 @@ async fn redis_killed_or_stopped_fails_no_request_and_the_fleet_recovers() {
         r.stop();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_starts_and_serves_while_redis_is_unreachable() {
+    let p = FakeProvider::start("p", Behavior::default())
+        .await
+        .expect("fake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    write_sheet(&dir.path().join("pricing"), "p", &[("m", 1.0, 1.0)]);
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\npricing_dir = \"{}\"\n\
+             [fleet]\nredis_url_env = \"FLEET_REDIS\"\nsync_interval = \"100ms\"\n\
+             [[providers]]\nname = \"p\"\nbase_url = \"{}\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("pricing").display(),
+            p.base_url()
+        ),
+    )
+    .expect("config");
+    let secret_url = format!("redis://:hunter2-secret@127.0.0.1:{port}/");
+    let router = Router::spawn(&path, &[], &[("FLEET_REDIS", &secret_url)]);
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        assert_eq!(chat(&client, &router.url, None).await.status(), 200);
+    }
+    let failing = within(Duration::from_secs(5), || async {
+        let h = healthz(&client, &router.url).await;
+        h["fleet"]["connected"] == false && h["fleet"]["sync_failures"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(failing.is_some(), "healthz never reported the failed syncs");
+    let metrics = client
+        .get(format!("{}/metrics", router.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("switchyard_fleet_sync_failures_total "),
+        "{metrics}"
+    );
+    let output = String::from_utf8(router.stop()).expect("utf8");
+    assert!(output.contains("fleet: Redis sync failed"), "{output}");
+    // The URL's password is never printed.
+    assert!(!output.contains("hunter2"), "{output}");
+    assert!(!metrics.contains("hunter2"));
+}
