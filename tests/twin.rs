@@ -237,7 +237,9 @@ async fn a_brownout_loses_its_traffic_within_seconds() {
     // began. (The share 4–8 s after was 0.26 in one CI run and 0.49 on a machine also
     // compiling: it still moves then, too early to judge on a loaded machine.)
     let after = share(&points, 14.0, 20.0);
-    eprintln!("first attempts on the browned-out provider: {before:.2} before, {after:.2} 6–12 s after");
+    eprintln!(
+        "first attempts on the browned-out provider: {before:.2} before, {after:.2} 6–12 s after"
+    );
     assert!(before > 0.8, "healthy and cheaper: {before}");
     assert!(
         after < 0.5,
