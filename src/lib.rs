@@ -32,6 +32,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dialect;
 pub mod fake;
 pub mod fleet;
 pub mod gateway;
