@@ -9,6 +9,8 @@ use reqwest::header::HeaderValue;
 #[derive(Clone)]
 pub struct ApiKey {
     bearer: HeaderValue,
+    /// The key alone, for Anthropic's `x-api-key`.
+    plain: HeaderValue,
 }
 
 impl ApiKey {
@@ -16,7 +18,14 @@ impl ApiKey {
     pub fn new(key: &str) -> Option<ApiKey> {
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", key.trim())).ok()?;
         bearer.set_sensitive(true);
-        Some(ApiKey { bearer })
+        let mut plain = HeaderValue::from_str(key.trim()).ok()?;
+        plain.set_sensitive(true);
+        Some(ApiKey { bearer, plain })
+    }
+
+    /// The `x-api-key` header value for this key (Anthropic's API).
+    pub fn x_api_key(&self) -> &HeaderValue {
+        &self.plain
     }
 
     /// The `Authorization` header value for this key.

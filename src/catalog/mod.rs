@@ -26,10 +26,14 @@ pub(crate) type EndpointIdx = usize;
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
-    /// `{base_url}/chat/completions`, parsed once: the request path clones it instead of
-    /// parsing a URL string (with its IDNA pass) per attempt.
+    /// `{base_url}/chat/completions` (`{base_url}/messages` for the Anthropic protocol),
+    /// parsed once: the request path clones it instead of parsing a URL string (with its
+    /// IDNA pass) per attempt.
     pub chat_url: reqwest::Url,
     pub api_key: Option<ApiKey>,
+    pub protocol: crate::dialect::Protocol,
+    /// `anthropic-version`, for the Anthropic protocol.
+    pub anthropic_version: reqwest::header::HeaderValue,
 }
 
 /// One provider serving one model, with its prices.
@@ -149,17 +153,28 @@ impl Catalog {
                 })?)
             }
         };
-        let url = format!("{}/chat/completions", pc.base_url.trim_end_matches('/'));
+        let path = match pc.protocol {
+            crate::dialect::Protocol::Openai => "chat/completions",
+            crate::dialect::Protocol::Anthropic => "messages",
+        };
+        let url = format!("{}/{path}", pc.base_url.trim_end_matches('/'));
         let chat_url = reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
             provider: pc.name.clone(),
             url: url.clone(),
             reason: e.to_string(),
         })?;
         let provider = self.providers.len();
+        let version = pc
+            .anthropic_version
+            .as_deref()
+            .unwrap_or(crate::dialect::anthropic::DEFAULT_VERSION);
         self.providers.push(Provider {
             name: pc.name.clone(),
             chat_url,
             api_key,
+            protocol: pc.protocol,
+            anthropic_version: reqwest::header::HeaderValue::from_str(version)
+                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("2023-06-01")),
         });
         for (model, price) in &sheet.models {
             let idx = self.endpoints.len();

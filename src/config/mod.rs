@@ -224,6 +224,12 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// Environment variable holding the API key; omit for local providers without auth.
     pub api_key_env: Option<String>,
+    /// The API it speaks: `openai` (chat completions, the default) or `anthropic` (the
+    /// Messages API; `base_url` includes the version path, e.g. `https://api.anthropic.com/v1`).
+    #[serde(default)]
+    pub protocol: crate::dialect::Protocol,
+    /// `anthropic-version` sent to an `anthropic` provider (default `2023-06-01`).
+    pub anthropic_version: Option<String>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -233,7 +239,8 @@ impl std::fmt::Debug for ProviderConfig {
             .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("api_key_env", &self.api_key_env)
-            .finish()
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
     }
 }
 
@@ -482,6 +489,20 @@ impl Config {
             if let Some(var) = &p.api_key_env {
                 if var.is_empty() {
                     return Err(invalid(field("api_key_env"), "must not be empty".into()));
+                }
+            }
+            if let Some(v) = &p.anthropic_version {
+                if p.protocol != crate::dialect::Protocol::Anthropic {
+                    return Err(invalid(
+                        field("anthropic_version"),
+                        "applies only to protocol = \"anthropic\"".into(),
+                    ));
+                }
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        field("anthropic_version"),
+                        "must be a version like 2023-06-01".into(),
+                    ));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! A simulated OpenAI-compatible provider on loopback, shared by tests, benches and the demo.
 //!
-//! It answers `POST /v1/chat/completions` like a real provider: JSON, or SSE chunks one token
+//! It answers `POST /v1/chat/completions` (and, in Anthropic's dialect, `POST /v1/messages`:
+//! [`anthropic`]) like a real provider: JSON, or SSE chunks one token
 //! at a time, with `usage` (in a final chunk when `stream_options.include_usage` is set). How
 //! it behaves — time to first token, time per token, answer length, random error rate, and
 //! injected faults (a fixed status, hanging before or after the headers, breaking a stream,
@@ -25,6 +26,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod anthropic;
 
 /// A fault injected into every answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,7 +92,7 @@ impl Default for Behavior {
     }
 }
 
-struct FakeState {
+pub(crate) struct FakeState {
     name: String,
     behavior: Mutex<Behavior>,
     requests: AtomicU64,
@@ -142,6 +145,7 @@ impl FakeProvider {
     fn listen(&self, listener: TcpListener) {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/messages", post(anthropic::messages))
             .with_state(self.state.clone());
         let state = self.state.clone();
         let on_accept = move |tcp: tokio::net::TcpStream| {
@@ -367,12 +371,26 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + u64::from(n)});
     let tokens = reply_tokens(&state.name, &model, n);
     let id = format!("chatcmpl-fake-{}", state.requests.load(Ordering::Relaxed));
+    let choice = &request["tool_choice"];
+    let kind = choice.as_str().or(choice["type"].as_str());
+    let tool = anthropic::forced_tool(&request["tools"], kind, choice["function"]["name"].as_str());
 
     if request["stream"].as_bool() != Some(true) {
         sleep_if(ttft + behavior.token_interval * n.saturating_sub(1)).await;
+        let (message, finish) = match &tool {
+            Some(name) => (
+                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake1",
+                "type": "function", "function": {"name": name, "arguments": "{\"city\": \"Oslo\"}"}}]}),
+                "tool_calls",
+            ),
+            None => (
+                json!({"role": "assistant", "content": tokens.concat()}),
+                "stop",
+            ),
+        };
         let body = json!({
             "id": id, "object": "chat.completion", "created": 1_764_000_000, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": tokens.concat()}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage,
         });
         return match behavior.fault {
@@ -395,7 +413,20 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     let mut events: Vec<Value> = Vec::with_capacity(tokens.len() + 3);
-    for (i, t) in tokens.iter().enumerate() {
+    if let Some(name) = &tool {
+        events.push(chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_fake1",
+            "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        for part in ["{\"city\":", " \"Oslo\"}"] {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                Value::Null,
+            ));
+        }
+    }
+    for (i, t) in tokens.iter().enumerate().filter(|_| tool.is_none()) {
         let delta = if i == 0 {
             json!({"role": "assistant", "content": t})
         } else {
@@ -403,7 +434,8 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         };
         events.push(chunk(delta, Value::Null));
     }
-    events.push(chunk(json!({}), json!("stop")));
+    let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+    events.push(chunk(json!({}), json!(finish)));
     if include_usage {
         let mut last = chunk(json!({}), Value::Null);
         last["choices"] = json!([]);

@@ -28,18 +28,36 @@ use super::sse::{data_payload, EventSplitter};
 use super::usage::AnswerFacts;
 use super::Shared;
 use crate::catalog::{Catalog, EndpointIdx};
+use crate::dialect::Protocol;
 use crate::plan::attempts::failover_class;
 use crate::plan::{Attempts, Exhausted, Failure};
 use crate::route::ChatBody;
 use crate::stats::{FailureClass, StatsTable};
 
+/// What a client sent, as the attempts need it.
+pub(crate) struct Outbound<'a> {
+    /// The request in the router's working form, OpenAI's chat completions (the client's
+    /// own, or translated from its dialect).
+    pub chat: &'a ChatBody<'a>,
+    /// For an Anthropic client: its own body (sent to Anthropic-protocol providers with only
+    /// the routing fields removed) and its `anthropic-beta` header.
+    pub anthropic: Option<AnthropicClient>,
+}
+
+pub(crate) struct AnthropicClient {
+    pub body: Bytes,
+    pub beta: Option<HeaderValue>,
+}
+
 /// What the chosen endpoint answered.
 pub(crate) enum Answer {
-    /// A complete non-streaming answer, relayed byte for byte, and what it cost.
+    /// A complete non-streaming answer in OpenAI's form, and what it cost; `native` holds an
+    /// Anthropic-protocol provider's own bytes.
     Json {
         body: Bytes,
         cost: Option<Decimal>,
         facts: AnswerFacts,
+        native: Option<Bytes>,
     },
     /// A stream whose first chunk has arrived; the rest follows from `rest`. The meter
     /// goes with it: the attempt ends when the stream does.
@@ -78,22 +96,23 @@ pub(crate) async fn run(
     shared: &Shared,
     catalog: &Catalog,
     table: &Arc<StatsTable>,
-    body: &ChatBody<'_>,
+    out: &Outbound<'_>,
     mut attempts: Attempts,
     deadline: Instant,
 ) -> Result<Answered, Exhausted> {
+    let body = out.chat;
     let now_ns = || super::meter::nanos_since(shared.epoch);
     while let Some(idx) = attempts.next(table, now_ns()) {
         let rates = catalog.endpoint(idx).rates;
         let meter = AttemptMeter::started(table.clone(), idx, rates, shared.epoch);
-        match exchange(shared, catalog, idx, body, deadline).await {
+        match exchange(shared, catalog, idx, out, deadline).await {
             Err(failure) => {
                 meter.hand_over();
                 tracing::warn!(endpoint = %catalog.endpoint(idx).id, class = %failure.class,
                     status = failure.status, "attempt failed; trying the next candidate");
                 attempts.failed(table, failure, now_ns());
             }
-            Ok(Exchange::Json(bytes, facts)) => {
+            Ok(Exchange::Json(bytes, facts, native)) => {
                 attempts.answered();
                 let cost = meter.succeed(None, facts.usage.as_ref(), body.messages_bytes);
                 return Ok(answered(
@@ -103,6 +122,7 @@ pub(crate) async fn run(
                         body: bytes,
                         cost,
                         facts,
+                        native,
                     },
                 ));
             }
@@ -142,8 +162,9 @@ fn answered(attempts: Attempts, endpoint: EndpointIdx, answer: Answer) -> Answer
 }
 
 /// What one exchange with a provider produced, before it is metered.
-enum Exchange {
-    Json(Bytes, AnswerFacts),
+pub(super) enum Exchange {
+    /// The answer in OpenAI's form, and an Anthropic-protocol provider's own bytes.
+    Json(Bytes, AnswerFacts, Option<Bytes>),
     Stream {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -159,24 +180,43 @@ async fn exchange(
     shared: &Shared,
     catalog: &Catalog,
     idx: EndpointIdx,
-    body: &ChatBody<'_>,
+    out: &Outbound<'_>,
     deadline: Instant,
 ) -> Result<Exchange, Failure> {
     let endpoint = catalog.endpoint(idx);
     let provider = catalog.provider_of(idx);
+    let body = out.chat;
     let accept = if body.stream {
         "text/event-stream"
     } else {
         "application/json"
+    };
+    let anthropic = provider.protocol == Protocol::Anthropic;
+    let upstream = if anthropic {
+        match super::dialects::anthropic_body(out, &endpoint.upstream_model) {
+            Ok(bytes) => bytes,
+            // The request asks for what this provider's dialect cannot say.
+            Err(rejected) => return Ok(rejected),
+        }
+    } else {
+        body.upstream_body(&endpoint.upstream_model)
     };
     let mut request = shared
         .client
         .post(provider.chat_url.clone())
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, accept)
-        .body(body.upstream_body(&endpoint.upstream_model));
-    if let Some(key) = &provider.api_key {
-        request = request.header(AUTHORIZATION, key.bearer().clone());
+        .body(upstream);
+    match (&provider.api_key, anthropic) {
+        (Some(key), false) => request = request.header(AUTHORIZATION, key.bearer().clone()),
+        (Some(key), true) => request = request.header("x-api-key", key.x_api_key().clone()),
+        (None, _) => {}
+    }
+    if anthropic {
+        request = request.header("anthropic-version", provider.anthropic_version.clone());
+        if let Some(beta) = out.anthropic.as_ref().and_then(|a| a.beta.clone()) {
+            request = request.header("anthropic-beta", beta);
+        }
     }
     let first_byte_deadline = deadline.min(Instant::now() + shared.upstream.first_byte_timeout);
     let response = timeout_at(first_byte_deadline, request.send())
@@ -188,6 +228,11 @@ async fn exchange(
     if status.is_success() {
         if body.stream {
             let rest = response.bytes_stream().boxed();
+            let rest = if anthropic {
+                super::dialects::anthropic_to_openai_stream(rest)
+            } else {
+                rest
+            };
             let (first, rest) = first_event(rest, first_byte_deadline).await?;
             return Ok(Exchange::Stream { first, rest });
         }
@@ -197,10 +242,17 @@ async fn exchange(
             .await
             .map_err(|_| Failure::from(FailureClass::Timeout))?
             .map_err(|e| Failure::from(classify(e)))?;
+        let (bytes, native) = if anthropic {
+            let openai = super::dialects::anthropic_answer_to_openai(&bytes)
+                .ok_or_else(|| Failure::from(FailureClass::BadResponse))?;
+            (openai, Some(bytes))
+        } else {
+            (bytes, None)
+        };
         // One read: the answer is JSON, its usage, and where a cost would go.
         let facts =
             AnswerFacts::read(&bytes).ok_or_else(|| Failure::from(FailureClass::BadResponse))?;
-        return Ok(Exchange::Json(bytes, facts));
+        return Ok(Exchange::Json(bytes, facts, native));
     }
     if let Some(class) = failover_class(status.as_u16()) {
         let wait = retry_after(response.headers());

@@ -26,6 +26,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error(transparent)]
     Hint(#[from] HintError),
+    /// A field one dialect has and the other has not.
+    #[error(transparent)]
+    Translate(#[from] crate::dialect::TranslateError),
     /// The model, and the field that named it (`model` or `models[i]`).
     #[error("The model `{0}` does not exist: use an endpoint id, a model, a group or `auto` (see GET /v1/models)")]
     ModelNotFound(String, String),
@@ -171,6 +174,7 @@ impl ApiError {
             ApiError::Body(_) | ApiError::BodyRead(_) | ApiError::Hint(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::Translate(_) => StatusCode::BAD_REQUEST,
             ApiError::NoCandidates { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::DecisionNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -198,6 +202,7 @@ impl ApiError {
             ApiError::Body(_) | ApiError::BodyRead(_) | ApiError::Hint(_) => {
                 ("invalid_request_error", None)
             }
+            ApiError::Translate(_) => ("invalid_request_error", Some("untranslatable")),
             ApiError::NoCandidates { .. } => ("invalid_request_error", Some("no_candidates")),
             ApiError::DecisionNotFound(_) => ("invalid_request_error", Some("decision_not_found")),
             ApiError::PayloadTooLarge { .. } => {
@@ -233,6 +238,7 @@ impl ApiError {
         match self {
             ApiError::Body(e) => e.field(),
             ApiError::Hint(e) => Some(&e.field),
+            ApiError::Translate(e) => Some(&e.field),
             ApiError::ModelNotFound(_, field) => Some(field),
             ApiError::NoCandidates { removed } => removed.first().map(|(_, c)| c.as_str()),
             _ => None,

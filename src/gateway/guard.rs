@@ -38,7 +38,12 @@ pub(crate) async fn client_auth(
 ) -> Response {
     let clients = &gateway.0.clients;
     let caller = if clients.required() {
-        let found = auth::bearer(req.headers().get(AUTHORIZATION)).and_then(|k| clients.find(k));
+        // `Authorization: Bearer <key>`, or Anthropic's `x-api-key: <key>`.
+        let key = auth::bearer(req.headers().get(AUTHORIZATION)).or_else(|| {
+            let k = req.headers().get("x-api-key")?.as_bytes().trim_ascii();
+            (!k.is_empty()).then_some(k)
+        });
+        let found = key.and_then(|k| clients.find(k));
         match found {
             Some(client) => Caller(Some(client)),
             None => {

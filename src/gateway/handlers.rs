@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use rand::rngs::SmallRng;
 use rand::RngCore;
 
-use super::attempt::{self, Answer};
+use super::attempt::{self, Answer, AnthropicClient};
 use super::decisions::Record;
 use super::guard::Caller;
 use super::relay::{relay, StreamEnd, StreamSummary};
@@ -41,9 +41,31 @@ pub(crate) async fn chat_completions(
 ) -> Response {
     let mut rng = gateway.0.rng.for_request();
     let request_id = format!("req_{:016x}", rng.next_u64());
-    let counters = &gateway.0.counters;
     let caller = caller.map(|Extension(c)| c).unwrap_or_default();
-    let mut response = match chat(&gateway, &caller, &headers, body, &request_id, &mut rng).await {
+    let served = async {
+        let bytes = read_request(&gateway, &headers, body).await?;
+        chat(
+            &gateway,
+            &caller,
+            &headers,
+            &bytes,
+            None,
+            &request_id,
+            &mut rng,
+        )
+        .await
+    };
+    counted(&gateway, served.await, &request_id)
+}
+
+/// Counts how a request ended and stamps its id on the answer.
+pub(super) fn counted(
+    gateway: &Gateway,
+    served: Result<Response, ApiError>,
+    request_id: &str,
+) -> Response {
+    let counters = &gateway.0.counters;
+    let mut response = match served {
         Ok(response) => {
             counters.answered.fetch_add(1, Ordering::Relaxed);
             response
@@ -59,29 +81,41 @@ pub(crate) async fn chat_completions(
     };
     response.headers_mut().insert(
         REQUEST_ID_HEADER,
-        HeaderValue::from_str(&request_id).expect("a hex id is a valid header value"),
+        HeaderValue::from_str(request_id).expect("a hex id is a valid header value"),
     );
     response
 }
 
-async fn chat(
+/// Reads a request body within `server.body_read_timeout` and `server.max_body_bytes`.
+pub(super) async fn read_request(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let shared = &*gateway.0;
+    let body_timeout = shared.config.server.body_read_timeout;
+    tokio::time::timeout(
+        body_timeout,
+        read_body(body, headers, shared.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(body_timeout))?
+}
+
+/// Serves one chat request given in OpenAI's form (`bytes`): plan, attempts, answer. For
+/// an Anthropic client, `anthropic` holds its own body, and the answer is in its dialect.
+pub(super) async fn chat(
     gateway: &Gateway,
     caller: &Caller,
     headers: &HeaderMap,
-    body: Body,
+    bytes: &[u8],
+    anthropic: Option<AnthropicClient>,
     request_id: &str,
     rng: &mut SmallRng,
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
-    let body_timeout = shared.config.server.body_read_timeout;
-    let bytes = tokio::time::timeout(
-        body_timeout,
-        read_body(body, headers, shared.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout(body_timeout))??;
-    let chat = ChatBody::parse(&bytes)?;
+    let chat = ChatBody::parse(bytes)?;
     // This request's view of prices and catalog, kept to its end (see `Live`).
     let live = shared.live.load_full();
     let catalog = live.catalog.clone();
@@ -100,7 +134,12 @@ async fn chat(
         deadline_ns,
         shared.config.routing.max_retry_after,
     );
-    let result = attempt::run(shared, &catalog, &live.table, &chat, attempts, deadline).await;
+    let for_anthropic = anthropic.is_some();
+    let out = attempt::Outbound {
+        chat: &chat,
+        anthropic,
+    };
+    let result = attempt::run(shared, &catalog, &live.table, &out, attempts, deadline).await;
     let named = |failures: &[(usize, Failure)]| -> Vec<AttemptFailure> {
         failures
             .iter()
@@ -140,12 +179,18 @@ async fn chat(
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
     let mut response = match answered.answer {
-        Answer::Json { body, cost, facts } => {
+        Answer::Json {
+            body,
+            cost,
+            facts,
+            native,
+        } => {
             log_answer(request_id, &endpoint, started, facts.usage.as_ref());
             if let (Some(client), Some(cost)) = (&caller.0, cost) {
                 client.charge(cost);
             }
             let body = match cost {
+                _ if for_anthropic => super::dialects::json_for_anthropic(&body, native),
                 Some(cost) => facts.with_cost(&body, cost).map_or(body, Bytes::from),
                 None => body,
             };
@@ -192,7 +237,12 @@ async fn chat(
                 idle,
                 on_end,
             );
-            let mut response = Response::new(Body::from_stream(stream));
+            let mut response = if for_anthropic {
+                let events = super::dialects::openai_to_anthropic_stream(stream);
+                Response::new(Body::from_stream(events))
+            } else {
+                Response::new(Body::from_stream(stream))
+            };
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -206,11 +256,19 @@ async fn chat(
             body,
         } => {
             tracing::debug!(request_id, %endpoint, status = status.as_u16(), "provider refused the request");
-            let mut response = (status, body).into_response();
-            if let Some(ct) = content_type {
-                response.headers_mut().insert(CONTENT_TYPE, ct);
+            let anthropic_provider = catalog.provider_of(answered.endpoint).protocol
+                == crate::dialect::Protocol::Anthropic;
+            if for_anthropic != anthropic_provider {
+                // The refusal in the client's dialect.
+                let body = super::dialects::rejection_for(for_anthropic, status.as_u16(), &body);
+                (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+            } else {
+                let mut response = (status, body).into_response();
+                if let Some(ct) = content_type {
+                    response.headers_mut().insert(CONTENT_TYPE, ct);
+                }
+                response
             }
-            response
         }
     };
     let h = response.headers_mut();

@@ -5,18 +5,20 @@
 //! already-bound listener, so tests bind port 0. State is immutable after start and shared by
 //! `Arc`; nothing on the request path takes a lock.
 //!
-//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/endpoints`,
-//! `GET /metrics`, `GET /healthz`.
+//! Routes: `POST /v1/chat/completions`, `POST /v1/messages` (and `/count_tokens`),
+//! `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
 mod attempt;
 mod dashboard;
 mod decisions;
+mod dialects;
 mod error;
 mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
 mod handlers;
+mod messages;
 mod meter;
 mod persist;
 pub mod prices;
@@ -388,8 +390,16 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/v1/decisions/{id}", get(handlers::decision))
         .merge(chat)
         .route_layer(from_fn_with_state(gateway.clone(), guard::client_auth));
+    // Anthropic's Messages API: the same guard, errors in Anthropic's shape.
+    let anthropic = Router::new()
+        .route("/v1/messages", post(messages::messages))
+        .route_layer(from_fn_with_state(gateway.clone(), guard::chat_limits))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route_layer(from_fn_with_state(gateway.clone(), guard::client_auth))
+        .route_layer(axum::middleware::from_fn(messages::anthropic_errors));
     Router::new()
         .merge(v1)
+        .merge(anthropic)
         .route("/admin/clients", get(prices::clients))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/app.js", get(dashboard::script))

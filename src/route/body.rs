@@ -176,6 +176,33 @@ pub(crate) fn top_level(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, 
 /// Fields that tell the router how to route; providers never see them.
 pub(crate) const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
 
+/// A request body of another dialect as it goes upstream: the router's own fields removed,
+/// `model` set to `upstream_model`, every other field's bytes as they came.
+pub(crate) fn without_router_fields(bytes: &[u8], upstream_model: &str) -> Option<Vec<u8>> {
+    let fields = top_level(bytes).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() + upstream_model.len());
+    out.push(b'{');
+    let mut first = true;
+    for (key, raw) in &fields {
+        if ROUTER_FIELDS.contains(&key.as_ref()) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json_str(&mut out, key);
+        out.push(b':');
+        if key == "model" {
+            write_json_str(&mut out, upstream_model);
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 #[derive(Deserialize)]
 struct StreamOptions {
     include_usage: Option<bool>,

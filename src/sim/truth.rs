@@ -112,6 +112,8 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
             name: provider.to_owned(),
             base_url: "http://simulated.invalid/v1".into(),
             api_key_env: None,
+            protocol: Default::default(),
+            anthropic_version: None,
         });
         sheets.push(PriceSheet {
             provider: provider.to_owned(),

@@ -17,6 +17,8 @@ pub struct Spec {
     pub name: &'static str,
     pub behavior: Behavior,
     pub models: Vec<(&'static str, f64, f64)>,
+    /// `protocol` of its `[[providers]]` entry (`None`: the default, OpenAI's).
+    pub protocol: Option<&'static str>,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -24,6 +26,19 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         name,
         behavior,
         models: models.to_vec(),
+        protocol: None,
+    }
+}
+
+/// A fake provider speaking Anthropic's Messages API.
+pub fn anthropic_spec(
+    name: &'static str,
+    behavior: Behavior,
+    models: &[(&'static str, f64, f64)],
+) -> Spec {
+    Spec {
+        protocol: Some("anthropic"),
+        ..spec(name, behavior, models)
     }
 }
 
@@ -60,6 +75,9 @@ impl Harness {
                 s.name,
                 fake.base_url()
             ));
+            if let Some(p) = s.protocol {
+                text.push_str(&format!("protocol = \"{p}\"\n"));
+            }
             if env(&format!("{}_KEY", s.name.to_uppercase())).is_some() {
                 text.push_str(&format!(
                     "api_key_env = \"{}_KEY\"\n",

@@ -49,7 +49,8 @@ pub fn to_openai(req: &Map<String, Value>) -> Result<Map<String, Value>> {
     let mut messages = Vec::new();
     for (key, v) in req {
         match key.as_str() {
-            "model" | "temperature" | "top_p" => {
+            // The router's own hints pass through to its parser.
+            "model" | "temperature" | "top_p" | "route" | "provider" | "models" => {
                 out.insert(key.clone(), v.clone());
             }
             "max_tokens" => {
@@ -209,13 +210,15 @@ fn turn_to_openai(turn: &Value, field: &str) -> Result<Vec<Value>> {
             }
             // The model's own earlier reasoning: an OpenAI-protocol model cannot take it back.
             ("assistant", Some("thinking" | "redacted_thinking")) => {}
-            (_, kind) => return err(
-                format!("{at}.type"),
-                format!(
+            (_, kind) => {
+                return err(
+                    format!("{at}.type"),
+                    format!(
                     "a `{}` block in a {role} turn cannot be sent to an OpenAI-protocol provider",
                     kind.unwrap_or("?")
                 ),
-            ),
+                )
+            }
         }
     }
     if role == "user" && !parts.is_empty() {

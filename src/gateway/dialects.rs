@@ -1,0 +1,117 @@
+//! Where the gateway meets the dialects ([`crate::dialect`]): the body an Anthropic-protocol
+//! provider gets, its answers and streams in the router's working form (OpenAI's), and what
+//! an Anthropic client gets back.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+
+use super::attempt::{Exchange, Outbound};
+use super::sse::{data_payload, EventSplitter};
+use crate::dialect::anthropic::{self, answer, request, stream};
+
+fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The body for an Anthropic-protocol provider: an Anthropic client's own (routing fields
+/// removed), or an OpenAI request translated; a request that cannot be translated is
+/// refused as the client's fault, naming the field.
+pub(super) fn anthropic_body(
+    out: &Outbound<'_>,
+    upstream_model: &str,
+) -> Result<Vec<u8>, Exchange> {
+    if let Some(client) = &out.anthropic {
+        if let Some(body) = crate::route::body::without_router_fields(&client.body, upstream_model)
+        {
+            return Ok(body);
+        }
+    }
+    let openai = out.chat.upstream_body(upstream_model);
+    let refused = |field: &str, message: &str| {
+        Exchange::Rejected {
+        status: StatusCode::BAD_REQUEST,
+        content_type: Some(reqwest::header::HeaderValue::from_static("application/json")),
+        body: Bytes::from(
+            serde_json::json!({"error": {
+                "message": format!("`{field}`: {message} (the chosen endpoint speaks Anthropic's Messages API)"),
+                "type": "invalid_request_error", "param": field, "code": "untranslatable"}})
+            .to_string(),
+        ),
+    }
+    };
+    let map: Map<String, Value> =
+        serde_json::from_slice(&openai).map_err(|_| refused("messages", "is not valid JSON"))?;
+    match request::from_openai(&map, anthropic::DEFAULT_MAX_TOKENS) {
+        Ok(a) => Ok(serde_json::to_vec(&a).expect("a JSON map serialises")),
+        Err(e) => Err(refused(&e.field, &e.message)),
+    }
+}
+
+/// An Anthropic `message` answer in OpenAI's form; `None` if it is not one.
+pub(super) fn anthropic_answer_to_openai(bytes: &[u8]) -> Option<Bytes> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    (v["type"] == "message").then(|| Bytes::from(answer::to_openai(&v, unix_s()).to_string()))
+}
+
+/// Re-frames an SSE byte stream event by event through `translate` (payload in, events
+/// out); what does not end an event yet waits for the next chunk.
+fn translated<E: Send + 'static>(
+    upstream: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+    mut translate: impl FnMut(&[u8], &mut Vec<u8>) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static {
+    let mut splitter = EventSplitter::default();
+    upstream.map(move |chunk| {
+        chunk.map(|c| {
+            splitter.push(&c);
+            let mut out = Vec::new();
+            while let Some(event) = splitter.next_event() {
+                if let Some(payload) = data_payload(&event) {
+                    translate(&payload, &mut out);
+                }
+            }
+            Bytes::from(out)
+        })
+    })
+}
+
+/// An Anthropic-protocol provider's event stream as OpenAI chunks.
+pub(super) fn anthropic_to_openai_stream(
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+) -> BoxStream<'static, reqwest::Result<Bytes>> {
+    let mut t = stream::ToOpenAi::new(unix_s());
+    translated(upstream, move |payload, out| t.event(payload, out)).boxed()
+}
+
+/// The relay's OpenAI chunks as Anthropic events, for an Anthropic client.
+pub(super) fn openai_to_anthropic_stream(
+    relayed: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let mut t = stream::FromOpenAi::default();
+    translated(relayed, move |payload, out| t.event(payload, out))
+}
+
+/// A complete answer for an Anthropic client: an Anthropic provider's own bytes as they
+/// came, else the OpenAI answer translated.
+pub(super) fn json_for_anthropic(openai: &[u8], native: Option<Bytes>) -> Bytes {
+    if let Some(native) = native {
+        return native;
+    }
+    let v: Value = serde_json::from_slice(openai).unwrap_or(Value::Null);
+    Bytes::from(answer::from_openai(&v).to_string())
+}
+
+/// A provider's refusal in the client's dialect.
+pub(super) fn rejection_for(anthropic_client: bool, status: u16, body: &[u8]) -> Bytes {
+    let v = if anthropic_client {
+        answer::error_to_anthropic(status, body)
+    } else {
+        answer::error_to_openai(body)
+    };
+    Bytes::from(v.to_string())
+}
