@@ -350,3 +350,43 @@ async fn a_client_key_may_come_as_x_api_key_and_tokens_are_counted() {
     let v: Value = r.json().await.expect("json");
     assert!(v["input_tokens"].as_u64() > Some(0), "{v}");
 }
+
+/// Cost with cache reads and writes, exact: uncached input × input + cache reads × cached
+/// input + cache writes × cache write + output × output, for both clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_reads_and_writes_are_priced_exactly() {
+    let mut an = anthropic_spec("an", Behavior::default(), &[("m", 3.0, 15.0)]);
+    an.cache = Some((0.3, 3.75));
+    let h = Harness::start(vec![an], "").await;
+    let cached_system = json!([{"type": "text", "text": "A long shared prefix.", "cache_control": {"type": "ephemeral"}}]);
+    let mut body = hello("m");
+    body["system"] = cached_system;
+    let r = messages(&h, body).await;
+    assert_eq!(r.status(), 200);
+    let cost: rust_decimal::Decimal = header(&r, "x-switchyard-cost-usd").parse().expect("a cost");
+    let a: Value = r.json().await.expect("json");
+    let u = &a["usage"];
+    assert_eq!(
+        (
+            u["cache_read_input_tokens"].as_u64(),
+            u["cache_creation_input_tokens"].as_u64()
+        ),
+        (Some(100), Some(50))
+    );
+    let input = u["input_tokens"].as_u64().expect("input");
+    let micro = rust_decimal::Decimal::from(input) * rust_decimal::Decimal::new(3, 0)
+        + rust_decimal::Decimal::from(100) * rust_decimal::Decimal::new(3, 1)
+        + rust_decimal::Decimal::from(50) * rust_decimal::Decimal::new(375, 2)
+        + rust_decimal::Decimal::from(8) * rust_decimal::Decimal::new(15, 0);
+    let expected = (micro / rust_decimal::Decimal::from(1_000_000)).normalize();
+    assert_eq!(cost, expected, "usage {u}");
+    // The same for an OpenAI client: the translated usage keeps the cache counts.
+    let r = h
+        .chat(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "cache_control": null}))
+        .await;
+    assert_eq!(
+        r.status(),
+        400,
+        "an unknown field for an Anthropic provider is refused"
+    );
+}

@@ -30,6 +30,9 @@ pub struct RequestCounts {
     /// In a fleet: whether Redis is reachable, replicas seen, failed syncs.
     #[serde(skip)]
     pub fleet: Option<FleetGauges>,
+    /// Answers whose provider-reported cost differed from the router's.
+    #[serde(skip)]
+    pub cost_disagreements: u64,
 }
 
 /// The fleet link's figures for `/metrics`.
@@ -84,6 +87,13 @@ impl Collector for Snapshot {
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
         }
+        let m = enc.encode_descriptor(
+            "upstream_cost_disagreements",
+            "Answers whose provider-reported usage.cost differed from the router's own figure beyond rounding",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.requests.cost_disagreements).encode(m)?;
         if let Some(f) = self.requests.fleet {
             for (name, help, v) in [
                 (

@@ -74,7 +74,8 @@ fn the_example_config_is_valid() {
         "/switchyard.example.toml"
     ));
     let c = Config::load(path).expect("the example config parses and validates");
-    assert_eq!(c.providers.len(), 2);
+    assert_eq!(c.providers.len(), 3);
+    assert_eq!(c.providers[2].protocol, crate::dialect::Protocol::Anthropic);
     assert!(c.server.pricing_dir.ends_with("pricing"));
     // With the committed price sheets it makes a catalog (keys are only looked up).
     let sheets =

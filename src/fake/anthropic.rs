@@ -114,7 +114,14 @@ pub(super) async fn messages(
     } else {
         "end_turn"
     };
-    let usage = json!({"input_tokens": input, "output_tokens": n, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0});
+    // A request that marks a cache breakpoint reads 100 prompt tokens from the cache and
+    // writes 50 to it, beside its uncached input (as Anthropic reports them).
+    let (read, written) = if body.windows(13).any(|w| w == b"cache_control") {
+        (100, 50)
+    } else {
+        (0, 0)
+    };
+    let usage = json!({"input_tokens": input, "output_tokens": n, "cache_read_input_tokens": read, "cache_creation_input_tokens": written});
 
     if request["stream"] != true {
         sleep_if(ttft + behavior.token_interval * n.saturating_sub(1)).await;
@@ -135,7 +142,8 @@ pub(super) async fn messages(
         event(
             json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
             "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input, "output_tokens": 1}}}),
+            "usage": {"input_tokens": input, "output_tokens": 1,
+                "cache_read_input_tokens": read, "cache_creation_input_tokens": written}}}),
         ),
         event(json!({"type": "ping"})),
     ];

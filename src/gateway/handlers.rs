@@ -394,6 +394,7 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     let shared = &*gateway.0;
     let requests = admin::metrics::RequestCounts {
         clients: shared.clients.all().iter().map(|c| c.report()).collect(),
+        cost_disagreements: super::usage::COST_DISAGREEMENTS.load(Ordering::Relaxed),
         fleet: shared.fleet.as_ref().map(|f| admin::metrics::FleetGauges {
             connected: f.status.connected(),
             replicas: f.status.replicas(),

@@ -181,6 +181,7 @@ impl Counters {
             shed: n(&self.shed),
             clients: Vec::new(),
             fleet: None,
+            cost_disagreements: 0,
         }
     }
 }

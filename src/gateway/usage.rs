@@ -13,22 +13,36 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub prompt_tokens_details: Option<PromptDetails>,
+    /// A cost the provider reported itself (OpenRouter does), USD.
+    #[serde(default)]
+    pub cost: Option<serde_json::Number>,
 }
+
+/// Answers whose provider-reported `usage.cost` differed from the router's own figure by
+/// more than rounding (for `/metrics`).
+pub(crate) static COST_DISAGREEMENTS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct PromptDetails {
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's cache (Anthropic's
+    /// `cache_creation_input_tokens`, carried here when its answers are translated).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
     /// What these tokens cost at `rates`.
     pub fn cost(&self, rates: &crate::pricing::Rates) -> rust_decimal::Decimal {
-        let cached = self
-            .prompt_tokens_details
-            .as_ref()
-            .map_or(0, |d| d.cached_tokens);
-        rates.cost(self.prompt_tokens, cached, self.completion_tokens)
+        let d = self.prompt_tokens_details.clone().unwrap_or_default();
+        rates.cost_with_writes(
+            self.prompt_tokens,
+            d.cached_tokens,
+            d.cache_write_tokens,
+            self.completion_tokens,
+        )
     }
 }
 
@@ -63,6 +77,21 @@ impl AnswerFacts {
     /// `json` (the body these facts were read from) with `"cost": <cost>` added to its
     /// top-level `usage` object, every other byte as it was; `None` without a usage object.
     pub(crate) fn with_cost(&self, json: &[u8], cost: rust_decimal::Decimal) -> Option<Vec<u8>> {
+        if let Some(theirs) = self.usage.as_ref().and_then(|u| u.cost.as_ref()) {
+            // One `cost` key, never two: the provider's stays; the router's figure is in
+            // the header. A difference beyond rounding is worth knowing.
+            let ours = rust_decimal::prelude::ToPrimitive::to_f64(&cost).unwrap_or(0.0);
+            let theirs = theirs.as_f64().unwrap_or(0.0);
+            if (ours - theirs).abs() > 1e-6_f64.max(ours.abs() * 1e-3) {
+                COST_DISAGREEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    ours,
+                    theirs,
+                    "the provider's usage.cost differs from the router's"
+                );
+            }
+            return None;
+        }
         let span = self.usage_object.clone()?;
         let inner = json.get(span.start + 1..span.end - 1)?;
         let mut out = Vec::with_capacity(json.len() + 32);
@@ -101,6 +130,21 @@ mod tests {
         assert!(with_cost(br#"{"usage":null}"#, cost).is_none());
         assert!(with_cost(b"not json", cost).is_none());
         assert!(with_cost(br#"{"usage":{"prompt_tokens":3}} trailing"#, cost).is_none());
+    }
+
+    #[test]
+    fn a_cost_the_provider_reported_is_kept_and_never_doubled() {
+        let body = br#"{"usage":{"prompt_tokens":3,"completion_tokens":1,"cost":0.5}}"#;
+        let before = COST_DISAGREEMENTS.load(std::sync::atomic::Ordering::Relaxed);
+        let same = rust_decimal::Decimal::from_str("0.5").expect("literal");
+        assert!(
+            with_cost(body, same).is_none(),
+            "the body keeps its one cost"
+        );
+        let other = rust_decimal::Decimal::from_str("0.7").expect("literal");
+        assert!(with_cost(body, other).is_none());
+        let after = COST_DISAGREEMENTS.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(after > before, "a disagreement is counted");
     }
 
     #[test]

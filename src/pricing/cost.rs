@@ -19,6 +19,8 @@ pub struct Rates {
     pub input: Decimal,
     pub output: Decimal,
     pub cached_input: Decimal,
+    /// Per prompt token written to the provider's cache.
+    pub cache_write: Decimal,
     pub per_request: Decimal,
 }
 
@@ -39,6 +41,7 @@ impl Rates {
             input,
             output: decimal(p.output_per_mtok),
             cached_input: p.cached_input_per_mtok.map(decimal).unwrap_or(input),
+            cache_write: p.cache_write_per_mtok.map(decimal).unwrap_or(input),
             per_request: p.per_request.map(decimal).unwrap_or_default(),
         }
     }
@@ -46,9 +49,24 @@ impl Rates {
     /// The cost of one answered request. `cached` counts among `prompt` (as providers report
     /// it) and is capped there.
     pub fn cost(&self, prompt: u64, cached: u64, completion: u64) -> Decimal {
+        self.cost_with_writes(prompt, cached, 0, completion)
+    }
+
+    /// [`Rates::cost`] with `written` prompt tokens written to the provider's cache (also
+    /// counted among `prompt`): uncached input × input + cache reads × cached input + cache
+    /// writes × cache write + output × output.
+    pub fn cost_with_writes(
+        &self,
+        prompt: u64,
+        cached: u64,
+        written: u64,
+        completion: u64,
+    ) -> Decimal {
         let cached = cached.min(prompt);
-        let tokens = Decimal::from(prompt - cached) * self.input
+        let written = written.min(prompt - cached);
+        let tokens = Decimal::from(prompt - cached - written) * self.input
             + Decimal::from(cached) * self.cached_input
+            + Decimal::from(written) * self.cache_write
             + Decimal::from(completion) * self.output;
         (tokens / MILLION + self.per_request).normalize()
     }
@@ -65,11 +83,43 @@ mod tests {
             input_per_mtok: input,
             output_per_mtok: output,
             cached_input_per_mtok: cached,
+            cache_write_per_mtok: None,
             per_request,
             context_window: None,
             max_output_tokens: None,
             quality: None,
         })
+    }
+
+    #[test]
+    fn cache_writes_are_priced_at_their_own_rate() {
+        let mut p = ModelPrice {
+            upstream_model: None,
+            input_per_mtok: 3.0,
+            output_per_mtok: 15.0,
+            cached_input_per_mtok: Some(0.3),
+            cache_write_per_mtok: Some(3.75),
+            per_request: None,
+            context_window: None,
+            max_output_tokens: None,
+            quality: None,
+        };
+        // 1,000 prompt tokens of which 600 read from the cache and 300 written to it; 100 out:
+        // (100 × 3 + 600 × 0.3 + 300 × 3.75 + 100 × 15) / 1e6 = (300 + 180 + 1125 + 1500) / 1e6.
+        let expected = Decimal::from_str("0.003105").expect("literal");
+        assert_eq!(
+            Rates::of(&p).cost_with_writes(1000, 600, 300, 100),
+            expected
+        );
+        // Without a write price, writes cost the input price.
+        p.cache_write_per_mtok = None;
+        let expected = Decimal::from_str("0.00288").expect("literal");
+        assert_eq!(
+            Rates::of(&p).cost_with_writes(1000, 600, 300, 100),
+            expected
+        );
+        // Counts beyond the prompt are capped, never negative.
+        assert!(Rates::of(&p).cost_with_writes(10, 8, 50, 0) >= Decimal::ZERO);
     }
 
     #[test]

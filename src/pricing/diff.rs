@@ -88,6 +88,11 @@ pub fn diff(old: &[PriceSheet], new: &[PriceSheet]) -> Vec<Change> {
                 o.cached_input_per_mtok,
                 n.cached_input_per_mtok,
             ),
+            (
+                "cache_write_per_mtok",
+                o.cache_write_per_mtok,
+                n.cache_write_per_mtok,
+            ),
             ("per_request", o.per_request, n.per_request),
         ] {
             if a != b {

@@ -123,6 +123,11 @@ fn check(price: &ModelPrice) -> Result<(), Skip> {
             price.cached_input_per_mtok,
             MAX_PRICE_PER_MTOK,
         ),
+        (
+            "cache write",
+            price.cache_write_per_mtok,
+            MAX_PRICE_PER_MTOK,
+        ),
         ("per-request", price.per_request, MAX_PRICE_PER_REQUEST),
     ] {
         if let Some(v) = v {
@@ -180,6 +185,7 @@ pub fn from_litellm(
                 input_per_mtok: input,
                 output_per_mtok: output,
                 cached_input_per_mtok: per_mtok(&entry["cache_read_input_token_cost"])?,
+                cache_write_per_mtok: per_mtok(&entry["cache_creation_input_token_cost"])?,
                 per_request: None,
                 context_window: tokens(&entry["max_input_tokens"])
                     .or_else(|| tokens(&entry["max_tokens"])),
@@ -237,6 +243,7 @@ pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Impo
                 output_per_mtok: per_mtok(&p["completion"])?
                     .ok_or(Skip::MissingPrice("completion"))?,
                 cached_input_per_mtok: per_mtok(&p["input_cache_read"])?,
+                cache_write_per_mtok: per_mtok(&p["input_cache_write"])?,
                 // `request` is USD per request already, not per token.
                 per_request: match &p["request"] {
                     Value::String(s) => Decimal::from_str(s.trim())

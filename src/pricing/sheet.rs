@@ -44,6 +44,10 @@ pub struct ModelPrice {
     /// USD per million prompt tokens served from the provider's cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
+    /// USD per million prompt tokens written to the provider's cache (Anthropic's
+    /// `cache_creation_input_tokens`); the input price when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_per_mtok: Option<f64>,
     /// USD charged per request on top of tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_request: Option<f64>,
@@ -145,6 +149,7 @@ impl ModelPrice {
             ("input_per_mtok", Some(self.input_per_mtok)),
             ("output_per_mtok", Some(self.output_per_mtok)),
             ("cached_input_per_mtok", self.cached_input_per_mtok),
+            ("cache_write_per_mtok", self.cache_write_per_mtok),
         ];
         for (field, value) in per_mtok {
             if let Some(v) = value {

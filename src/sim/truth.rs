@@ -89,6 +89,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
                 input_per_mtok: st.ep.input_per_mtok,
                 output_per_mtok: st.ep.output_per_mtok,
                 cached_input_per_mtok: None,
+                cache_write_per_mtok: None,
                 per_request: None,
                 context_window: None,
                 max_output_tokens: None,

@@ -19,6 +19,8 @@ pub struct Spec {
     pub models: Vec<(&'static str, f64, f64)>,
     /// `protocol` of its `[[providers]]` entry (`None`: the default, OpenAI's).
     pub protocol: Option<&'static str>,
+    /// Cache prices of every model: `(cached_input_per_mtok, cache_write_per_mtok)`.
+    pub cache: Option<(f64, f64)>,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -27,6 +29,7 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         behavior,
         models: models.to_vec(),
         protocol: None,
+        cache: None,
     }
 }
 
@@ -92,6 +95,11 @@ impl Harness {
                 sheet.push_str(&format!(
                     "[models.\"{m}\"]\ninput_per_mtok = {i:?}\noutput_per_mtok = {o:?}\n"
                 ));
+                if let Some((read, write)) = s.cache {
+                    sheet.push_str(&format!(
+                        "cached_input_per_mtok = {read:?}\ncache_write_per_mtok = {write:?}\n"
+                    ));
+                }
             }
             sheets.push(
                 PriceSheet::parse(&sheet, Path::new(&format!("{}.toml", s.name))).expect("sheet"),
