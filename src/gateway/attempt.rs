@@ -196,7 +196,7 @@ async fn exchange(
         match super::dialects::anthropic_body(out, &endpoint.upstream_model) {
             Ok(bytes) => bytes,
             // The request asks for what this provider's dialect cannot say.
-            Err(rejected) => return Ok(rejected),
+            Err(rejected) => return Ok(*rejected),
         }
     } else {
         body.upstream_body(&endpoint.upstream_model)

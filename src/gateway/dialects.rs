@@ -25,7 +25,7 @@ fn unix_s() -> u64 {
 pub(super) fn anthropic_body(
     out: &Outbound<'_>,
     upstream_model: &str,
-) -> Result<Vec<u8>, Exchange> {
+) -> Result<Vec<u8>, Box<Exchange>> {
     if let Some(client) = &out.anthropic {
         if let Some(body) = crate::route::body::without_router_fields(&client.body, upstream_model)
         {
@@ -34,16 +34,16 @@ pub(super) fn anthropic_body(
     }
     let openai = out.chat.upstream_body(upstream_model);
     let refused = |field: &str, message: &str| {
-        Exchange::Rejected {
-        status: StatusCode::BAD_REQUEST,
-        content_type: Some(reqwest::header::HeaderValue::from_static("application/json")),
-        body: Bytes::from(
-            serde_json::json!({"error": {
-                "message": format!("`{field}`: {message} (the chosen endpoint speaks Anthropic's Messages API)"),
-                "type": "invalid_request_error", "param": field, "code": "untranslatable"}})
-            .to_string(),
-        ),
-    }
+        let body = serde_json::json!({"error": {
+            "message": format!("`{field}`: {message} (the chosen endpoint speaks Anthropic's Messages API)"),
+            "type": "invalid_request_error", "param": field, "code": "untranslatable"}});
+        Box::new(Exchange::Rejected {
+            status: StatusCode::BAD_REQUEST,
+            content_type: Some(reqwest::header::HeaderValue::from_static(
+                "application/json",
+            )),
+            body: Bytes::from(body.to_string()),
+        })
     };
     let map: Map<String, Value> =
         serde_json::from_slice(&openai).map_err(|_| refused("messages", "is not valid JSON"))?;
