@@ -303,6 +303,8 @@ mod tests {
             (mini.context_window, mini.max_output_tokens),
             (Some(128000), Some(16384))
         );
+        let sonnet = &sheet("anthropic").models["claude-sonnet-4-5"];
+        assert_eq!(sonnet.cache_write_per_mtok, Some(3.75));
         // Prefix stripped, provider renamed.
         assert!(sheet("deepseek").models.contains_key("deepseek-chat"));
         assert!(sheet("together")
@@ -333,6 +335,7 @@ mod tests {
     fn openrouter_prices_are_strings_per_token() {
         let json = r#"{"data": [
             {"id": "meta-llama/llama-3.3-70b-instruct", "pricing": {"prompt": "0.00000013", "completion": "0.0000004", "request": "0", "input_cache_read": "0.00000001"}, "context_length": 131072, "top_provider": {"max_completion_tokens": 16384}},
+            {"id": "anthropic/claude-haiku-4.5", "pricing": {"prompt": "0.000001", "completion": "0.000005", "input_cache_read": "0.0000001", "input_cache_write": "0.00000125"}},
             {"id": "openrouter/auto", "pricing": {"prompt": "-1", "completion": "-1"}, "context_length": 2000000},
             {"id": "x/free", "pricing": {"prompt": "0", "completion": "0", "request": "0.002"}}
         ]}"#;
@@ -343,6 +346,12 @@ mod tests {
             (0.13, 0.4, Some(0.01))
         );
         assert_eq!(m.per_request, None);
+        assert_eq!(m.cache_write_per_mtok, None);
+        let claude = &out.sheets[0].models["anthropic/claude-haiku-4.5"];
+        assert_eq!(
+            (claude.cached_input_per_mtok, claude.cache_write_per_mtok),
+            (Some(0.1), Some(1.25))
+        );
         assert_eq!(out.sheets[0].models["x/free"].per_request, Some(0.002));
         assert_eq!(out.skipped.len(), 1);
         assert!(
