@@ -18,6 +18,8 @@ fn rotation() -> Vec<Value> {
         json!({"model": "auto", "messages": msg, "route": {"min_quality": 0.9}}),
         json!({"model": "llama-3.3-70b:nitro", "stream": true, "messages": msg}),
         json!({"model": "llama-3.3-70b", "messages": msg, "route": {"max_cost_usd": 0.0001}}),
+        // Served by the Anthropic-protocol provider, translated both ways.
+        json!({"model": "claude-haiku-4-5", "stream": true, "messages": msg}),
     ]
 }
 

@@ -31,6 +31,8 @@ struct Profile {
     behavior: Behavior,
     /// `(model, input $/Mtok, output $/Mtok, quality)`.
     models: &'static [(&'static str, f64, f64, f64)],
+    /// Speaks Anthropic's Messages API instead of OpenAI's chat completions.
+    anthropic: bool,
 }
 
 fn profiles() -> Vec<Profile> {
@@ -51,6 +53,7 @@ fn profiles() -> Vec<Profile> {
                 ("llama-3.3-70b", 0.10, 0.25, 0.72),
                 ("llama-3.1-8b", 0.02, 0.05, 0.55),
             ],
+            anthropic: false,
         },
         Profile {
             name: "steady",
@@ -64,6 +67,7 @@ fn profiles() -> Vec<Profile> {
                 ..Behavior::default()
             },
             models: &[("llama-3.3-70b", 0.59, 0.79, 0.75)],
+            anthropic: false,
         },
         Profile {
             name: "turbo",
@@ -79,6 +83,7 @@ fn profiles() -> Vec<Profile> {
                 ("llama-3.3-70b", 0.90, 1.20, 0.75),
                 ("llama-3.1-8b", 0.10, 0.10, 0.55),
             ],
+            anthropic: false,
         },
         Profile {
             name: "premium",
@@ -92,6 +97,21 @@ fn profiles() -> Vec<Profile> {
                 ..Behavior::default()
             },
             models: &[("frontier-large", 2.50, 10.00, 0.95)],
+            anthropic: false,
+        },
+        Profile {
+            name: "claude",
+            note: "speaks Anthropic's Messages API, 250 ms first token",
+            behavior: Behavior {
+                ttft: ms(250),
+                ttft_sigma: 0.3,
+                token_interval: ms(6),
+                output_tokens: 24,
+                error_rate: 0.005,
+                ..Behavior::default()
+            },
+            models: &[("claude-haiku-4-5", 1.00, 5.00, 0.85)],
+            anthropic: true,
         },
     ]
 }
@@ -252,10 +272,15 @@ fn write_files(
     );
     for (p, fake) in providers {
         config.push_str(&format!(
-            "\n# {}\n[[providers]]\nname = \"{}\"\nbase_url = \"{}\"\n",
+            "\n# {}\n[[providers]]\nname = \"{}\"\nbase_url = \"{}\"\n{}",
             p.note,
             p.name,
-            fake.base_url()
+            fake.base_url(),
+            if p.anthropic {
+                "protocol = \"anthropic\"\n"
+            } else {
+                ""
+            }
         ));
         let mut sheet = format!(
             "provider = \"{}\"\neffective = \"2026-11-01\"\nsource = \"switchyard demo (simulated provider)\"\n",
@@ -265,6 +290,14 @@ fn write_files(
             sheet.push_str(&format!(
                 "\n[models.\"{model}\"]\ninput_per_mtok = {input:?}\noutput_per_mtok = {output:?}\ncontext_window = 131072\nquality = {quality:?}\n"
             ));
+            if p.anthropic {
+                // Anthropic's cache prices: reads a tenth of input, writes a quarter more.
+                sheet.push_str(&format!(
+                    "cached_input_per_mtok = {:?}\ncache_write_per_mtok = {:?}\n",
+                    input / 10.0,
+                    input * 1.25
+                ));
+            }
         }
         write(&pricing.join(format!("{}.toml", p.name)), &sheet)?;
     }
@@ -354,6 +387,11 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
         options.dir.join("routing").display()
     );
     println!("  with SWITCHYARD_ADMIN_TOKEN set: curl -s -X PUT {url}/admin/routing/NAME -H \"authorization: Bearer $SWITCHYARD_ADMIN_TOKEN\" --data-binary @preset.toml");
+    let messages_body = r#"{"model": "claude-haiku-4-5", "max_tokens": 200, "messages": [{"role": "user", "content": "Hello!"}]}"#;
+    println!("\nAnthropic's Messages API (Claude Code, the Anthropic SDKs), served by any provider:");
+    println!("  curl -s {url}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -d '{messages_body}'");
+    println!("  ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=unused ANTHROPIC_MODEL=claude-haiku-4-5 ANTHROPIC_SMALL_FAST_MODEL=llama-3.1-8b claude");
+    println!("  python3 -c \"import anthropic; print(anthropic.Anthropic(base_url='{url}', api_key='unused').messages.create(model='llama-3.3-70b', max_tokens=100, messages=[{{'role': 'user', 'content': 'Hi'}}]).content[0].text)\"");
     println!("\nstop the cheapest provider and watch requests fall back (x-switchyard-attempts):");
     println!("  curl -s -X POST {ctl}/providers/budget/stop");
     println!("  curl -s -X POST {ctl}/providers/budget/start");
