@@ -390,3 +390,44 @@ async fn cache_reads_and_writes_are_priced_exactly() {
         "an unknown field for an Anthropic provider is refused"
     );
 }
+
+/// Same dialect in and out: an Anthropic provider's stream reaches an Anthropic client
+/// byte for byte (pings included), metered all the same; a break ends it with an Anthropic
+/// error event after what came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anthropic_stream_is_relayed_byte_for_byte() {
+    let h = harness(Behavior::default()).await;
+    let mut body = hello("an/m");
+    body["stream"] = json!(true);
+    let r = messages(&h, body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let got = r.text().await.expect("body");
+    let sent = h.fake("an").last_sent_stream().expect("the fake streamed");
+    assert_eq!(got, sent);
+    assert!(got.contains("event: ping"));
+    // Metered: the endpoint's statistics saw a success with its usage.
+    let report = common::get_json(&h.client, h.url("/v1/endpoints")).await;
+    let an = report["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["id"] == "an/m")
+        .expect("an/m")
+        .clone();
+    assert_eq!(an["successes"], 1, "{an}");
+    assert_eq!(an["output_tokens"], 8, "{an}");
+
+    h.fake("an").set_behavior(Behavior {
+        fault: Fault::BreakAfter(5),
+        // A pause before the break, so what came before it is flushed.
+        token_interval: std::time::Duration::from_millis(20),
+        ..Behavior::default()
+    });
+    let r = messages(&h, body).await;
+    assert_eq!(r.status(), 200);
+    let got = r.text().await.expect("body");
+    let sent = h.fake("an").last_sent_stream().expect("streamed");
+    let (before_error, error) = got.split_once("event: error\n").expect("an error event");
+    assert!(sent.starts_with(before_error), "what came, as it came");
+    assert!(error.contains("\"type\":\"error\""), "{error}");
+}

@@ -388,7 +388,9 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
     );
     println!("  with SWITCHYARD_ADMIN_TOKEN set: curl -s -X PUT {url}/admin/routing/NAME -H \"authorization: Bearer $SWITCHYARD_ADMIN_TOKEN\" --data-binary @preset.toml");
     let messages_body = r#"{"model": "claude-haiku-4-5", "max_tokens": 200, "messages": [{"role": "user", "content": "Hello!"}]}"#;
-    println!("\nAnthropic's Messages API (Claude Code, the Anthropic SDKs), served by any provider:");
+    println!(
+        "\nAnthropic's Messages API (Claude Code, the Anthropic SDKs), served by any provider:"
+    );
     println!("  curl -s {url}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -d '{messages_body}'");
     println!("  ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=unused ANTHROPIC_MODEL=claude-haiku-4-5 ANTHROPIC_SMALL_FAST_MODEL=llama-3.1-8b claude");
     println!("  python3 -c \"import anthropic; print(anthropic.Anthropic(base_url='{url}', api_key='unused').messages.create(model='llama-3.3-70b', max_tokens=100, messages=[{{'role': 'user', 'content': 'Hi'}}]).content[0].text)\"");

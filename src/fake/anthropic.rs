@@ -171,6 +171,7 @@ pub(super) async fn messages(
         "usage": {"output_tokens": n}}),
     ));
     events.push(event(json!({"type": "message_stop"})));
+    *state.last_sent.lock().expect("sent lock") = Some(events.concat());
     let break_after = match behavior.fault {
         Fault::BreakAfter(k) => Some(k as usize),
         _ => None,

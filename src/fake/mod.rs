@@ -98,6 +98,8 @@ pub(crate) struct FakeState {
     requests: AtomicU64,
     last_body: Mutex<Option<Value>>,
     last_auth: Mutex<Option<String>>,
+    /// The last event stream sent in Anthropic's dialect, whole.
+    last_sent: Mutex<Option<String>>,
 }
 
 /// A running fake provider.
@@ -132,6 +134,7 @@ impl FakeProvider {
             requests: AtomicU64::new(0),
             last_body: Mutex::new(None),
             last_auth: Mutex::new(None),
+            last_sent: Mutex::new(None),
         });
         let provider = FakeProvider {
             addr,
@@ -217,6 +220,11 @@ impl FakeProvider {
     /// The `Authorization` header of the last request received.
     pub fn last_authorization(&self) -> Option<String> {
         self.state.last_auth.lock().expect("auth lock").clone()
+    }
+
+    /// The last Anthropic event stream it sent (all of it, even if the fault broke it).
+    pub fn last_sent_stream(&self) -> Option<String> {
+        self.state.last_sent.lock().expect("sent lock").clone()
     }
 }
 

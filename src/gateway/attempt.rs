@@ -65,6 +65,8 @@ pub(crate) enum Answer {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
         meter: AttemptMeter,
+        /// An Anthropic provider's own bytes for an Anthropic client.
+        tap: Option<super::dialects::Tap>,
     },
     /// The provider refused the request itself (a 4xx that is the client's to fix).
     Rejected {
@@ -126,12 +128,17 @@ pub(crate) async fn run(
                     },
                 ));
             }
-            Ok(Exchange::Stream { first, rest }) => {
+            Ok(Exchange::Stream { first, rest, tap }) => {
                 attempts.answered();
                 return Ok(answered(
                     attempts,
                     idx,
-                    Answer::Stream { first, rest, meter },
+                    Answer::Stream {
+                        first,
+                        rest,
+                        meter,
+                        tap,
+                    },
                 ));
             }
             Ok(Exchange::Rejected {
@@ -168,6 +175,7 @@ pub(super) enum Exchange {
     Stream {
         first: Bytes,
         rest: BoxStream<'static, reqwest::Result<Bytes>>,
+        tap: Option<super::dialects::Tap>,
     },
     Rejected {
         status: StatusCode,
@@ -228,13 +236,21 @@ async fn exchange(
     if status.is_success() {
         if body.stream {
             let rest = response.bytes_stream().boxed();
-            let rest = if anthropic {
-                super::dialects::anthropic_to_openai_stream(rest)
-            } else {
-                rest
+            // Judged and metered in OpenAI's form; an Anthropic client still gets the
+            // provider's own bytes (the tap).
+            let (rest, tap) = match (anthropic, out.anthropic.is_some()) {
+                (false, _) => (rest, None),
+                (true, false) => (super::dialects::anthropic_to_openai_stream(rest), None),
+                (true, true) => {
+                    let tap = super::dialects::Tap::default();
+                    (
+                        super::dialects::tapped_anthropic_stream(rest, tap.clone()),
+                        Some(tap),
+                    )
+                }
             };
             let (first, rest) = first_event(rest, first_byte_deadline).await?;
-            return Ok(Exchange::Stream { first, rest });
+            return Ok(Exchange::Stream { first, rest, tap });
         }
         // The whole answer is bounded like its first byte: a body that drips in is a
         // provider failing, and there must be time left to try another.

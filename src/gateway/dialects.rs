@@ -115,3 +115,67 @@ pub(super) fn rejection_for(anthropic_client: bool, status: u16, body: &[u8]) ->
     };
     Bytes::from(v.to_string())
 }
+
+/// A native stream's own bytes (Anthropic provider → Anthropic client), kept while their
+/// translation feeds the relay, which meters the stream (usage, first token, how it ended);
+/// the client gets these bytes, unchanged, in step with the relay.
+#[derive(Clone, Default)]
+pub(super) struct Tap(std::sync::Arc<std::sync::Mutex<TapState>>);
+
+#[derive(Default)]
+struct TapState {
+    raw: bytes::BytesMut,
+    /// Why the stream broke off, once the relay knows.
+    broken: Option<&'static str>,
+}
+
+impl Tap {
+    fn state(&self) -> std::sync::MutexGuard<'_, TapState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The relay saw the stream break: the client gets an Anthropic error event after what
+    /// came.
+    pub(super) fn broke(&self, why: &'static str) {
+        self.state().broken = Some(why);
+    }
+
+    /// Everything received since the last drain, and an error event if the stream broke.
+    fn drain(&self) -> Bytes {
+        let mut s = self.state();
+        let mut out = s.raw.split();
+        if let Some(why) = s.broken.take() {
+            let event = serde_json::json!({"type": "error", "error": {"type": "api_error", "message": why}});
+            out.extend_from_slice(format!("event: error\ndata: {event}\n\n").as_bytes());
+        }
+        out.freeze()
+    }
+}
+
+/// An Anthropic provider's stream for an Anthropic client: its bytes go into `tap`, its
+/// translation to the relay.
+pub(super) fn tapped_anthropic_stream(
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    tap: Tap,
+) -> BoxStream<'static, reqwest::Result<Bytes>> {
+    let seen = upstream.map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            tap.state().raw.extend_from_slice(bytes);
+        }
+        chunk
+    });
+    anthropic_to_openai_stream(seen.boxed())
+}
+
+/// The client side of a tapped stream: for each output of the relay, the provider's own
+/// bytes received by then (the relay's translated output is only its metering).
+pub(super) fn native_stream(
+    relayed: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+    tap: Tap,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let last = tap.clone();
+    relayed
+        .map(move |_| Ok(tap.drain()))
+        .chain(futures_util::stream::once(async move { Ok(last.drain()) }))
+        .filter(|b| futures_util::future::ready(b.as_ref().is_ok_and(|b| !b.is_empty())))
+}

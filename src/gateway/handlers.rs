@@ -200,11 +200,20 @@ pub(super) async fn chat(
             }
             response
         }
-        Answer::Stream { first, rest, meter } => {
+        Answer::Stream {
+            first,
+            rest,
+            meter,
+            tap,
+        } => {
             let (id, ep) = (request_id.to_owned(), endpoint.clone());
             let messages_bytes = chat.messages_bytes;
             let client = caller.0.clone();
+            let broke = tap.clone();
             let on_end = move |summary: StreamSummary| {
+                if let (Some(tap), StreamEnd::Broken(why)) = (&broke, &summary.end) {
+                    tap.broke(why);
+                }
                 tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     usage = ?summary.usage, "stream finished");
@@ -237,11 +246,15 @@ pub(super) async fn chat(
                 idle,
                 on_end,
             );
-            let mut response = if for_anthropic {
-                let events = super::dialects::openai_to_anthropic_stream(stream);
-                Response::new(Body::from_stream(events))
-            } else {
-                Response::new(Body::from_stream(stream))
+            let mut response = match (tap, for_anthropic) {
+                (Some(tap), _) => Response::new(Body::from_stream(super::dialects::native_stream(
+                    stream, tap,
+                ))),
+                (None, true) => {
+                    let events = super::dialects::openai_to_anthropic_stream(stream);
+                    Response::new(Body::from_stream(events))
+                }
+                (None, false) => Response::new(Body::from_stream(stream)),
             };
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
