@@ -115,9 +115,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    // `OVERHEAD_PARTS`: any of latency, interleaved, fleet, memory, startup (default: all).
+    // `OVERHEAD_PARTS`: any of latency, interleaved, anthropic, fleet, memory, startup
+    // (default: all).
     let parts = std::env::var("OVERHEAD_PARTS")
-        .unwrap_or_else(|_| "latency,interleaved,fleet,memory,startup".into());
+        .unwrap_or_else(|_| "latency,interleaved,anthropic,fleet,memory,startup".into());
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let (_upstream, upstream_url) = spawn(
         &["fake-provider", "--tokens", "16"],
@@ -198,6 +199,9 @@ fn main() {
     if part("interleaved") {
         interleaved(&rt, &direct, &routed, secs);
     }
+    if part("anthropic") {
+        anthropic(&rt, &upstream_url, secs);
+    }
     if part("fleet") {
         fleet(&rt, &upstream_url, secs);
     }
@@ -208,6 +212,64 @@ fn main() {
     if part("startup") {
         startup(&upstream_url);
     }
+}
+
+/// Anthropic clients, streaming: 500 req/s each, interleaved, to the fake's own Messages API
+/// (direct), through a router whose provider speaks it too (Anthropic → Anthropic: relayed
+/// byte for byte, metered beside), and through one whose provider speaks OpenAI's
+/// (Anthropic → OpenAI: translated both ways). Time to the first chunk.
+fn anthropic(rt: &tokio::runtime::Runtime, upstream_url: &str, secs: u64) {
+    const MESSAGES: &str = r#"{"model": "m", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "Say something short."}]}"#;
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let routers: Vec<_> = dirs
+        .iter()
+        .zip(["protocol = \"anthropic\"\n", ""])
+        .map(|(d, protocol)| {
+            std::fs::create_dir_all(d.path().join("pricing")).expect("mkdir");
+            std::fs::write(
+                d.path().join("pricing/up.toml"),
+                "provider = \"up\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+            )
+            .expect("sheet");
+            let config = d.path().join("switchyard.toml");
+            std::fs::write(
+                &config,
+                format!("[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\nstate_dir = \"state\"\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{protocol}"),
+            )
+            .expect("config");
+            spawn(&["serve", "--config", config.to_str().expect("utf8 path")], "switchyard listening on ")
+        })
+        .collect();
+    let direct = format!("{upstream_url}/messages");
+    let native = format!("{}/v1/messages", routers[0].1);
+    let translated = format!("{}/v1/messages", routers[1].1);
+    rt.block_on(async {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("anthropic-version", reqwest::header::HeaderValue::from_static("2023-06-01"));
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .pool_max_idle_per_host(512)
+            .build()
+            .expect("client");
+        let urls = [direct.as_str(), native.as_str(), translated.as_str()];
+        open_loop_over(&client, &urls, MESSAGES, 300, 1, true, None).await;
+        println!();
+        for _ in 0..3 {
+            let runs = open_loop_over(&client, &urls, MESSAGES, 500, secs, true, None).await;
+            let q = |run: &common::Run, q: f64| ms(&run.latency, q);
+            let (d, n, t) = (&runs[0], &runs[1], &runs[2]);
+            println!(
+                "Anthropic stream TTFT, 500 req/s each, interleaved, {secs} s: direct p50 {:.3}; Anthropic→Anthropic p50 {:.3} (added {:+.3}, p99 {:+.3}); Anthropic→OpenAI p50 {:.3} (added {:+.3}, p99 {:+.3}) ({} errors)",
+                q(d, 0.5),
+                q(n, 0.5), q(n, 0.5) - q(d, 0.5), q(n, 0.99) - q(d, 0.99),
+                q(t, 0.5), q(t, 0.5) - q(d, 0.5), q(t, 0.99) - q(d, 0.99),
+                d.errors + n.errors + t.errors
+            );
+        }
+    });
+    drop(routers);
 }
 
 /// The request path with and without `[fleet]`, measured at once: 1,000 req/s through the
