@@ -338,6 +338,24 @@ async fn a_client_key_may_come_as_x_api_key_and_tokens_are_counted() {
         .await
         .expect("answer");
     assert_eq!(r.status(), 200);
+    assert_eq!(
+        h.fake("an").last_anthropic_beta().as_deref(),
+        Some("prompt-caching-2024-07-31"),
+        "the client's anthropic-beta is forwarded"
+    );
+    // The decision is kept and explained as for any request.
+    let id = header(&r, "x-request-id").to_owned();
+    let d = h
+        .client
+        .get(h.url(&format!("/v1/decisions/{id}")))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(d.status(), 200);
+    let d: Value = d.json().await.expect("json");
+    assert_eq!(d["attempts"][0]["endpoint"], "an/m", "{d}");
+    assert_eq!(d["client"], "cc");
     let r = h
         .client
         .post(h.url("/v1/messages/count_tokens"))

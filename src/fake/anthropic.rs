@@ -51,6 +51,8 @@ pub(super) async fn messages(
     let behavior = state.behavior.lock().expect("behavior lock").clone();
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
     *state.last_auth.lock().expect("auth lock") = key.map(|k| format!("x-api-key {k}"));
+    let beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok());
+    *state.last_beta.lock().expect("beta lock") = beta.map(str::to_owned);
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(
             400,

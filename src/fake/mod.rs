@@ -100,6 +100,8 @@ pub(crate) struct FakeState {
     last_auth: Mutex<Option<String>>,
     /// The last event stream sent in Anthropic's dialect, whole.
     last_sent: Mutex<Option<String>>,
+    /// The `anthropic-beta` header of the last Messages request.
+    last_beta: Mutex<Option<String>>,
 }
 
 /// A running fake provider.
@@ -135,6 +137,7 @@ impl FakeProvider {
             last_body: Mutex::new(None),
             last_auth: Mutex::new(None),
             last_sent: Mutex::new(None),
+            last_beta: Mutex::new(None),
         });
         let provider = FakeProvider {
             addr,
@@ -220,6 +223,11 @@ impl FakeProvider {
     /// The `Authorization` header of the last request received.
     pub fn last_authorization(&self) -> Option<String> {
         self.state.last_auth.lock().expect("auth lock").clone()
+    }
+
+    /// The `anthropic-beta` header of the last Messages request.
+    pub fn last_anthropic_beta(&self) -> Option<String> {
+        self.state.last_beta.lock().expect("beta lock").clone()
     }
 
     /// The last Anthropic event stream it sent (all of it, even if the fault broke it).
