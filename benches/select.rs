@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
         let (catalog, stats) = setup(n, failing);
         let table: StatsTable = stats.table(&catalog);
         let request = RouteRequest {
+            operation: Default::default(),
             stream: true,
             messages_bytes: 3200,
             max_output_tokens: None,
@@ -162,6 +163,7 @@ fn parts(c: &mut Criterion) {
     });
     // What the filter does per candidate: the cost estimate under the model's lock.
     let request = RouteRequest {
+        operation: Default::default(),
         stream: true,
         messages_bytes: 3200,
         max_output_tokens: None,

@@ -34,6 +34,8 @@ pub struct Provider {
     pub protocol: crate::dialect::Protocol,
     /// `anthropic-version`, for the Anthropic protocol.
     pub anthropic_version: reqwest::header::HeaderValue,
+    /// `{base_url}/embeddings` (OpenAI protocol).
+    pub embeddings_url: reqwest::Url,
 }
 
 /// One provider serving one model, with its prices.
@@ -49,6 +51,8 @@ pub struct Endpoint {
     pub price: ModelPrice,
     /// `price` as exact decimal rates, for accounting.
     pub rates: Rates,
+    /// Chat or embedding (from the sheet).
+    pub kind: crate::pricing::ModelKind,
 }
 
 /// Why a catalog could not be built.
@@ -102,7 +106,10 @@ impl Catalog {
                 })?;
             catalog.add_provider(pc, sheet, env)?;
         }
-        let all: Vec<EndpointIdx> = (0..catalog.endpoints.len()).collect();
+        // `auto` is every chat endpoint: embedding models answer another question.
+        let all: Vec<EndpointIdx> = (0..catalog.endpoints.len())
+            .filter(|&i| catalog.endpoints[i].kind.is_chat())
+            .collect();
         for (group, members) in &config.groups {
             if catalog.names.contains_key(group) {
                 return Err(CatalogError::GroupShadowsModel {
@@ -163,6 +170,12 @@ impl Catalog {
             url: url.clone(),
             reason: e.to_string(),
         })?;
+        let url = format!("{}/embeddings", pc.base_url.trim_end_matches('/'));
+        let embeddings_url = reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
+            provider: pc.name.clone(),
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
         let provider = self.providers.len();
         let version = pc
             .anthropic_version
@@ -175,6 +188,7 @@ impl Catalog {
             protocol: pc.protocol,
             anthropic_version: reqwest::header::HeaderValue::from_str(version)
                 .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("2023-06-01")),
+            embeddings_url,
         });
         for (model, price) in &sheet.models {
             let idx = self.endpoints.len();
@@ -189,6 +203,7 @@ impl Catalog {
                     .unwrap_or_else(|| model.clone()),
                 price: price.clone(),
                 rates: Rates::of(price),
+                kind: price.kind,
             });
             self.names.entry(id).or_default().push(idx);
             self.names.entry(model.clone()).or_default().push(idx);

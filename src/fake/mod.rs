@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 mod anthropic;
+mod embeddings;
+pub use embeddings::vector as embedding_vector;
 
 /// A fault injected into every answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,6 +154,7 @@ impl FakeProvider {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(anthropic::messages))
+            .route("/v1/embeddings", post(embeddings::embeddings))
             .with_state(self.state.clone());
         let state = self.state.clone();
         let on_accept = move |tcp: tokio::net::TcpStream| {

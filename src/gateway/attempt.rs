@@ -37,11 +37,23 @@ use crate::stats::{FailureClass, StatsTable};
 /// What a client sent, as the attempts need it.
 pub(crate) struct Outbound<'a> {
     /// The request in the router's working form, OpenAI's chat completions (the client's
-    /// own, or translated from its dialect).
+    /// own, or translated from its dialect; for embeddings, a stand-in for planning).
     pub chat: &'a ChatBody<'a>,
     /// For an Anthropic client: its own body (sent to Anthropic-protocol providers with only
     /// the routing fields removed) and its `anthropic-beta` header.
     pub anthropic: Option<AnthropicClient>,
+    /// For an embeddings request: the client's own body, sent to `{base_url}/embeddings`
+    /// with only the routing fields removed.
+    pub embeddings: Option<Bytes>,
+}
+
+/// What kind of client request the router serves.
+pub(crate) enum ClientBody {
+    /// OpenAI's chat completions.
+    OpenAi,
+    Anthropic(AnthropicClient),
+    /// OpenAI's embeddings: the client's own body.
+    Embeddings(Bytes),
 }
 
 pub(crate) struct AnthropicClient {
@@ -200,7 +212,12 @@ async fn exchange(
         "application/json"
     };
     let anthropic = provider.protocol == Protocol::Anthropic;
-    let upstream = if anthropic {
+    let mut url = provider.chat_url.clone();
+    let upstream = if let Some(embeddings) = &out.embeddings {
+        url = provider.embeddings_url.clone();
+        crate::route::body::without_router_fields(embeddings, &endpoint.upstream_model)
+            .unwrap_or_else(|| embeddings.to_vec())
+    } else if anthropic {
         match super::dialects::anthropic_body(out, &endpoint.upstream_model) {
             Ok(bytes) => bytes,
             // The request asks for what this provider's dialect cannot say.
@@ -211,7 +228,7 @@ async fn exchange(
     };
     let mut request = shared
         .client
-        .post(provider.chat_url.clone())
+        .post(url)
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, accept)
         .body(upstream);

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A field one dialect has and the other has not.
     #[error(transparent)]
     Translate(#[from] crate::dialect::TranslateError),
+    /// A request field the router cannot take, and why.
+    #[error("`{field}`: {message}")]
+    BadField { field: String, message: String },
     /// The model, and the field that named it (`model` or `models[i]`).
     #[error("The model `{0}` does not exist: use an endpoint id, a model, a group or `auto` (see GET /v1/models)")]
     ModelNotFound(String, String),
@@ -174,7 +177,7 @@ impl ApiError {
             ApiError::Body(_) | ApiError::BodyRead(_) | ApiError::Hint(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Translate(_) => StatusCode::BAD_REQUEST,
+            ApiError::Translate(_) | ApiError::BadField { .. } => StatusCode::BAD_REQUEST,
             ApiError::NoCandidates { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::DecisionNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -203,6 +206,7 @@ impl ApiError {
                 ("invalid_request_error", None)
             }
             ApiError::Translate(_) => ("invalid_request_error", Some("untranslatable")),
+            ApiError::BadField { .. } => ("invalid_request_error", None),
             ApiError::NoCandidates { .. } => ("invalid_request_error", Some("no_candidates")),
             ApiError::DecisionNotFound(_) => ("invalid_request_error", Some("decision_not_found")),
             ApiError::PayloadTooLarge { .. } => {
@@ -239,6 +243,7 @@ impl ApiError {
             ApiError::Body(e) => e.field(),
             ApiError::Hint(e) => Some(&e.field),
             ApiError::Translate(e) => Some(&e.field),
+            ApiError::BadField { field, .. } => Some(field),
             ApiError::ModelNotFound(_, field) => Some(field),
             ApiError::NoCandidates { removed } => removed.first().map(|(_, c)| c.as_str()),
             _ => None,

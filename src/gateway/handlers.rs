@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use rand::rngs::SmallRng;
 use rand::RngCore;
 
-use super::attempt::{self, Answer, AnthropicClient};
+use super::attempt::{self, Answer, ClientBody};
 use super::decisions::Record;
 use super::guard::Caller;
 use super::relay::{relay, StreamEnd, StreamSummary};
@@ -49,7 +49,7 @@ pub(crate) async fn chat_completions(
             &caller,
             &headers,
             &bytes,
-            None,
+            ClientBody::OpenAi,
             &request_id,
             &mut rng,
         )
@@ -109,19 +109,27 @@ pub(super) async fn chat(
     caller: &Caller,
     headers: &HeaderMap,
     bytes: &[u8],
-    anthropic: Option<AnthropicClient>,
+    client: ClientBody,
     request_id: &str,
     rng: &mut SmallRng,
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
     let chat = ChatBody::parse(bytes)?;
+    let (anthropic, embeddings) = match client {
+        ClientBody::OpenAi => (None, None),
+        ClientBody::Anthropic(a) => (Some(a), None),
+        ClientBody::Embeddings(body) => (None, Some(body)),
+    };
     // This request's view of prices and catalog, kept to its end (see `Live`).
     let live = shared.live.load_full();
     let catalog = live.catalog.clone();
     let now_ns = gateway.now_ns();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let parsed = Parsed::with_presets(&chat, header, &live.presets)?;
+    let mut parsed = Parsed::with_presets(&chat, header, &live.presets)?;
+    if embeddings.is_some() {
+        parsed.request.operation = crate::route::Operation::Embeddings;
+    }
     let plan = shared
         .planner
         .plan(&catalog, &live.table, &parsed, now_ns, rng)?;
@@ -138,6 +146,7 @@ pub(super) async fn chat(
     let out = attempt::Outbound {
         chat: &chat,
         anthropic,
+        embeddings,
     };
     let result = attempt::run(shared, &catalog, &live.table, &out, attempts, deadline).await;
     let named = |failures: &[(usize, Failure)]| -> Vec<AttemptFailure> {
@@ -297,6 +306,16 @@ fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<
         usage = ?usage, "answered");
 }
 
+/// The client routes an endpoint serves.
+fn operations(catalog: &Catalog, idx: usize) -> Vec<&'static str> {
+    let openai = catalog.provider_of(idx).protocol == crate::dialect::Protocol::Openai;
+    match (catalog.endpoint(idx).kind.is_chat(), openai) {
+        (true, _) => vec!["chat.completions", "messages"],
+        (false, true) => vec!["embeddings"],
+        (false, false) => vec![],
+    }
+}
+
 /// Reads at most `limit` bytes of body; a declared or actual larger body is a 413.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -336,6 +355,8 @@ pub(crate) fn models_json(catalog: &Catalog, presets: &crate::presets::Presets) 
             "id": ep.id, "object": "model", "created": 0,
             "owned_by": catalog.provider_of(i).name,
             "kind": "endpoint",
+            "model_kind": ep.kind,
+            "operations": operations(catalog, i),
             "upstream_model": ep.upstream_model,
             "pricing": {
                 "input_per_mtok": p.input_per_mtok,

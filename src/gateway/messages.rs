@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
-use super::attempt::AnthropicClient;
+use super::attempt::{AnthropicClient, ClientBody};
 use super::guard::Caller;
 use super::handlers::{chat, counted, read_request};
 use super::{ApiError, Gateway};
@@ -71,7 +71,7 @@ pub(crate) async fn messages(
             &caller,
             &headers,
             &openai,
-            Some(client),
+            ClientBody::Anthropic(client),
             &request_id,
             &mut rng,
         )

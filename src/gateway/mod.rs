@@ -6,12 +6,14 @@
 //! `Arc`; nothing on the request path takes a lock.
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/messages` (and `/count_tokens`),
+//! `POST /v1/embeddings`,
 //! `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
 mod attempt;
 mod dashboard;
 mod decisions;
 mod dialects;
+mod embeddings;
 mod error;
 mod fleet;
 #[doc(hidden)]
@@ -384,6 +386,7 @@ pub fn app(gateway: Gateway) -> Router {
     use axum::middleware::from_fn_with_state;
     let chat = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route_layer(from_fn_with_state(gateway.clone(), guard::chat_limits));
     let v1 = Router::new()
         .route("/v1/models", get(handlers::models))

@@ -170,20 +170,31 @@ pub fn from_litellm(
             continue;
         }
         let mode = entry["mode"].as_str().unwrap_or("none");
-        if mode != "chat" {
-            out.skipped
-                .push((key.clone(), Skip::NotChat(mode.to_owned())));
-            continue;
-        }
+        let kind = match mode {
+            "chat" => crate::pricing::ModelKind::Chat,
+            "embedding" => crate::pricing::ModelKind::Embedding,
+            _ => {
+                out.skipped
+                    .push((key.clone(), Skip::NotChat(mode.to_owned())));
+                continue;
+            }
+        };
         let price = (|| -> Result<ModelPrice, Skip> {
             let input =
                 per_mtok(&entry["input_cost_per_token"])?.ok_or(Skip::MissingPrice("input"))?;
-            let output =
-                per_mtok(&entry["output_cost_per_token"])?.ok_or(Skip::MissingPrice("output"))?;
+            let output = match (per_mtok(&entry["output_cost_per_token"])?, kind) {
+                (Some(o), _) => o,
+                // An embedding answers no tokens.
+                (None, crate::pricing::ModelKind::Embedding) => 0.0,
+                (None, crate::pricing::ModelKind::Chat) => {
+                    return Err(Skip::MissingPrice("output"))
+                }
+            };
             Ok(ModelPrice {
                 upstream_model: None,
                 input_per_mtok: input,
                 output_per_mtok: output,
+                kind,
                 cached_input_per_mtok: per_mtok(&entry["cache_read_input_token_cost"])?,
                 cache_write_per_mtok: per_mtok(&entry["cache_creation_input_token_cost"])?,
                 per_request: None,
@@ -244,6 +255,7 @@ pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Impo
                     .ok_or(Skip::MissingPrice("completion"))?,
                 cached_input_per_mtok: per_mtok(&p["input_cache_read"])?,
                 cache_write_per_mtok: per_mtok(&p["input_cache_write"])?,
+                kind: Default::default(),
                 // `request` is USD per request already, not per token.
                 per_request: match &p["request"] {
                     Value::String(s) => Decimal::from_str(s.trim())
@@ -310,14 +322,12 @@ mod tests {
         assert!(sheet("together")
             .models
             .contains_key("meta-llama/Llama-3.3-70B-Instruct-Turbo"));
-        // Embeddings and image models are not chat models.
+        // Embedding models come as such, priced per input token.
+        let embed = &sheet("openai").models["text-embedding-3-small"];
+        assert_eq!(embed.kind, crate::pricing::ModelKind::Embedding);
+        assert_eq!((embed.input_per_mtok, embed.output_per_mtok), (0.02, 0.0));
         let skipped: Vec<&str> = all.skipped.iter().map(|(k, _)| k.as_str()).collect();
-        assert!(skipped.contains(&"text-embedding-3-small"), "{skipped:?}");
-        assert!(all
-            .skipped
-            .iter()
-            .any(|(k, why)| k == "text-embedding-3-small"
-                && matches!(why, Skip::NotChat(m) if m == "embedding")));
+        assert!(!skipped.contains(&"text-embedding-3-small"), "{skipped:?}");
         // Every sheet passes the router's own validation once written out.
         for s in &all.sheets {
             let text = s.to_toml();

@@ -12,7 +12,7 @@ pub mod sheet;
 use std::path::{Path, PathBuf};
 
 pub use cost::Rates;
-pub use sheet::{ModelPrice, PriceSheet, SheetError};
+pub use sheet::{ModelKind, ModelPrice, PriceSheet, SheetError};
 
 /// Every problem found in a sheets directory, each naming its file.
 #[derive(Debug, thiserror::Error)]

@@ -39,8 +39,13 @@ pub struct ModelPrice {
     pub upstream_model: Option<String>,
     /// USD per million prompt tokens.
     pub input_per_mtok: f64,
-    /// USD per million completion tokens.
+    /// USD per million completion tokens (0 for embedding models, which may omit it).
+    #[serde(default = "absent")]
     pub output_per_mtok: f64,
+    /// What the model does: `chat` (the default) or `embedding`. Chat requests never go to
+    /// embedding models, nor embedding requests to chat models.
+    #[serde(default, skip_serializing_if = "ModelKind::is_chat")]
+    pub kind: ModelKind,
     /// USD per million prompt tokens served from the provider's cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_input_per_mtok: Option<f64>,
@@ -86,8 +91,24 @@ impl PriceSheet {
             model: model.map(str::to_owned),
             detail,
         };
-        let sheet: PriceSheet = toml::from_str(text).map_err(|e| vec![err(None, e.to_string())])?;
+        let mut sheet: PriceSheet =
+            toml::from_str(text).map_err(|e| vec![err(None, e.to_string())])?;
         let mut errors = Vec::new();
+        for (name, price) in &mut sheet.models {
+            if price.output_per_mtok.is_nan() {
+                match price.kind {
+                    // An embedding model answers no tokens.
+                    ModelKind::Embedding => price.output_per_mtok = 0.0,
+                    ModelKind::Chat => {
+                        errors.push(err(
+                            Some(name),
+                            "`output_per_mtok`: is required for a chat model".into(),
+                        ));
+                        price.output_per_mtok = 0.0;
+                    }
+                }
+            }
+        }
         if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
             if stem != sheet.provider {
                 errors.push(err(
@@ -136,6 +157,26 @@ impl PriceSheet {
         } else {
             Err(errors)
         }
+    }
+}
+
+/// A price the sheet did not give (told apart from 0 after parsing).
+fn absent() -> f64 {
+    f64::NAN
+}
+
+/// What a model does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    #[default]
+    Chat,
+    Embedding,
+}
+
+impl ModelKind {
+    pub fn is_chat(&self) -> bool {
+        *self == ModelKind::Chat
     }
 }
 

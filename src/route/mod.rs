@@ -20,6 +20,19 @@ pub struct RouteRequest {
     /// The completion cap the client set, if any.
     pub max_output_tokens: Option<u32>,
     pub constraints: Constraints,
+    /// What is asked: a chat answer (the default) or embeddings.
+    pub operation: Operation,
+}
+
+/// What a request asks of an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// A chat answer (OpenAI's chat completions, Anthropic's messages).
+    #[default]
+    Chat,
+    /// Embedding vectors (`POST /v1/embeddings`).
+    Embeddings,
 }
 
 impl RouteRequest {
@@ -29,6 +42,7 @@ impl RouteRequest {
             messages_bytes: body.messages_bytes,
             max_output_tokens: body.max_output_tokens,
             constraints,
+            operation: Operation::Chat,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Hard constraints: which candidates a request rules out, and why.
 //!
-//! `only` / `ignore` (provider names or endpoint ids), `max_price` (per million tokens and
+//! The operation (chat models answer chats, embedding models embeddings), `only` / `ignore`
+//! (provider names or endpoint ids), `max_price` (per million tokens and
 //! per request), the context window (estimated prompt plus `max_tokens`), `max_tokens` above
 //! the endpoint's output limit, and `max_cost_usd` against the estimate. Every removal keeps
 //! the constraint that caused it, so a request nothing survives gets a 422 that says which
@@ -10,7 +11,7 @@ use serde::Serialize;
 
 use super::estimate::{estimate_with, Estimate, ModelFacts};
 use crate::catalog::{Catalog, EndpointIdx};
-use crate::route::RouteRequest;
+use crate::route::{Operation, RouteRequest};
 use crate::stats::StatsTable;
 
 /// A candidate that survived, with its estimate.
@@ -78,7 +79,17 @@ pub fn filter(
         let p = &ep.price;
         let over =
             |max: Option<f64>, v: Option<f64>| matches!((max, v), (Some(m), Some(v)) if v > m);
-        let why: Option<String> = if let Some((field, _)) = c.only.iter().find(|(_, l)| !named(l)) {
+        let serves = match request.operation {
+            Operation::Chat => ep.kind.is_chat(),
+            Operation::Embeddings => {
+                !ep.kind.is_chat()
+                    && catalog.provider_of(idx).protocol == crate::dialect::Protocol::Openai
+            }
+        };
+        let why: Option<String> = if !serves {
+            // A chat model asked for embeddings, or an embedding model for a chat answer.
+            Some("operation".into())
+        } else if let Some((field, _)) = c.only.iter().find(|(_, l)| !named(l)) {
             Some((*field).to_owned())
         } else if let Some((field, _)) = c.ignore.iter().find(|(_, l)| named(l)) {
             Some((*field).to_owned())

@@ -28,6 +28,7 @@ fn stats() -> Arc<Stats> {
 
 fn request(constraints: Constraints) -> RouteRequest {
     RouteRequest {
+        operation: Default::default(),
         stream: false,
         messages_bytes: 4000,
         max_output_tokens: Some(500),

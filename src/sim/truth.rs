@@ -90,6 +90,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
                 output_per_mtok: st.ep.output_per_mtok,
                 cached_input_per_mtok: None,
                 cache_write_per_mtok: None,
+                kind: Default::default(),
                 per_request: None,
                 context_window: None,
                 max_output_tokens: None,

@@ -21,6 +21,8 @@ pub struct Spec {
     pub protocol: Option<&'static str>,
     /// Cache prices of every model: `(cached_input_per_mtok, cache_write_per_mtok)`.
     pub cache: Option<(f64, f64)>,
+    /// Its models are embedding models.
+    pub embedding: bool,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -30,6 +32,19 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         models: models.to_vec(),
         protocol: None,
         cache: None,
+        embedding: false,
+    }
+}
+
+/// A fake provider serving embedding models.
+pub fn embedding_spec(
+    name: &'static str,
+    behavior: Behavior,
+    models: &[(&'static str, f64, f64)],
+) -> Spec {
+    Spec {
+        embedding: true,
+        ..spec(name, behavior, models)
     }
 }
 
@@ -95,6 +110,9 @@ impl Harness {
                 sheet.push_str(&format!(
                     "[models.\"{m}\"]\ninput_per_mtok = {i:?}\noutput_per_mtok = {o:?}\n"
                 ));
+                if s.embedding {
+                    sheet.push_str("kind = \"embedding\"\n");
+                }
                 if let Some((read, write)) = s.cache {
                     sheet.push_str(&format!(
                         "cached_input_per_mtok = {read:?}\ncache_write_per_mtok = {write:?}\n"

@@ -31,6 +31,7 @@ fn setup(endpoints: &[(f64, f64)]) -> (Catalog, StatsTable) {
 
 fn request(constraints: Constraints, stream: bool) -> RouteRequest {
     RouteRequest {
+        operation: Default::default(),
         stream,
         messages_bytes: 4000,
         max_output_tokens: Some(100),
