@@ -146,5 +146,27 @@ async fn chat_and_embedding_models_never_cross() {
             .clone()
     };
     assert_eq!(ops("e2/embed-a"), json!(["embeddings"]));
-    assert_eq!(ops("chat/m"), json!(["chat.completions", "messages"]));
+    assert_eq!(
+        ops("chat/m"),
+        json!(["chat.completions", "messages", "completions"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_whose_only_endpoint_fails_gets_a_502_not_another_models_vectors() {
+    let failing = Behavior {
+        fault: Fault::Status(500),
+        ..Behavior::default()
+    };
+    let h = Harness::start(
+        vec![
+            embedding_spec("e1", failing, &[("embed-b", 0.01, 0.0)]),
+            embedding_spec("e2", Behavior::default(), &[("embed-a", 0.01, 0.0)]),
+        ],
+        "",
+    )
+    .await;
+    let r = embed(&h, json!({"model": "embed-b", "input": "hello"})).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(h.fake("e2").requests(), 0, "embed-a was never asked");
 }

@@ -79,3 +79,46 @@ async fn the_official_openai_python_sdk_works_unmodified() {
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{stdout}");
 }
+
+/// Responses, embeddings and legacy completions through the official SDK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_works_on_the_other_surfaces() {
+    if !sdk_available() {
+        let required = std::env::var("SWITCHYARD_REQUIRE_OPENAI_SDK").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "the `openai` Python package is required but not importable"
+        );
+        eprintln!("skipped: `pip install openai` to run the OpenAI SDK compatibility test");
+        return;
+    }
+    let mut chat = spec("x", Behavior::default(), &[("m", 1.0, 2.0)]);
+    chat.responses = true;
+    let h = Harness::start(
+        vec![
+            chat,
+            common::embedding_spec("e", Behavior::default(), &[("embed", 0.02, 0.0)]),
+        ],
+        "",
+    )
+    .await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/compat/openai_surfaces.py"
+    );
+    let output = tokio::process::Command::new(python())
+        .arg(script)
+        .arg(format!("http://{}", h.addr))
+        .arg(reply_text("x", "m", 8))
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+}

@@ -34,8 +34,12 @@ pub struct Provider {
     pub protocol: crate::dialect::Protocol,
     /// `anthropic-version`, for the Anthropic protocol.
     pub anthropic_version: reqwest::header::HeaderValue,
-    /// `{base_url}/embeddings` (OpenAI protocol).
+    /// `{base_url}/embeddings`, `/completions`, `/responses` (OpenAI protocol).
     pub embeddings_url: reqwest::Url,
+    pub completions_url: reqwest::Url,
+    pub responses_url: reqwest::Url,
+    /// It serves the Responses API.
+    pub responses: bool,
 }
 
 /// One provider serving one model, with its prices.
@@ -170,12 +174,16 @@ impl Catalog {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        let url = format!("{}/embeddings", pc.base_url.trim_end_matches('/'));
-        let embeddings_url = reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
-            provider: pc.name.clone(),
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+        let at = |path: &str| {
+            let url = format!("{}/{path}", pc.base_url.trim_end_matches('/'));
+            reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
+                provider: pc.name.clone(),
+                url: url.clone(),
+                reason: e.to_string(),
+            })
+        };
+        let (embeddings_url, completions_url, responses_url) =
+            (at("embeddings")?, at("completions")?, at("responses")?);
         let provider = self.providers.len();
         let version = pc
             .anthropic_version
@@ -189,6 +197,9 @@ impl Catalog {
             anthropic_version: reqwest::header::HeaderValue::from_str(version)
                 .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("2023-06-01")),
             embeddings_url,
+            completions_url,
+            responses_url,
+            responses: pc.responses,
         });
         for (model, price) in &sheet.models {
             let idx = self.endpoints.len();

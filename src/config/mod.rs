@@ -230,6 +230,9 @@ pub struct ProviderConfig {
     pub protocol: crate::dialect::Protocol,
     /// `anthropic-version` sent to an `anthropic` provider (default `2023-06-01`).
     pub anthropic_version: Option<String>,
+    /// Whether it serves OpenAI's Responses API (`{base_url}/responses`).
+    #[serde(default)]
+    pub responses: bool,
 }
 
 impl std::fmt::Debug for ProviderConfig {

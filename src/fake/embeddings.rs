@@ -29,6 +29,28 @@ pub fn vector(provider: &str, model: &str, input: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Standard base64 with padding (a fake's needs do not justify a dependency).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub(super) async fn embeddings(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let behavior = state.behavior.lock().expect("behavior lock").clone();
@@ -55,7 +77,17 @@ pub(super) async fn embeddings(State(state): State<Arc<FakeState>>, body: Bytes)
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": vector(&state.name, model, text)}))
+        .map(|(i, text)| {
+            let v = vector(&state.name, model, text);
+            // As OpenAI does: little-endian f32s in base64 when asked (the SDK's default).
+            let embedding = if request["encoding_format"] == "base64" {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+                json!(base64(&bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
         .collect();
     let tokens = inputs
         .iter()

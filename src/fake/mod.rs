@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 mod anthropic;
 mod embeddings;
+mod surfaces;
 pub use embeddings::vector as embedding_vector;
 
 /// A fault injected into every answer.
@@ -155,6 +156,8 @@ impl FakeProvider {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(anthropic::messages))
             .route("/v1/embeddings", post(embeddings::embeddings))
+            .route("/v1/completions", post(surfaces::completions))
+            .route("/v1/responses", post(surfaces::responses))
             .with_state(self.state.clone());
         let state = self.state.clone();
         let on_accept = move |tcp: tokio::net::TcpStream| {

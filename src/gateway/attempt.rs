@@ -45,6 +45,8 @@ pub(crate) struct Outbound<'a> {
     /// For an embeddings request: the client's own body, sent to `{base_url}/embeddings`
     /// with only the routing fields removed.
     pub embeddings: Option<Bytes>,
+    /// Which OpenAI route the body goes to.
+    pub operation: crate::route::Operation,
 }
 
 /// What kind of client request the router serves.
@@ -54,6 +56,12 @@ pub(crate) enum ClientBody {
     Anthropic(AnthropicClient),
     /// OpenAI's embeddings: the client's own body.
     Embeddings(Bytes),
+    /// Legacy completions.
+    Completions,
+    /// The Responses API; `pinned`: the endpoint that produced `previous_response_id`.
+    Responses {
+        pinned: Option<String>,
+    },
 }
 
 pub(crate) struct AnthropicClient {
@@ -212,7 +220,11 @@ async fn exchange(
         "application/json"
     };
     let anthropic = provider.protocol == Protocol::Anthropic;
-    let mut url = provider.chat_url.clone();
+    let mut url = match out.operation {
+        crate::route::Operation::Completions => provider.completions_url.clone(),
+        crate::route::Operation::Responses => provider.responses_url.clone(),
+        _ => provider.chat_url.clone(),
+    };
     let upstream = if let Some(embeddings) = &out.embeddings {
         url = provider.embeddings_url.clone();
         crate::route::body::without_router_fields(embeddings, &endpoint.upstream_model)
@@ -348,14 +360,20 @@ fn judge_first_event(event: &[u8]) -> Option<Result<(), FailureClass>> {
     #[derive(serde::Deserialize)]
     struct Probe {
         error: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
     }
     let payload = data_payload(event)?;
     if payload.trim_ascii() == b"[DONE]" {
         return Some(Err(FailureClass::BadResponse));
     }
     Some(match serde_json::from_slice::<Probe>(&payload) {
-        Ok(Probe { error: Some(_) }) => Err(FailureClass::ServerError),
-        Ok(Probe { error: None }) => Ok(()),
+        Ok(Probe { error: Some(_), .. }) => Err(FailureClass::ServerError),
+        // The Responses API's failures as a first event.
+        Ok(Probe { kind: Some(k), .. }) if k == "error" || k == "response.failed" => {
+            Err(FailureClass::ServerError)
+        }
+        Ok(Probe { .. }) => Ok(()),
         Err(_) => Err(FailureClass::BadResponse),
     })
 }

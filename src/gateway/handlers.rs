@@ -115,11 +115,20 @@ pub(super) async fn chat(
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
-    let chat = ChatBody::parse(bytes)?;
-    let (anthropic, embeddings) = match client {
-        ClientBody::OpenAi => (None, None),
-        ClientBody::Anthropic(a) => (Some(a), None),
-        ClientBody::Embeddings(body) => (None, Some(body)),
+    use crate::route::body::Shape;
+    use crate::route::Operation;
+    let (shape, operation) = match &client {
+        ClientBody::Completions => (Shape::Completions, Operation::Completions),
+        ClientBody::Responses { .. } => (Shape::Responses, Operation::Responses),
+        ClientBody::Embeddings(_) => (Shape::Chat, Operation::Embeddings),
+        ClientBody::OpenAi | ClientBody::Anthropic(_) => (Shape::Chat, Operation::Chat),
+    };
+    let chat = ChatBody::parse_as(bytes, shape)?;
+    let (anthropic, embeddings, pinned) = match client {
+        ClientBody::Anthropic(a) => (Some(a), None, None),
+        ClientBody::Embeddings(body) => (None, Some(body), None),
+        ClientBody::Responses { pinned } => (None, None, pinned),
+        ClientBody::OpenAi | ClientBody::Completions => (None, None, None),
     };
     // This request's view of prices and catalog, kept to its end (see `Live`).
     let live = shared.live.load_full();
@@ -127,8 +136,14 @@ pub(super) async fn chat(
     let now_ns = gateway.now_ns();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut parsed = Parsed::with_presets(&chat, header, &live.presets)?;
-    if embeddings.is_some() {
-        parsed.request.operation = crate::route::Operation::Embeddings;
+    parsed.request.operation = operation;
+    if let Some(endpoint) = pinned {
+        // Only the endpoint that holds the previous response can continue it.
+        parsed
+            .request
+            .constraints
+            .only
+            .push(("previous_response_id", vec![endpoint]));
     }
     let plan = shared
         .planner
@@ -147,6 +162,7 @@ pub(super) async fn chat(
         chat: &chat,
         anthropic,
         embeddings,
+        operation,
     };
     let result = attempt::run(shared, &catalog, &live.table, &out, attempts, deadline).await;
     let named = |failures: &[(usize, Failure)]| -> Vec<AttemptFailure> {
@@ -308,9 +324,14 @@ fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<
 
 /// The client routes an endpoint serves.
 fn operations(catalog: &Catalog, idx: usize) -> Vec<&'static str> {
-    let openai = catalog.provider_of(idx).protocol == crate::dialect::Protocol::Openai;
+    let provider = catalog.provider_of(idx);
+    let openai = provider.protocol == crate::dialect::Protocol::Openai;
     match (catalog.endpoint(idx).kind.is_chat(), openai) {
-        (true, _) => vec!["chat.completions", "messages"],
+        (true, true) if provider.responses => {
+            vec!["chat.completions", "messages", "completions", "responses"]
+        }
+        (true, true) => vec!["chat.completions", "messages", "completions"],
+        (true, false) => vec!["chat.completions", "messages"],
         (false, true) => vec!["embeddings"],
         (false, false) => vec![],
     }

@@ -6,7 +6,7 @@
 //! `Arc`; nothing on the request path takes a lock.
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/messages` (and `/count_tokens`),
-//! `POST /v1/embeddings`,
+//! `POST /v1/embeddings`, `POST /v1/completions`, `POST /v1/responses`,
 //! `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
 mod attempt;
@@ -27,6 +27,7 @@ pub mod prices;
 mod relay;
 mod routing;
 pub mod sse;
+mod surfaces;
 pub mod usage;
 
 use std::future::Future;
@@ -114,6 +115,8 @@ pub(crate) struct Shared {
     /// The sheets in force, by provider, as the fleet shares them (read from the pricing
     /// directory when first asked, then kept by every accepted update).
     price_texts: std::sync::Mutex<Option<crate::fleet::sync::Texts>>,
+    /// Response ids of the Responses API → the endpoint that holds each.
+    response_pins: surfaces::ResponsePins,
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
@@ -336,6 +339,7 @@ impl Gateway {
             counters: Counters::default(),
             fleet,
             price_texts: std::sync::Mutex::new(None),
+            response_pins: Default::default(),
         })))
     }
 
@@ -387,6 +391,8 @@ pub fn app(gateway: Gateway) -> Router {
     let chat = Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/completions", post(surfaces::completions))
+        .route("/v1/responses", post(surfaces::responses))
         .route_layer(from_fn_with_state(gateway.clone(), guard::chat_limits));
     let v1 = Router::new()
         .route("/v1/models", get(handlers::models))

@@ -176,6 +176,9 @@ impl Relay {
             return Keep::As;
         }
         let mentions = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
+        if mentions(b"\"response.") || mentions(b"\"type\":\"error\"") {
+            return self.inspect_response_event(&data);
+        }
         if self.first_token.is_none() && has_content(&data) {
             self.first_token = Some(Instant::now());
         }
@@ -196,6 +199,39 @@ impl Relay {
                     }
                 }
             }
+        }
+        Keep::As
+    }
+
+    /// An event of the Responses API: it ends with `response.completed` (or
+    /// `response.incomplete`) carrying the usage, fails with `response.failed` or an `error`
+    /// event, and its first token is the first output delta. Relayed unchanged.
+    fn inspect_response_event(&mut self, data: &[u8]) -> Keep {
+        #[derive(Deserialize)]
+        struct Event {
+            #[serde(rename = "type")]
+            kind: String,
+            response: Option<ResponseProbe>,
+        }
+        #[derive(Deserialize)]
+        struct ResponseProbe {
+            usage: Option<Usage>,
+        }
+        let Ok(event) = serde_json::from_slice::<Event>(data) else {
+            return Keep::As;
+        };
+        match event.kind.as_str() {
+            "response.completed" | "response.incomplete" => {
+                self.saw_done = true;
+                if let Some(usage) = event.response.and_then(|r| r.usage) {
+                    self.usage = Some(usage);
+                }
+            }
+            "response.failed" | "error" => self.upstream_error = true,
+            k if k.ends_with(".delta") && self.first_token.is_none() => {
+                self.first_token = Some(Instant::now());
+            }
+            _ => {}
         }
         Keep::As
     }
@@ -245,16 +281,18 @@ impl Drop for Relay {
 /// string, or a tool call. OpenAI's first chunk often has `"content": ""` with the role only;
 /// that is not a token yet. A byte scan, run only until the first content is seen.
 fn has_content(data: &[u8]) -> bool {
-    const KEY: &[u8] = b"content\":";
     if memchr::memmem::find(data, b"\"tool_calls\"").is_some() {
         return true;
     }
-    memchr::memmem::find_iter(data, KEY).any(|at| {
-        let mut value = data[at + KEY.len()..]
-            .iter()
-            .copied()
-            .skip_while(u8::is_ascii_whitespace);
-        value.next() == Some(b'"') && value.next().is_some_and(|b| b != b'"')
+    // `content` in chat chunks, `text` in legacy completion chunks.
+    [&b"content\":"[..], b"\"text\":"].iter().any(|key| {
+        memchr::memmem::find_iter(data, key).any(|at| {
+            let mut value = data[at + key.len()..]
+                .iter()
+                .copied()
+                .skip_while(u8::is_ascii_whitespace);
+            value.next() == Some(b'"') && value.next().is_some_and(|b| b != b'"')
+        })
     })
 }
 

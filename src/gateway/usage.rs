@@ -7,11 +7,13 @@ use serde::Deserialize;
 /// The token counts of one answer; absent counts read as zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
-    #[serde(default)]
+    /// `input_tokens` in the Responses API.
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    /// `output_tokens` in the Responses API (reasoning tokens included: priced as output).
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens_details")]
     pub prompt_tokens_details: Option<PromptDetails>,
     /// A cost the provider reported itself (OpenRouter does), USD.
     #[serde(default)]

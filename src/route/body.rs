@@ -52,10 +52,29 @@ pub struct ChatBody<'a> {
     pub max_output_tokens: Option<u32>,
     /// Size of the raw `messages` array in bytes: the basis of the prompt-size estimate.
     pub messages_bytes: usize,
+    /// Streams ask the provider for a usage chunk (`stream_options.include_usage`).
+    ask_usage: bool,
+}
+
+/// The shape of a generating request: where its prompt is and how it caps the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Chat completions: `messages`, `max_completion_tokens` / `max_tokens`.
+    Chat,
+    /// Legacy completions: `prompt` (a string or an array), `max_tokens`.
+    Completions,
+    /// The Responses API: `input` (a string or an array of items), `max_output_tokens`; its
+    /// streams always end with their usage, so nothing is added for it.
+    Responses,
 }
 
 impl<'a> ChatBody<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<ChatBody<'a>, BodyError> {
+        ChatBody::parse_as(bytes, Shape::Chat)
+    }
+
+    /// Parses a request of `shape`.
+    pub fn parse_as(bytes: &'a [u8], shape: Shape) -> Result<ChatBody<'a>, BodyError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first.is_some() && first != Some(&b'{') {
             return Err(BodyError::NotAnObject);
@@ -81,13 +100,26 @@ impl<'a> ChatBody<'a> {
                 Err(_) => return Err(field("model", "must be a string")),
             },
         };
-        let messages = get("messages").ok_or_else(|| field("messages", "is required"))?;
+        let (prompt_field, strings_ok) = match shape {
+            Shape::Chat => ("messages", false),
+            Shape::Completions => ("prompt", true),
+            Shape::Responses => ("input", true),
+        };
+        let messages = get(prompt_field).ok_or_else(|| field(prompt_field, "is required"))?;
         let text = messages.get().trim();
-        if !text.starts_with('[') {
-            return Err(field("messages", "must be an array of messages"));
+        let is_string = text.starts_with('"');
+        if !(text.starts_with('[') || strings_ok && is_string) {
+            return Err(field(
+                prompt_field,
+                if strings_ok {
+                    "must be a string or an array"
+                } else {
+                    "must be an array of messages"
+                },
+            ));
         }
-        if text[1..].trim_start().starts_with(']') {
-            return Err(field("messages", "must hold at least one message"));
+        if text.len() <= 2 || (!is_string && text[1..].trim_start().starts_with(']')) {
+            return Err(field(prompt_field, "must not be empty"));
         }
         let stream =
             decode::<bool>(get("stream"), "stream", "must be true or false")?.unwrap_or(false);
@@ -106,13 +138,25 @@ impl<'a> ChatBody<'a> {
             "max_completion_tokens",
             "must be a non-negative integer",
         )?;
+        let max_output = decode::<u32>(
+            get("max_output_tokens"),
+            "max_output_tokens",
+            "must be a non-negative integer",
+        )?;
+        let max_output_tokens = match shape {
+            Shape::Chat => max_completion.or(max_tokens),
+            Shape::Completions => max_tokens,
+            Shape::Responses => max_output,
+        };
         Ok(ChatBody {
             model,
             stream,
-            client_wants_usage: options.and_then(|o| o.include_usage).unwrap_or(false),
-            max_output_tokens: max_completion.or(max_tokens),
+            client_wants_usage: shape == Shape::Responses
+                || options.and_then(|o| o.include_usage).unwrap_or(false),
+            max_output_tokens,
             messages_bytes: messages.get().len(),
             fields,
+            ask_usage: shape != Shape::Responses,
         })
     }
 
@@ -147,14 +191,14 @@ impl<'a> ChatBody<'a> {
             out.push(b':');
             match key.as_ref() {
                 "model" => write_json_str(&mut out, upstream_model),
-                "stream_options" if self.stream => {
+                "stream_options" if self.stream && self.ask_usage => {
                     out.extend_from_slice(with_usage(raw).as_bytes());
                     wrote_options = true;
                 }
                 _ => out.extend_from_slice(raw.get().as_bytes()),
             }
         }
-        if self.stream && !wrote_options {
+        if self.stream && self.ask_usage && !wrote_options {
             if !first {
                 out.push(b',');
             }

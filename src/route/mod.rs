@@ -33,6 +33,10 @@ pub enum Operation {
     Chat,
     /// Embedding vectors (`POST /v1/embeddings`).
     Embeddings,
+    /// Legacy text completions (`POST /v1/completions`).
+    Completions,
+    /// The Responses API (`POST /v1/responses`).
+    Responses,
 }
 
 impl RouteRequest {

@@ -79,12 +79,13 @@ pub fn filter(
         let p = &ep.price;
         let over =
             |max: Option<f64>, v: Option<f64>| matches!((max, v), (Some(m), Some(v)) if v > m);
+        let provider_of = catalog.provider_of(idx);
+        let openai = provider_of.protocol == crate::dialect::Protocol::Openai;
         let serves = match request.operation {
             Operation::Chat => ep.kind.is_chat(),
-            Operation::Embeddings => {
-                !ep.kind.is_chat()
-                    && catalog.provider_of(idx).protocol == crate::dialect::Protocol::Openai
-            }
+            Operation::Embeddings => !ep.kind.is_chat() && openai,
+            Operation::Completions => ep.kind.is_chat() && openai,
+            Operation::Responses => ep.kind.is_chat() && openai && provider_of.responses,
         };
         let why: Option<String> = if !serves {
             // A chat model asked for embeddings, or an embedding model for a chat answer.

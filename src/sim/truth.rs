@@ -116,6 +116,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
             api_key_env: None,
             protocol: Default::default(),
             anthropic_version: None,
+            responses: false,
         });
         sheets.push(PriceSheet {
             provider: provider.to_owned(),

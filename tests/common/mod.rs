@@ -23,6 +23,8 @@ pub struct Spec {
     pub cache: Option<(f64, f64)>,
     /// Its models are embedding models.
     pub embedding: bool,
+    /// It serves the Responses API (`responses = true`).
+    pub responses: bool,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -33,6 +35,7 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         protocol: None,
         cache: None,
         embedding: false,
+        responses: false,
     }
 }
 
@@ -93,6 +96,9 @@ impl Harness {
                 s.name,
                 fake.base_url()
             ));
+            if s.responses {
+                text.push_str("responses = true\n");
+            }
             if let Some(p) = s.protocol {
                 text.push_str(&format!("protocol = \"{p}\"\n"));
             }
