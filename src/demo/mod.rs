@@ -33,6 +33,10 @@ struct Profile {
     models: &'static [(&'static str, f64, f64, f64)],
     /// Speaks Anthropic's Messages API instead of OpenAI's chat completions.
     anthropic: bool,
+    /// Serves OpenAI's Responses API too.
+    responses: bool,
+    /// Its models are embedding models.
+    embedding: bool,
 }
 
 fn profiles() -> Vec<Profile> {
@@ -54,6 +58,8 @@ fn profiles() -> Vec<Profile> {
                 ("llama-3.1-8b", 0.02, 0.05, 0.55),
             ],
             anthropic: false,
+            responses: false,
+            embedding: false,
         },
         Profile {
             name: "steady",
@@ -68,6 +74,8 @@ fn profiles() -> Vec<Profile> {
             },
             models: &[("llama-3.3-70b", 0.59, 0.79, 0.75)],
             anthropic: false,
+            responses: true,
+            embedding: false,
         },
         Profile {
             name: "turbo",
@@ -84,6 +92,8 @@ fn profiles() -> Vec<Profile> {
                 ("llama-3.1-8b", 0.10, 0.10, 0.55),
             ],
             anthropic: false,
+            responses: true,
+            embedding: false,
         },
         Profile {
             name: "premium",
@@ -98,6 +108,8 @@ fn profiles() -> Vec<Profile> {
             },
             models: &[("frontier-large", 2.50, 10.00, 0.95)],
             anthropic: false,
+            responses: false,
+            embedding: false,
         },
         Profile {
             name: "claude",
@@ -112,6 +124,33 @@ fn profiles() -> Vec<Profile> {
             },
             models: &[("claude-haiku-4-5", 1.00, 5.00, 0.85)],
             anthropic: true,
+            responses: false,
+            embedding: false,
+        },
+        Profile {
+            name: "vectors",
+            note: "embeddings, two providers of one model",
+            behavior: Behavior {
+                ttft: ms(40),
+                ..Behavior::default()
+            },
+            models: &[("text-embedding-3-small", 0.02, 0.0, 0.0)],
+            anthropic: false,
+            responses: false,
+            embedding: true,
+        },
+        Profile {
+            name: "vectors-lite",
+            note: "the same embedding model, cheaper, slower",
+            behavior: Behavior {
+                ttft: ms(120),
+                error_rate: 0.02,
+                ..Behavior::default()
+            },
+            models: &[("text-embedding-3-small", 0.015, 0.0, 0.0)],
+            anthropic: false,
+            responses: false,
+            embedding: true,
         },
     ]
 }
@@ -278,6 +317,8 @@ fn write_files(
             fake.base_url(),
             if p.anthropic {
                 "protocol = \"anthropic\"\n"
+            } else if p.responses {
+                "responses = true\n"
             } else {
                 ""
             }
@@ -288,8 +329,13 @@ fn write_files(
         );
         for (model, input, output, quality) in p.models {
             sheet.push_str(&format!(
-                "\n[models.\"{model}\"]\ninput_per_mtok = {input:?}\noutput_per_mtok = {output:?}\ncontext_window = 131072\nquality = {quality:?}\n"
+                "\n[models.\"{model}\"]\ninput_per_mtok = {input:?}\noutput_per_mtok = {output:?}\ncontext_window = 131072\n"
             ));
+            if p.embedding {
+                sheet.push_str("kind = \"embedding\"\n");
+            } else {
+                sheet.push_str(&format!("quality = {quality:?}\n"));
+            }
             if p.anthropic {
                 // Anthropic's cache prices: reads a tenth of input, writes a quarter more.
                 sheet.push_str(&format!(
@@ -394,6 +440,10 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
     println!("  curl -s {url}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -d '{messages_body}'");
     println!("  ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=unused ANTHROPIC_MODEL=claude-haiku-4-5 ANTHROPIC_SMALL_FAST_MODEL=llama-3.1-8b claude");
     println!("  python3 -c \"import anthropic; print(anthropic.Anthropic(base_url='{url}', api_key='unused').messages.create(model='llama-3.3-70b', max_tokens=100, messages=[{{'role': 'user', 'content': 'Hi'}}]).content[0].text)\"");
+    println!("\nOpenAI's other surfaces: the Responses API (turbo and steady serve it), embeddings (routed among the providers of one model), legacy completions:");
+    println!("  curl -s {url}/v1/responses -H 'content-type: application/json' -d '{{\"model\": \"llama-3.3-70b\", \"input\": \"Hello!\"}}'");
+    println!("  curl -s {url}/v1/embeddings -H 'content-type: application/json' -d '{{\"model\": \"text-embedding-3-small\", \"input\": [\"a\", \"b\"]}}'");
+    println!("  curl -s {url}/v1/completions -H 'content-type: application/json' -d '{{\"model\": \"llama-3.1-8b\", \"prompt\": \"Say hi\"}}'");
     println!("\nstop the cheapest provider and watch requests fall back (x-switchyard-attempts):");
     println!("  curl -s -X POST {ctl}/providers/budget/stop");
     println!("  curl -s -X POST {ctl}/providers/budget/start");

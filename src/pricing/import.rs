@@ -196,7 +196,10 @@ pub fn from_litellm(
                 output_per_mtok: output,
                 kind,
                 cached_input_per_mtok: per_mtok(&entry["cache_read_input_token_cost"])?,
-                cache_write_per_mtok: per_mtok(&entry["cache_creation_input_token_cost"])?,
+                // A listed 0 means "not charged separately" in LiteLLM's table: writes then
+                // cost what input costs.
+                cache_write_per_mtok: per_mtok(&entry["cache_creation_input_token_cost"])?
+                    .filter(|&v| v > 0.0),
                 per_request: None,
                 context_window: tokens(&entry["max_input_tokens"])
                     .or_else(|| tokens(&entry["max_tokens"])),
