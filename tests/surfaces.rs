@@ -261,3 +261,33 @@ async fn responses_cost_is_exact_with_cached_input_and_reasoning() {
         d(input - cached) * d(1) + d(cached) * rust_decimal::Decimal::new(1, 1) + d(output) * d(4);
     assert_eq!(cost, (micro / d(1_000_000)).normalize(), "usage {u}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_surface() {
+    let h = harness().await;
+    post(&h, "/v1/responses", json!({"model": "m", "input": "Hi"})).await;
+    post(&h, "/v1/completions", json!({"model": "m", "prompt": "Hi"})).await;
+    post(
+        &h,
+        "/v1/completions",
+        json!({"model": "nope", "prompt": "Hi"}),
+    )
+    .await;
+    let text = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "switchyard_surface_requests_total{operation=\"responses\",outcome=\"answered\"} 1",
+        "switchyard_surface_requests_total{operation=\"completions\",outcome=\"answered\"} 1",
+        "switchyard_surface_requests_total{operation=\"completions\",outcome=\"refused\"} 1",
+        "switchyard_surface_requests_total{operation=\"embeddings\",outcome=\"answered\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+}

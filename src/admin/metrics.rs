@@ -33,6 +33,8 @@ pub struct RequestCounts {
     /// Answers whose provider-reported cost differed from the router's.
     #[serde(skip)]
     pub cost_disagreements: u64,
+    /// Per client surface: answered, refused, failed.
+    pub by_surface: std::collections::BTreeMap<&'static str, [u64; 3]>,
 }
 
 /// The fleet link's figures for `/metrics`.
@@ -86,6 +88,18 @@ impl Collector for Snapshot {
             ("shed", self.requests.shed),
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("outcome", outcome)])?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "surface_requests",
+            "Requests by client surface (operation) and how they ended",
+            None,
+            MetricType::Counter,
+        )?;
+        for (surface, counts) in &self.requests.by_surface {
+            for (outcome, n) in ["answered", "refused", "failed"].iter().zip(counts) {
+                ConstCounter::new(*n)
+                    .encode(m.encode_family(&[("operation", *surface), ("outcome", *outcome)])?)?;
+            }
         }
         let m = enc.encode_descriptor(
             "upstream_cost_disagreements",

@@ -116,5 +116,5 @@ pub(crate) async fn embeddings(
         )
         .await
     };
-    counted(&gateway, served.await, &request_id)
+    counted(&gateway, "embeddings", served.await, &request_id)
 }

@@ -55,27 +55,38 @@ pub(crate) async fn chat_completions(
         )
         .await
     };
-    counted(&gateway, served.await, &request_id)
+    counted(&gateway, "chat.completions", served.await, &request_id)
 }
 
 /// Counts how a request ended and stamps its id on the answer.
 pub(super) fn counted(
     gateway: &Gateway,
+    surface: &str,
     served: Result<Response, ApiError>,
     request_id: &str,
 ) -> Response {
     let counters = &gateway.0.counters;
+    let by_surface = super::SURFACES
+        .iter()
+        .position(|s| *s == surface)
+        .map(|i| &counters.by_surface[i]);
     let mut response = match served {
         Ok(response) => {
             counters.answered.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = by_surface {
+                c[0].fetch_add(1, Ordering::Relaxed);
+            }
             response
         }
         Err(e) => {
-            let counter = match e {
-                ApiError::AllAttemptsFailed { .. } => &counters.failed,
-                _ => &counters.refused,
+            let (counter, k) = match e {
+                ApiError::AllAttemptsFailed { .. } => (&counters.failed, 2),
+                _ => (&counters.refused, 1),
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = by_surface {
+                c[k].fetch_add(1, Ordering::Relaxed);
+            }
             e.into_response()
         }
     };

@@ -77,7 +77,7 @@ pub(crate) async fn messages(
         )
         .await
     };
-    counted(&gateway, served.await, &request_id)
+    counted(&gateway, "messages", served.await, &request_id)
 }
 
 /// `POST /v1/messages/count_tokens`: the router's estimate of the prompt's input tokens

@@ -171,7 +171,18 @@ pub(crate) struct Counters {
     pub limited: AtomicU64,
     /// Shed because the router was at its concurrency cap (503).
     pub shed: AtomicU64,
+    /// Per client surface ([`SURFACES`]): answered, refused, failed.
+    pub by_surface: [[AtomicU64; 3]; SURFACES.len()],
 }
+
+/// The client surfaces, as `/metrics` labels them.
+pub(crate) const SURFACES: [&str; 5] = [
+    "chat.completions",
+    "messages",
+    "responses",
+    "completions",
+    "embeddings",
+];
 
 impl Counters {
     /// The counts as of now (without the per-client reports).
@@ -187,6 +198,11 @@ impl Counters {
             clients: Vec::new(),
             fleet: None,
             cost_disagreements: 0,
+            by_surface: SURFACES
+                .iter()
+                .zip(&self.by_surface)
+                .map(|(name, c)| (*name, [n(&c[0]), n(&c[1]), n(&c[2])]))
+                .collect(),
         }
     }
 }

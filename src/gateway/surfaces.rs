@@ -95,7 +95,7 @@ pub(crate) async fn completions(
         )
         .await
     };
-    counted(&gateway, served.await, &request_id)
+    counted(&gateway, "completions", served.await, &request_id)
 }
 
 /// `POST /v1/responses`.
@@ -144,7 +144,7 @@ pub(crate) async fn responses(
         .await?;
         Ok(remember(&gateway, response).await)
     };
-    counted(&gateway, served.await, &request_id)
+    counted(&gateway, "responses", served.await, &request_id)
 }
 
 /// Pins the id of an answered response to the endpoint that answered it: from the JSON

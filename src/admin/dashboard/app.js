@@ -157,6 +157,9 @@
       ["over key limits", fmt.int(r.limited)], ["no valid key", fmt.int(r.unauthorized)],
       ["endpoints", `${d.endpoints.length} active / ${d.endpoint_count}`],
       ["spend", fmt.usd(d.endpoints.reduce((a, e) => a + Number(e.spend_usd), 0))],
+      // Answered requests per surface (operation), those in use.
+      ...Object.entries(r.by_surface || {}).filter(([, c]) => c[0] + c[1] + c[2] > 0)
+        .map(([name, c]) => [`${name} answered`, fmt.int(c[0])]),
     ];
     document.getElementById("cards").replaceChildren(...items.map(([k, v]) =>
       el("div", { class: "card" }, el("div", { class: "v" }, v), el("div", { class: "k" }, k))));
