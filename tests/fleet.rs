@@ -180,6 +180,32 @@ async fn wait_for_fleet(client: &reqwest::Client, routers: &[Router]) {
     }
 }
 
+/// Sends `n` requests with `key` round robin across `routers`, `gap_ms` apart; counts the
+/// admitted (200) ones, `on_ok` seeing each, and fails on anything but 200 or 429.
+async fn admitted_of(
+    client: &reqwest::Client,
+    routers: &[Router],
+    key: &str,
+    n: usize,
+    gap_ms: u64,
+    on_ok: impl Fn(&reqwest::Response),
+) -> usize {
+    let mut admitted = 0;
+    for i in 0..n {
+        let r = chat(client, &routers[i % routers.len()].url, Some(key)).await;
+        match r.status().as_u16() {
+            200 => {
+                on_ok(&r);
+                admitted += 1;
+            }
+            429 => {}
+            s => panic!("unexpected status {s}"),
+        }
+        tokio::time::sleep(Duration::from_millis(gap_ms)).await;
+    }
+    admitted
+}
+
 async fn chat(client: &reqwest::Client, url: &str, key: Option<&str>) -> reqwest::Response {
     let mut req = client
         .post(format!("{url}/v1/chat/completions"))
@@ -292,16 +318,7 @@ async fn a_rate_limit_holds_for_the_fleet() {
     wait_for_fleet(&client, &routers).await;
     // 1.5 times the limit, round robin, 4 a second for 7.5 s.
     let start = Instant::now();
-    let mut admitted = 0;
-    for i in 0..30 {
-        let r = chat(&client, &routers[i % 2].url, Some(key)).await;
-        match r.status().as_u16() {
-            200 => admitted += 1,
-            429 => {}
-            s => panic!("unexpected status {s}"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let admitted = admitted_of(&client, &routers, key, 30, 250, |_| ()).await;
     let elapsed = start.elapsed().as_secs_f64();
     // One router admits the burst (20) plus what refills meanwhile (20 a minute); the fleet
     // may add what the other replica admits in one sync interval (2 requests a second for
@@ -342,20 +359,22 @@ async fn a_spend_limit_holds_for_the_fleet() {
     );
     let client = reqwest::Client::new();
     wait_for_fleet(&client, &routers).await;
-    let mut admitted = 0;
-    for i in 0..30 {
-        let r = chat(&client, &routers[i % 2].url, Some(key)).await;
-        if i == 0 {
-            let charged: f64 = header(&r, "x-switchyard-cost-usd").parse().expect("a cost");
-            assert!((charged - cost).abs() < 1e-9, "{charged} vs {cost}");
-        }
-        match r.status().as_u16() {
-            200 => admitted += 1,
-            429 => {}
-            s => panic!("unexpected status {s}"),
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    let first_cost = std::sync::Mutex::new(None);
+    let admitted = admitted_of(&client, &routers, key, 30, 150, |r| {
+        first_cost
+            .lock()
+            .expect("lock")
+            .get_or_insert_with(|| header(r, "x-switchyard-cost-usd").to_owned());
+    })
+    .await;
+    let charged: f64 = first_cost
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("answered")
+        .parse()
+        .expect("a cost");
+    assert!((charged - cost).abs() < 1e-9, "{charged} vs {cost}");
     // One router completes 10 (the one crossing the limit is charged); the fleet may add what
     // the other replica admits within one sync interval (250 ms at one request per 300 ms)
     // and a round trip: 1. Alone, each replica would admit 10.

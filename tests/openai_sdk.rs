@@ -9,26 +9,13 @@ mod common;
 use common::{spec, Harness};
 use switchyard::fake::{reply_text, Behavior, Fault};
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 fn sdk_available() -> bool {
-    std::process::Command::new(python())
-        .args(["-c", "import openai"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    common::python_package("openai", "SWITCHYARD_REQUIRE_OPENAI_SDK")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_sdk_works_unmodified() {
     if !sdk_available() {
-        let required = std::env::var("SWITCHYARD_REQUIRE_OPENAI_SDK").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "the `openai` Python package is required but not importable"
-        );
-        eprintln!("skipped: `pip install openai` to run the OpenAI SDK compatibility test");
         return;
     }
     let failing = Behavior {
@@ -60,36 +47,14 @@ async fn the_official_openai_python_sdk_works_unmodified() {
         ),
     )
     .await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/openai_sdk.py");
-    let base = format!("http://{}", h.addr);
-    let expected = reply_text("backup", "m", 16);
-    let output = tokio::process::Command::new(python())
-        .arg(script)
-        .arg(&base)
-        .arg(&expected)
-        .output()
-        .await
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("checks passed"), "{stdout}");
-    eprintln!("{stdout}");
+    let args = [format!("http://{}", h.addr), reply_text("backup", "m", 16)];
+    common::run_compat_script("openai_sdk.py", &args).await;
 }
 
 /// Responses, embeddings and legacy completions through the official SDK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_sdk_works_on_the_other_surfaces() {
     if !sdk_available() {
-        let required = std::env::var("SWITCHYARD_REQUIRE_OPENAI_SDK").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "the `openai` Python package is required but not importable"
-        );
-        eprintln!("skipped: `pip install openai` to run the OpenAI SDK compatibility test");
         return;
     }
     let mut chat = spec("x", Behavior::default(), &[("m", 1.0, 2.0)]);
@@ -102,23 +67,6 @@ async fn the_official_openai_python_sdk_works_on_the_other_surfaces() {
         "",
     )
     .await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/compat/openai_surfaces.py"
-    );
-    let output = tokio::process::Command::new(python())
-        .arg(script)
-        .arg(format!("http://{}", h.addr))
-        .arg(reply_text("x", "m", 8))
-        .output()
-        .await
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK script failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("checks passed"), "{stdout}");
-    eprintln!("{stdout}");
+    let args = [format!("http://{}", h.addr), reply_text("x", "m", 8)];
+    common::run_compat_script("openai_surfaces.py", &args).await;
 }

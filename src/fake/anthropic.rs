@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
-use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{reply_tokens, sleep_if, FakeState, Fault};
@@ -84,16 +83,7 @@ pub(super) async fn messages(
         Fault::HangBeforeHeaders => std::future::pending::<()>().await,
         _ => {}
     }
-    let (ttft, failed) = {
-        let mut rng = rand::rng();
-        let noise = rand_distr::LogNormal::new(0.0, behavior.ttft_sigma.max(0.0))
-            .map(|d| rng.sample(d))
-            .unwrap_or(1.0);
-        (
-            behavior.ttft.mul_f64(noise),
-            rng.random_bool(behavior.error_rate.clamp(0.0, 1.0)),
-        )
-    };
+    let (ttft, failed) = super::draw(&behavior);
     if failed {
         tokio::time::sleep(ttft / 2).await;
         return error(529, "overloaded_error", "fake provider: random failure");

@@ -368,16 +368,7 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         }
         Fault::None | Fault::BreakAfter(_) | Fault::HangMidStream(_) | Fault::Drip(_) => {}
     }
-    let (ttft, failed) = {
-        let mut rng = rand::rng();
-        let noise = rand_distr::LogNormal::new(0.0, behavior.ttft_sigma.max(0.0))
-            .map(|d| rng.sample(d))
-            .unwrap_or(1.0);
-        (
-            behavior.ttft.mul_f64(noise),
-            rng.random_bool(behavior.error_rate.clamp(0.0, 1.0)),
-        )
-    };
+    let (ttft, failed) = draw(&behavior);
     if failed {
         tokio::time::sleep(ttft / 2).await;
         return error(500, "fake provider: random failure");
@@ -500,6 +491,18 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(body))
         .expect("static headers are valid")
+}
+
+/// This answer's first-token delay and whether it fails, drawn from `behavior`.
+fn draw(behavior: &Behavior) -> (Duration, bool) {
+    let mut rng = rand::rng();
+    let noise = rand_distr::LogNormal::new(0.0, behavior.ttft_sigma.max(0.0))
+        .map(|d| rng.sample(d))
+        .unwrap_or(1.0);
+    (
+        behavior.ttft.mul_f64(noise),
+        rng.random_bool(behavior.error_rate.clamp(0.0, 1.0)),
+    )
 }
 
 async fn sleep_if(d: Duration) {

@@ -15,12 +15,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use rand::RngCore;
 use serde_json::{json, Map, Value};
 
 use super::attempt::ClientBody;
 use super::guard::Caller;
-use super::handlers::{chat, counted, read_request};
+use super::handlers::{begin, chat, counted, read_request};
 use super::{ApiError, Gateway};
 use crate::route::body::BodyError;
 
@@ -71,9 +70,7 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut rng = gateway.0.rng.for_request();
-    let request_id = format!("req_{:016x}", rng.next_u64());
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let (mut rng, request_id, caller) = begin(&gateway, caller);
     let served = async {
         let bytes = read_request(&gateway, &headers, body).await?;
         let v: Value = serde_json::from_slice(&bytes)

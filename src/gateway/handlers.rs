@@ -39,9 +39,7 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut rng = gateway.0.rng.for_request();
-    let request_id = format!("req_{:016x}", rng.next_u64());
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let (mut rng, request_id, caller) = begin(&gateway, caller);
     let served = async {
         let bytes = read_request(&gateway, &headers, body).await?;
         chat(
@@ -56,6 +54,20 @@ pub(crate) async fn chat_completions(
         .await
     };
     counted(&gateway, "chat.completions", served.await, &request_id)
+}
+
+/// A request's own random draws, its id and its caller.
+pub(super) fn begin(
+    gateway: &Gateway,
+    caller: Option<Extension<Caller>>,
+) -> (SmallRng, String, Caller) {
+    let mut rng = gateway.0.rng.for_request();
+    let request_id = format!("req_{:016x}", rng.next_u64());
+    (
+        rng,
+        request_id,
+        caller.map(|Extension(c)| c).unwrap_or_default(),
+    )
 }
 
 /// Counts how a request ended and stamps its id on the answer.

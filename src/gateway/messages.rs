@@ -17,12 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use rand::RngCore;
 use serde_json::{json, Map, Value};
 
 use super::attempt::{AnthropicClient, ClientBody};
 use super::guard::Caller;
-use super::handlers::{chat, counted, read_request};
+use super::handlers::{begin, chat, counted, read_request};
 use super::{ApiError, Gateway};
 use crate::dialect::anthropic::{answer, request};
 use crate::dialect::TranslateError;
@@ -48,9 +47,7 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut rng = gateway.0.rng.for_request();
-    let request_id = format!("req_{:016x}", rng.next_u64());
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let (mut rng, request_id, caller) = begin(&gateway, caller);
     let served = async {
         let bytes = read_request(&gateway, &headers, body).await?;
         let map = parse(&bytes)?;

@@ -21,12 +21,11 @@ use axum::Extension;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
-use rand::RngCore;
 use serde_json::Value;
 
 use super::attempt::ClientBody;
 use super::guard::Caller;
-use super::handlers::{chat, counted, read_request};
+use super::handlers::{begin, chat, counted, read_request};
 use super::{ApiError, Gateway, ENDPOINT_HEADER};
 
 /// How long a response id is remembered.
@@ -78,9 +77,7 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut rng = gateway.0.rng.for_request();
-    let request_id = format!("req_{:016x}", rng.next_u64());
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let (mut rng, request_id, caller) = begin(&gateway, caller);
     let served = async {
         let bytes = read_request(&gateway, &headers, body).await?;
         let client = ClientBody::Completions;
@@ -105,9 +102,7 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut rng = gateway.0.rng.for_request();
-    let request_id = format!("req_{:016x}", rng.next_u64());
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
+    let (mut rng, request_id, caller) = begin(&gateway, caller);
     let served = async {
         let bytes = read_request(&gateway, &headers, body).await?;
         let previous = crate::route::body::top_level(&bytes)

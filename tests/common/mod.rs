@@ -344,3 +344,47 @@ pub fn browser() -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// The Python interpreter (`PYTHON`, else `python3`).
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// Whether the Python package `module` can be imported; without it the test says it skipped
+/// and should return, unless `required_env` is `1` (CI), where its absence fails the test.
+pub fn python_package(module: &str, required_env: &str) -> bool {
+    let found = std::process::Command::new(python())
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let required = std::env::var(required_env).is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "the `{module}` Python package is required but not importable"
+        );
+        eprintln!("skipped: `pip install {module}` to run this compatibility test");
+    }
+    found
+}
+
+/// Runs `tests/compat/{script}` with `args`; asserts it succeeded and said its checks passed,
+/// and answers what it printed.
+pub async fn run_compat_script(script: &str, args: &[String]) -> String {
+    let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new(python())
+        .arg(path)
+        .args(args)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    eprintln!("{stdout}");
+    stdout
+}
