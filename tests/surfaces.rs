@@ -51,9 +51,17 @@ async fn legacy_completions_route_like_chat_json_and_stream() {
         "z/m",
         "the cheapest serves completions"
     );
-    assert!(!header(&r, "x-switchyard-cost-usd").is_empty());
+    let cost: rust_decimal::Decimal = header(&r, "x-switchyard-cost-usd").parse().expect("a cost");
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["object"], "text_completion");
+    // z: $0.5 per million tokens in and out.
+    let d = |k: &str| rust_decimal::Decimal::from(v["usage"][k].as_u64().expect("count"));
+    let micro = (d("prompt_tokens") + d("completion_tokens")) * rust_decimal::Decimal::new(5, 1);
+    assert_eq!(
+        cost,
+        (micro / rust_decimal::Decimal::from(1_000_000)).normalize(),
+        "exact"
+    );
     assert_eq!(v["choices"][0]["text"], reply_text("z", "m", 5));
     assert!(v["usage"]["cost"].as_f64() > Some(0.0), "{v}");
     let seen = h.fake("z").last_body().expect("sent");
