@@ -449,3 +449,55 @@ async fn an_anthropic_stream_is_relayed_byte_for_byte() {
     assert!(sent.starts_with(before_error), "what came, as it came");
     assert!(error.contains("\"type\":\"error\""), "{error}");
 }
+
+/// A request one dialect cannot carry goes to a provider of the other, not to a 400: an
+/// Anthropic client's `thinking` and `top_k` to the Anthropic provider though the OpenAI one is
+/// cheaper; an OpenAI client's `n` to the OpenAI provider though the Anthropic one is cheaper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_dialect_cannot_carry_goes_to_the_other() {
+    let h = Harness::start(
+        vec![
+            spec("oa", Behavior::default(), &[("m", 1.0, 1.0)]),
+            anthropic_spec("an", Behavior::default(), &[("m", 2.0, 2.0)]),
+        ],
+        "[routing]\npolicy = \"cheapest\"\n",
+    )
+    .await;
+    let mut body = hello("m");
+    body["top_k"] = json!(5);
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let r = messages(&h, body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-endpoint"), "an/m");
+    assert_eq!(header(&r, "x-switchyard-attempts"), "1");
+    assert_eq!(
+        h.fake("an").last_body().expect("sent")["top_k"],
+        5,
+        "sent as the client wrote it"
+    );
+    // Plain requests still go to the cheaper OpenAI-protocol provider.
+    let r = messages(&h, hello("m")).await;
+    assert_eq!(header(&r, "x-switchyard-endpoint"), "oa/m");
+
+    let h = harness(Behavior::default()).await;
+    let r = h
+        .chat(json!({"model": "m", "n": 2, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-switchyard-endpoint"),
+        "oa/m",
+        "an is cheaper but cannot answer twice"
+    );
+    let r = h
+        .client
+        .post(h.url("/v1/messages/count_tokens"))
+        .json(
+            &json!({"model": "m", "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [{"role": "user", "content": "Hello"}]}),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 200, "counting needs no translation");
+}

@@ -67,6 +67,9 @@ pub(crate) enum ClientBody {
 pub(crate) struct AnthropicClient {
     pub body: Bytes,
     pub beta: Option<HeaderValue>,
+    /// Why the request cannot be said in OpenAI's dialect, if it cannot: then only
+    /// Anthropic-protocol providers may serve it.
+    pub untranslatable: Option<crate::dialect::TranslateError>,
 }
 
 /// What the chosen endpoint answered.

@@ -53,6 +53,23 @@ pub(super) fn anthropic_body(
     }
 }
 
+/// Why an OpenAI chat request cannot go to an Anthropic-protocol provider, if it cannot and
+/// the catalog has any (otherwise nothing is checked).
+pub(super) fn anthropic_refusal(
+    chat: &crate::route::ChatBody<'_>,
+    catalog: &crate::catalog::Catalog,
+) -> Option<crate::dialect::TranslateError> {
+    let any = catalog
+        .providers()
+        .iter()
+        .any(|p| p.protocol == crate::dialect::Protocol::Anthropic);
+    if !any {
+        return None;
+    }
+    let map: Map<String, Value> = serde_json::from_slice(&chat.upstream_body("m")).ok()?;
+    request::from_openai(&map, anthropic::DEFAULT_MAX_TOKENS).err()
+}
+
 /// An Anthropic `message` answer in OpenAI's form; `None` if it is not one.
 pub(super) fn anthropic_answer_to_openai(bytes: &[u8]) -> Option<Bytes> {
     let v: Value = serde_json::from_slice(bytes).ok()?;

@@ -138,6 +138,7 @@ pub(super) async fn chat(
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
     let started = Instant::now();
+    use crate::dialect::Protocol;
     use crate::route::body::Shape;
     use crate::route::Operation;
     let (shape, operation) = match &client {
@@ -168,9 +169,34 @@ pub(super) async fn chat(
             .only
             .push(("previous_response_id", vec![endpoint]));
     }
-    let plan = shared
+    // A request one dialect cannot carry goes only to providers of the other.
+    let untranslatable = match (&anthropic, operation) {
+        (Some(a), _) => a.untranslatable.clone().map(|e| (e, Protocol::Openai)),
+        (None, Operation::Chat) => {
+            super::dialects::anthropic_refusal(&chat, &catalog).map(|e| (e, Protocol::Anthropic))
+        }
+        _ => None,
+    };
+    if let Some((_, excluded)) = &untranslatable {
+        let allowed = catalog
+            .providers()
+            .iter()
+            .filter(|p| p.protocol != *excluded)
+            .map(|p| p.name.clone())
+            .collect();
+        parsed.request.constraints.only.push(("dialect", allowed));
+    }
+    let plan = match shared
         .planner
-        .plan(&catalog, &live.table, &parsed, now_ns, rng)?;
+        .plan(&catalog, &live.table, &parsed, now_ns, rng)
+    {
+        // Nothing left that speaks the request's dialect: say which field did it.
+        Err(crate::plan::PlanError::NoCandidates { .. }) if untranslatable.is_some() => {
+            let (e, _) = untranslatable.expect("checked");
+            return Err(ApiError::Translate(e));
+        }
+        plan => plan?,
+    };
     let total = shared.upstream.total_timeout;
     let deadline = started + total;
     let deadline_ns = now_ns.saturating_add(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));

@@ -40,6 +40,23 @@ fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     Ok(map)
 }
 
+/// What the planner needs of a Messages request it cannot translate: its model, messages
+/// (for their size), stream flag, output cap and routing hints.
+fn planning_stand_in(map: &Map<String, Value>) -> Map<String, Value> {
+    [
+        "model",
+        "messages",
+        "stream",
+        "max_tokens",
+        "route",
+        "provider",
+        "models",
+    ]
+    .iter()
+    .filter_map(|k| Some(((*k).to_owned(), map.get(*k)?.clone())))
+    .collect()
+}
+
 /// `POST /v1/messages`.
 pub(crate) async fn messages(
     State(gateway): State<Gateway>,
@@ -58,10 +75,18 @@ pub(crate) async fn messages(
             )
             .into());
         }
-        let openai = serde_json::to_vec(&request::to_openai(&map)?).expect("a JSON map serialises");
+        // What an OpenAI-protocol provider would get; if the request cannot be said that
+        // way, only Anthropic-protocol providers may serve it, and the planner reads a
+        // stand-in with the request's model, size, stream and hints.
+        let (openai, untranslatable) = match request::to_openai(&map) {
+            Ok(o) => (o, None),
+            Err(e) => (planning_stand_in(&map), Some(e)),
+        };
+        let openai = serde_json::to_vec(&openai).expect("a JSON map serialises");
         let client = AnthropicClient {
             body: bytes,
             beta: headers.get("anthropic-beta").cloned(),
+            untranslatable,
         };
         chat(
             &gateway,
@@ -87,10 +112,6 @@ pub(crate) async fn count_tokens(
 ) -> Result<Response, ApiError> {
     let bytes = read_request(&gateway, &headers, body).await?;
     let map = parse(&bytes)?;
-    // Checked as a real request would be: what cannot be said is refused here too.
-    let mut probe = map.clone();
-    probe.insert("max_tokens".into(), json!(1));
-    request::to_openai(&probe)?;
     let model = map["model"].as_str().unwrap_or_default();
     let live = gateway.live();
     let idx = live
