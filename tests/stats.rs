@@ -239,3 +239,85 @@ async fn learned_state_survives_sigkill_up_to_the_last_save() {
     assert_eq!(find(&report, "p/m")["attempts"], 0);
     router.kill();
 }
+
+/// A change of regime shows where people look: `/v1/endpoints`, the dashboard's data, and the
+/// decision record of a request made after it (`changes_before` per candidate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detected_change_shows_in_endpoints_dashboard_and_decisions() {
+    let fast = Behavior {
+        ttft: Duration::from_millis(10),
+        output_tokens: 2,
+        ..Behavior::default()
+    };
+    let h = Harness::start(vec![spec("p", fast.clone(), &[("m", 1.0, 1.0)])], "").await;
+    let stream = |h: &Harness| {
+        let mut body = hello("m");
+        body["stream"] = json!(true);
+        h.client
+            .post(h.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+    };
+    for _ in 0..200 {
+        stream(&h)
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("body");
+    }
+    // The detector compares its 5-second window with an older regime: let the warm-up age
+    // out of the window (to a sixteenth) while the long fit keeps it.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    h.fake("p").set_behavior(Behavior {
+        ttft: Duration::from_millis(150),
+        ..fast
+    });
+    let mut detected = false;
+    for _ in 0..30 {
+        stream(&h)
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("body");
+        let report = endpoints(&h).await;
+        if find(&report, "p/m")["changes"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
+            detected = true;
+            break;
+        }
+    }
+    assert!(
+        detected,
+        "a TTFT ×15 went unnoticed for 30 requests: {}",
+        find(&endpoints(&h).await, "p/m")
+    );
+    let report = endpoints(&h).await;
+    let changes = find(&report, "p/m")["changes"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    let ttft = changes
+        .iter()
+        .find(|c| c["stream"] == "ttft")
+        .unwrap_or_else(|| panic!("a TTFT change among {changes:?}"));
+    assert!(ttft["new"].as_f64() > ttft["old"].as_f64(), "{ttft}");
+    let dashboard = get_json(&h.client, h.url("/dashboard/data")).await;
+    let row = &dashboard["endpoints"][0];
+    assert!(
+        !row["changes"].as_array().expect("a list").is_empty(),
+        "{row}"
+    );
+    let r = stream(&h).await.expect("answer");
+    let id = common::header(&r, "x-request-id").to_owned();
+    r.text().await.expect("body");
+    let decision = get_json(&h.client, h.url(&format!("/v1/decisions/{id}"))).await;
+    let before = decision["candidates"][0]["changes_before"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    assert!(before.iter().any(|c| c["stream"] == "ttft"), "{decision}");
+}

@@ -39,6 +39,8 @@ pub fn endpoints(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {
                         "failures": t.failures.iter().sum::<u64>(),
                         "in_flight": s.in_flight,
                         "spend_usd": t.spend_usd.to_string(),
+                        // Regime changes detected (see `stats::change`), newest first.
+                        "changes": crate::admin::endpoints::changes(s, now_ns),
                         "success_rate": s.success_rate(now_ns, &hl),
                         "ttft_5m": s.ttft_window.quantiles(now_ns, 5),
                         "total_5m": s.total_window.quantiles(now_ns, 5),

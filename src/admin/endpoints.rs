@@ -66,12 +66,7 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
         "spend_usd": t.spend_usd.to_string(),
         "success_rate": s.success_rate(now_ns, hl).map(round3),
         // Detected regime changes (see `stats::change`), newest first.
-        "changes": s.changes.newest_first().map(|c| json!({
-            "stream": c.stream,
-            "seconds_ago": round1(now_ns.saturating_sub(c.at_ns) as f64 / 1e9),
-            "old": round3(c.old),
-            "new": round3(c.new),
-        })).collect::<Vec<_>>(),
+        "changes": changes(s, now_ns),
         "last_failure": s.last_failure.map(|(at, class)| json!({
             "class": class.name(),
             "seconds_ago": round1(now_ns.saturating_sub(at) as f64 / 1e9),
@@ -87,6 +82,21 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
             "decayed_failures": round3(view.failures),
         },
     })
+}
+
+/// An endpoint's detected regime changes (when, which stream, old → new), newest first.
+pub fn changes(s: &EndpointStats, now_ns: u64) -> Value {
+    s.changes
+        .newest_first()
+        .map(|c| {
+            json!({
+                "stream": c.stream,
+                "seconds_ago": round1(now_ns.saturating_sub(c.at_ns) as f64 / 1e9),
+                "old": round3(c.old),
+                "new": round3(c.new),
+            })
+        })
+        .collect()
 }
 
 fn windows(w: &Window, now_ns: u64) -> Value {

@@ -129,8 +129,9 @@ impl Record {
         }
     }
 
-    /// The explanation served by `GET /v1/decisions/{id}`.
-    pub(crate) fn to_json(&self) -> Value {
+    /// The explanation served by `GET /v1/decisions/{id}`; `changes(endpoint id)` lists the
+    /// regime changes detected on an endpoint in the ten minutes before the decision.
+    pub(crate) fn to_json(&self, changes: impl Fn(&str, u64) -> Vec<Value>) -> Value {
         let cat = &self.catalog;
         let id = |i: EndpointIdx| cat.endpoint(i).id.as_str();
         let candidates: Vec<Value> = self
@@ -153,6 +154,7 @@ impl Record {
                     "sampled_tokens_per_s": s.tokens_per_s,
                     "quality": cat.endpoint(i).price.quality,
                     "objective": s.value,
+                    "changes_before": changes(id(i), self.at_unix_ms),
                 })
             })
             .collect();

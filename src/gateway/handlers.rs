@@ -479,7 +479,26 @@ pub async fn decision(
     let caller = caller.map(|Extension(c)| c).unwrap_or_default();
     match gateway.0.decisions.find(&id) {
         Some(record) if record.client.as_deref() == caller.name() => {
-            axum::Json(record.to_json()).into_response()
+            let (now_ns, now_ms) = (gateway.now_ns(), gateway.unix_ms());
+            // Changes detected at most ten minutes before the decision, as then known.
+            let changes = |endpoint: &str, decided_ms: u64| -> Vec<serde_json::Value> {
+                let Some(s) = gateway.0.stats.read(endpoint) else {
+                    return Vec::new();
+                };
+                s.changes
+                    .newest_first()
+                    .filter_map(|c| {
+                        let at_ms =
+                            now_ms.saturating_sub(now_ns.saturating_sub(c.at_ns) / 1_000_000);
+                        let before = decided_ms.checked_sub(at_ms)?;
+                        (before <= 600_000).then(|| {
+                            json!({"stream": c.stream, "seconds_before": before as f64 / 1000.0,
+                                "old": c.old, "new": c.new})
+                        })
+                    })
+                    .collect()
+            };
+            axum::Json(record.to_json(changes)).into_response()
         }
         _ => ApiError::DecisionNotFound(id).into_response(),
     }

@@ -271,5 +271,8 @@ pub async fn preview(
         candidates_total: 0,
         removed_total: 0,
     };
-    Ok(Json(json!({"would_pick": first, "decision": record.to_json()})).into_response())
+    Ok(
+        Json(json!({"would_pick": first, "decision": record.to_json(|_, _| Vec::new())}))
+            .into_response(),
+    )
 }

@@ -180,7 +180,10 @@
         el("td", { class: "num" }, e.in_flight),
         el("td", { class: "num" }, q(e.ttft_5m)),
         el("td", { class: "num" }, q(e.total_5m)),
-        el("td", { class: "num" }, fmt.usd(e.spend_usd)));
+        el("td", { class: "num" }, fmt.usd(e.spend_usd)),
+        el("td", {}, ...((e.changes || []).length
+          ? e.changes.map((c) => el("div", {}, `${c.stream} ${c.old} → ${c.new}, ${c.seconds_ago} s ago`))
+          : ["–"])));
     });
     document.querySelector("#endpoints tbody").replaceChildren(...rows);
   }
