@@ -322,14 +322,15 @@ async fn a_rate_limit_holds_for_the_fleet() {
     let elapsed = start.elapsed().as_secs_f64();
     // One router admits the burst (20) plus what refills meanwhile (20 a minute); the fleet
     // may add what the other replica admits in one sync interval (2 requests a second for
-    // 0.25 s, plus a round trip): at most 2.
+    // 0.25 s, plus a round trip): 1 or 2 — allowed 3, for a sync a loaded machine delays by up
+    // to a second. Alone, the two would admit all 30.
     let refill = (elapsed * 20.0 / 60.0).ceil() as usize;
     eprintln!(
         "admitted {admitted} of 30 in {elapsed:.1} s (one router: {})",
         20 + refill
     );
     assert!(admitted >= 20, "the fleet admitted only {admitted}");
-    assert!(admitted <= 20 + refill + 2, "the fleet admitted {admitted}");
+    assert!(admitted <= 20 + refill + 3, "the fleet admitted {admitted}");
     for r in routers {
         r.stop();
     }
@@ -377,10 +378,11 @@ async fn a_spend_limit_holds_for_the_fleet() {
     assert!((charged - cost).abs() < 1e-9, "{charged} vs {cost}");
     // One router completes 10 (the one crossing the limit is charged); the fleet may add what
     // the other replica admits within one sync interval (250 ms at one request per 300 ms)
-    // and a round trip: 1. Alone, each replica would admit 10.
+    // and a round trip: 1 — allowed 2, for a sync a loaded machine delays. Alone, each
+    // replica would admit 10 (20 in all).
     eprintln!("admitted {admitted} of 30 (one router: 10, two alone: 20)");
     assert!(
-        (10..=11).contains(&admitted),
+        (10..=12).contains(&admitted),
         "the fleet admitted {admitted}"
     );
     for r in routers {
