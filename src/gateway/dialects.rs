@@ -53,19 +53,10 @@ pub(super) fn anthropic_body(
     }
 }
 
-/// Why an OpenAI chat request cannot go to an Anthropic-protocol provider, if it cannot and
-/// the catalog has any (otherwise nothing is checked).
+/// Why an OpenAI chat request cannot go to an Anthropic-protocol provider, if it cannot.
 pub(super) fn anthropic_refusal(
     chat: &crate::route::ChatBody<'_>,
-    catalog: &crate::catalog::Catalog,
 ) -> Option<crate::dialect::TranslateError> {
-    let any = catalog
-        .providers()
-        .iter()
-        .any(|p| p.protocol == crate::dialect::Protocol::Anthropic);
-    if !any {
-        return None;
-    }
     let map: Map<String, Value> = serde_json::from_slice(&chat.upstream_body("m")).ok()?;
     request::from_openai(&map, anthropic::DEFAULT_MAX_TOKENS).err()
 }

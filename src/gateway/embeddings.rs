@@ -15,13 +15,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::attempt::ClientBody;
 use super::guard::Caller;
-use super::handlers::{begin, chat, counted, read_request};
+use super::handlers::serve;
 use super::{ApiError, Gateway};
-use crate::route::body::BodyError;
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::BadField {
@@ -70,17 +70,11 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (mut rng, request_id, caller) = begin(&gateway, caller);
-    let served = async {
-        let bytes = read_request(&gateway, &headers, body).await?;
-        let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::Body(BodyError::Json(e.to_string())))?;
-        let Value::Object(map) = v else {
-            return Err(ApiError::Body(BodyError::NotAnObject));
-        };
+    let live = gateway.live();
+    serve(&gateway, caller, &headers, body, "embeddings", |bytes| {
+        let map = super::messages::json_object(&bytes)?;
         let planning = stand_in(&map)?;
         // One embedding model per request, whatever `model` names.
-        let live = gateway.live();
         let name = map["model"].as_str().unwrap_or_default();
         let (name, _) = name.split_once(':').unwrap_or((name, ""));
         if let Some(idxs) = live.catalog.resolve(name) {
@@ -101,17 +95,7 @@ pub(crate) async fn embeddings(
                 ));
             }
         }
-        let client = ClientBody::Embeddings(bytes);
-        chat(
-            &gateway,
-            &caller,
-            &headers,
-            &planning,
-            client,
-            &request_id,
-            &mut rng,
-        )
-        .await
-    };
-    counted(&gateway, "embeddings", served.await, &request_id)
+        Ok((Bytes::from(planning), ClientBody::Embeddings(bytes)))
+    })
+    .await
 }

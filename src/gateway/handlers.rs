@@ -39,28 +39,59 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (mut rng, request_id, caller) = begin(&gateway, caller);
+    serve(
+        &gateway,
+        caller,
+        &headers,
+        body,
+        "chat.completions",
+        |bytes| Ok((bytes, ClientBody::OpenAi)),
+    )
+    .await
+}
+
+/// Serves one request of a client surface: reads its body, lets `prepare` turn it into the
+/// chat form the planner reads and what the client sent, serves it, counts how it ended and
+/// stamps its id on the answer.
+pub(super) async fn serve(
+    gateway: &Gateway,
+    caller: Option<Extension<Caller>>,
+    headers: &HeaderMap,
+    body: Body,
+    surface: &str,
+    prepare: impl FnOnce(Bytes) -> Result<(Bytes, ClientBody), ApiError>,
+) -> Response {
+    let (mut rng, request_id, caller) = begin(gateway, caller);
     let served = async {
-        let bytes = read_request(&gateway, &headers, body).await?;
+        let bytes = read_request(gateway, headers, body).await?;
+        let (planning, client) = prepare(bytes)?;
         chat(
-            &gateway,
+            gateway,
             &caller,
-            &headers,
-            &bytes,
-            ClientBody::OpenAi,
+            headers,
+            &planning,
+            client,
             &request_id,
             &mut rng,
         )
         .await
     };
-    counted(&gateway, "chat.completions", served.await, &request_id)
+    counted(gateway, surface, served.await, &request_id)
+}
+
+/// Keeps to the providers that do not speak `excluded`: the request cannot be said in it.
+fn only_dialect(parsed: &mut Parsed, catalog: &Catalog, excluded: crate::dialect::Protocol) {
+    let allowed = catalog
+        .providers()
+        .iter()
+        .filter(|p| p.protocol != excluded)
+        .map(|p| p.name.clone())
+        .collect();
+    parsed.request.constraints.only.push(("dialect", allowed));
 }
 
 /// A request's own random draws, its id and its caller.
-pub(super) fn begin(
-    gateway: &Gateway,
-    caller: Option<Extension<Caller>>,
-) -> (SmallRng, String, Caller) {
+fn begin(gateway: &Gateway, caller: Option<Extension<Caller>>) -> (SmallRng, String, Caller) {
     let mut rng = gateway.0.rng.for_request();
     let request_id = format!("req_{:016x}", rng.next_u64());
     (
@@ -71,7 +102,7 @@ pub(super) fn begin(
 }
 
 /// Counts how a request ended and stamps its id on the answer.
-pub(super) fn counted(
+fn counted(
     gateway: &Gateway,
     surface: &str,
     served: Result<Response, ApiError>,
@@ -127,7 +158,7 @@ pub(super) async fn read_request(
 
 /// Serves one chat request given in OpenAI's form (`bytes`): plan, attempts, answer. For
 /// an Anthropic client, `anthropic` holds its own body, and the answer is in its dialect.
-pub(super) async fn chat(
+async fn chat(
     gateway: &Gateway,
     caller: &Caller,
     headers: &HeaderMap,
@@ -169,27 +200,40 @@ pub(super) async fn chat(
             .only
             .push(("previous_response_id", vec![endpoint]));
     }
-    // A request one dialect cannot carry goes only to providers of the other.
-    let untranslatable = match (&anthropic, operation) {
-        (Some(a), _) => a.untranslatable.clone().map(|e| (e, Protocol::Openai)),
-        (None, Operation::Chat) => {
-            super::dialects::anthropic_refusal(&chat, &catalog).map(|e| (e, Protocol::Anthropic))
-        }
-        _ => None,
-    };
+    // A request one dialect cannot carry goes only to providers of the other. An Anthropic
+    // client's is known before planning.
+    let mut untranslatable = anthropic
+        .as_ref()
+        .and_then(|a| a.untranslatable.clone())
+        .map(|e| (e, Protocol::Openai));
     if let Some((_, excluded)) = &untranslatable {
-        let allowed = catalog
-            .providers()
-            .iter()
-            .filter(|p| p.protocol != *excluded)
-            .map(|p| p.name.clone())
-            .collect();
-        parsed.request.constraints.only.push(("dialect", allowed));
+        only_dialect(&mut parsed, &catalog, *excluded);
     }
-    let plan = match shared
+    let mut plan = shared
         .planner
-        .plan(&catalog, &live.table, &parsed, now_ns, rng)
+        .plan(&catalog, &live.table, &parsed, now_ns, rng);
+    // An OpenAI request is checked against Anthropic's dialect only when its ranking reaches
+    // an Anthropic-protocol endpoint (most never do); if it cannot go there, it is planned
+    // again without them.
+    let reaches_anthropic = |p: &crate::plan::Plan| {
+        p.decision
+            .ranked
+            .iter()
+            .any(|&i| catalog.provider_of(i).protocol == Protocol::Anthropic)
+    };
+    if anthropic.is_none()
+        && operation == Operation::Chat
+        && plan.as_ref().is_ok_and(reaches_anthropic)
     {
+        if let Some(e) = super::dialects::anthropic_refusal(&chat) {
+            only_dialect(&mut parsed, &catalog, Protocol::Anthropic);
+            untranslatable = Some((e, Protocol::Anthropic));
+            plan = shared
+                .planner
+                .plan(&catalog, &live.table, &parsed, now_ns, rng);
+        }
+    }
+    let plan = match plan {
         // Nothing left that speaks the request's dialect: say which field did it.
         Err(crate::plan::PlanError::NoCandidates { .. }) if untranslatable.is_some() => {
             let (e, _) = untranslatable.expect("checked");

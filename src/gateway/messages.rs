@@ -21,19 +21,25 @@ use serde_json::{json, Map, Value};
 
 use super::attempt::{AnthropicClient, ClientBody};
 use super::guard::Caller;
-use super::handlers::{begin, chat, counted, read_request};
+use super::handlers::{read_request, serve};
 use super::{ApiError, Gateway};
 use crate::dialect::anthropic::{answer, request};
 use crate::dialect::TranslateError;
 use crate::route::body::BodyError;
 
-/// Reads a Messages request: a JSON object with `model`, `max_tokens` and `messages`.
-fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// A request body that must be one JSON object.
+pub(super) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::Body(BodyError::Json(e.to_string())))?;
-    let Value::Object(map) = v else {
-        return Err(ApiError::Body(BodyError::NotAnObject));
-    };
+    match v {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::Body(BodyError::NotAnObject)),
+    }
+}
+
+/// Reads a Messages request: a JSON object with `model`, `max_tokens` and `messages`.
+fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let map = json_object(bytes)?;
     if !map.get("model").is_some_and(Value::is_string) {
         return Err(TranslateError::new("model", "is required and must be a string").into());
     }
@@ -64,9 +70,8 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (mut rng, request_id, caller) = begin(&gateway, caller);
-    let served = async {
-        let bytes = read_request(&gateway, &headers, body).await?;
+    let beta = headers.get("anthropic-beta").cloned();
+    serve(&gateway, caller, &headers, body, "messages", |bytes| {
         let map = parse(&bytes)?;
         if !map.get("max_tokens").is_some_and(Value::is_u64) {
             return Err(TranslateError::new(
@@ -85,21 +90,12 @@ pub(crate) async fn messages(
         let openai = serde_json::to_vec(&openai).expect("a JSON map serialises");
         let client = AnthropicClient {
             body: bytes,
-            beta: headers.get("anthropic-beta").cloned(),
+            beta,
             untranslatable,
         };
-        chat(
-            &gateway,
-            &caller,
-            &headers,
-            &openai,
-            ClientBody::Anthropic(client),
-            &request_id,
-            &mut rng,
-        )
-        .await
-    };
-    counted(&gateway, "messages", served.await, &request_id)
+        Ok((Bytes::from(openai), ClientBody::Anthropic(client)))
+    })
+    .await
 }
 
 /// `POST /v1/messages/count_tokens`: the router's estimate of the prompt's input tokens

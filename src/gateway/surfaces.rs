@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::attempt::ClientBody;
 use super::guard::Caller;
-use super::handlers::{begin, chat, counted, read_request};
+use super::handlers::serve;
 use super::{ApiError, Gateway, ENDPOINT_HEADER};
 
 /// How long a response id is remembered.
@@ -77,22 +77,10 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (mut rng, request_id, caller) = begin(&gateway, caller);
-    let served = async {
-        let bytes = read_request(&gateway, &headers, body).await?;
-        let client = ClientBody::Completions;
-        chat(
-            &gateway,
-            &caller,
-            &headers,
-            &bytes,
-            client,
-            &request_id,
-            &mut rng,
-        )
-        .await
-    };
-    counted(&gateway, "completions", served.await, &request_id)
+    serve(&gateway, caller, &headers, body, "completions", |bytes| {
+        Ok((bytes, ClientBody::Completions))
+    })
+    .await
 }
 
 /// `POST /v1/responses`.
@@ -102,20 +90,8 @@ pub(crate) async fn responses(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (mut rng, request_id, caller) = begin(&gateway, caller);
-    let served = async {
-        let bytes = read_request(&gateway, &headers, body).await?;
-        let previous = crate::route::body::top_level(&bytes)
-            .ok()
-            .and_then(|fields| {
-                let (_, raw) = fields
-                    .into_iter()
-                    .find(|(k, _)| k == "previous_response_id")?;
-                serde_json::from_str::<Option<String>>(raw.get())
-                    .ok()
-                    .flatten()
-            });
-        let pinned = match previous {
+    let response = serve(&gateway, caller, &headers, body, "responses", |bytes| {
+        let pinned = match top_level_string(&bytes, "previous_response_id") {
             None => None,
             Some(id) => Some(gateway.0.response_pins.endpoint(&id).ok_or_else(|| {
                 ApiError::BadField {
@@ -126,20 +102,19 @@ pub(crate) async fn responses(
                 }
             })?),
         };
-        let client = ClientBody::Responses { pinned };
-        let response = chat(
-            &gateway,
-            &caller,
-            &headers,
-            &bytes,
-            client,
-            &request_id,
-            &mut rng,
-        )
-        .await?;
-        Ok(remember(&gateway, response).await)
-    };
-    counted(&gateway, "responses", served.await, &request_id)
+        Ok((bytes, ClientBody::Responses { pinned }))
+    })
+    .await;
+    remember(&gateway, response).await
+}
+
+/// A top-level string field of a JSON object, read without parsing the rest.
+fn top_level_string(json: &[u8], name: &str) -> Option<String> {
+    let fields = crate::route::body::top_level(json).ok()?;
+    let (_, raw) = fields.into_iter().find(|(k, _)| k == name)?;
+    serde_json::from_str::<Option<String>>(raw.get())
+        .ok()
+        .flatten()
 }
 
 /// Pins the id of an answered response to the endpoint that answered it: from the JSON
@@ -167,7 +142,7 @@ async fn remember(gateway: &Gateway, response: Response) -> Response {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        if let Some(id) = response_id(&bytes) {
+        if let Some(id) = top_level_string(&bytes, "id") {
             gateway.0.response_pins.pin(id, endpoint);
         }
         return Response::from_parts(parts, Body::from(bytes));
@@ -184,12 +159,6 @@ async fn remember(gateway: &Gateway, response: Response) -> Response {
         chunk
     });
     Response::from_parts(parts, Body::from_stream(events))
-}
-
-/// The `id` of a Responses API answer.
-fn response_id(json: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(json).ok()?;
-    v["id"].as_str().map(str::to_owned)
 }
 
 /// The response id in a stream chunk's `response.created` event, if it holds one.

@@ -170,42 +170,8 @@ impl<'a> ChatBody<'a> {
     /// `stream_options.include_usage` is switched on so the router can account the request
     /// (the relay removes the extra chunk when the client did not ask for it).
     pub(crate) fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
-        let size: usize = self
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum();
-        let mut out = Vec::with_capacity(size + upstream_model.len() + 48);
-        out.push(b'{');
-        let mut wrote_options = false;
-        let mut first = true;
-        for (key, raw) in &self.fields {
-            if ROUTER_FIELDS.contains(&key.as_ref()) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_json_str(&mut out, key);
-            out.push(b':');
-            match key.as_ref() {
-                "model" => write_json_str(&mut out, upstream_model),
-                "stream_options" if self.stream && self.ask_usage => {
-                    out.extend_from_slice(with_usage(raw).as_bytes());
-                    wrote_options = true;
-                }
-                _ => out.extend_from_slice(raw.get().as_bytes()),
-            }
-        }
-        if self.stream && self.ask_usage && !wrote_options {
-            if !first {
-                out.push(b',');
-            }
-            out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
-        }
-        out.push(b'}');
-        out
+        let usage = self.stream && self.ask_usage;
+        upstream_fields(&self.fields, upstream_model, usage)
     }
 }
 
@@ -223,11 +189,30 @@ pub(crate) const ROUTER_FIELDS: [&str; 3] = ["route", "provider", "models"];
 /// A request body of another dialect as it goes upstream: the router's own fields removed,
 /// `model` set to `upstream_model`, every other field's bytes as they came.
 pub(crate) fn without_router_fields(bytes: &[u8], upstream_model: &str) -> Option<Vec<u8>> {
-    let fields = top_level(bytes).ok()?;
-    let mut out = Vec::with_capacity(bytes.len() + upstream_model.len());
+    Some(upstream_fields(
+        &top_level(bytes).ok()?,
+        upstream_model,
+        false,
+    ))
+}
+
+/// Writes `fields` as a JSON object without the router's own fields, `model` set to
+/// `upstream_model`, every other value's bytes as they came; with `ask_usage`,
+/// `stream_options.include_usage` is switched on (added when absent).
+fn upstream_fields(
+    fields: &[(Cow<'_, str>, &RawValue)],
+    upstream_model: &str,
+    ask_usage: bool,
+) -> Vec<u8> {
+    let size: usize = fields
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(size + upstream_model.len() + 48);
     out.push(b'{');
+    let mut wrote_options = false;
     let mut first = true;
-    for (key, raw) in &fields {
+    for (key, raw) in fields {
         if ROUTER_FIELDS.contains(&key.as_ref()) {
             continue;
         }
@@ -237,14 +222,23 @@ pub(crate) fn without_router_fields(bytes: &[u8], upstream_model: &str) -> Optio
         first = false;
         write_json_str(&mut out, key);
         out.push(b':');
-        if key == "model" {
-            write_json_str(&mut out, upstream_model);
-        } else {
-            out.extend_from_slice(raw.get().as_bytes());
+        match key.as_ref() {
+            "model" => write_json_str(&mut out, upstream_model),
+            "stream_options" if ask_usage => {
+                out.extend_from_slice(with_usage(raw).as_bytes());
+                wrote_options = true;
+            }
+            _ => out.extend_from_slice(raw.get().as_bytes()),
         }
     }
+    if ask_usage && !wrote_options {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+    }
     out.push(b'}');
-    Some(out)
+    out
 }
 
 #[derive(Deserialize)]

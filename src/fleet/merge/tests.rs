@@ -152,9 +152,17 @@ proptest! {
         let at = Instant { now_ns: 0, unix_ms: snapshots[0].at_unix_ms };
         let hl = half_lives();
         let base = merge(&snapshots, at, &hl);
-        // A snapshot stored again (re-sent) replaces itself: the set of keys is the same.
-        let resent = snapshots.clone();
-        prop_assert_eq!(&merge(&resent, at, &hl), &base);
+        // A replica that learned nothing new re-sends its state 7 s later (settled then,
+        // dated then); read 20 s after the first, it says what the first said.
+        let later = |s: u64| Instant { now_ns: s * 1_000 * MS, unix_ms: at.unix_ms + s * 1_000 };
+        let mut resent = snapshots.clone();
+        let own: Vec<(String, PeerFigures)> = merge([&snapshots[0]], later(7), &hl).into_iter().collect();
+        resent[0] = ReplicaSnapshot::of(&snapshots[0].replica, own, later(7));
+        let (once, again) = (merge(&snapshots, later(20), &hl), merge(&resent, later(20), &hl));
+        prop_assert_eq!(once.len(), again.len());
+        for (id, p) in &once {
+            prop_assert!(same(&again[id], p), "{id}: {:?} vs {p:?}", again[id]);
+        }
         // Another order.
         let k = (seed % 3) as usize;
         snapshots.rotate_left(k);
