@@ -41,6 +41,7 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
         "mixed-hints.toml",
         "realistic.toml",
         "brownout.toml",
+        "slow-failures.toml",
     ] {
         let r = run(name);
         let oracle = r
@@ -114,7 +115,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 8);
+    assert_eq!(n, 9);
 }
 
 #[test]
@@ -273,15 +274,48 @@ models = ["b/m"]
 #[test]
 fn in_brownouts_thompson_moves_within_seconds() {
     let r = run("brownout.toml");
-    let ts = r
-        .policies
-        .iter()
-        .find(|p| p.policy == "thompson")
-        .expect("thompson runs");
-    for m in ts.moves.iter().filter(|m| !m.event.ends_with(".until")) {
+    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let (ts, oracle) = (get("thompson"), get("oracle"));
+    for m in &ts.moves {
         let s = m.seconds.unwrap_or(f64::INFINITY);
-        assert!(s <= 15.0, "{}: moved after {s} s", m.event);
+        // Off each change within 10 s; back on the recovered endpoint within a minute.
+        let bound = if m.event.ends_with(".until") {
+            60.0
+        } else {
+            10.0
+        };
+        assert!(s <= bound, "{}: moved after {s} s", m.event);
     }
+    let shortfall = oracle.slo_attainment - ts.slo_attainment;
+    let cost_gap = ts.cost_usd / oracle.cost_usd - 1.0;
+    assert!(
+        shortfall <= 0.005 && cost_gap.abs() <= 0.02,
+        "thompson {:.4} SLO / {:.4} USD, oracle {:.4} / {:.4}",
+        ts.slo_attainment,
+        ts.cost_usd,
+        oracle.slo_attainment,
+        oracle.cost_usd
+    );
+}
+
+/// Slow failures: the cheapest endpoint fails 12% of its attempts after 700 ms. Its success
+/// rate clears the success bar, but a fallback starting 700 ms late misses the 800 ms target,
+/// so the default policy, which prices that delay, moves off it; the static cheapest policy
+/// stays and misses the target for those requests.
+#[test]
+fn slow_failures_are_priced_by_the_delay_they_add() {
+    let r = run("slow-failures.toml");
+    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let (ts, oracle, cheapest) = (get("thompson"), get("oracle"), get("cheapest"));
+    let off = ts.moves[0].seconds.unwrap_or(f64::INFINITY);
+    assert!(off <= 20.0, "moved off after {off} s");
+    assert!(
+        oracle.slo_attainment - ts.slo_attainment <= 0.005,
+        "thompson {:.4} vs oracle {:.4}",
+        ts.slo_attainment,
+        oracle.slo_attainment
+    );
+    assert!(cheapest.slo_attainment < ts.slo_attainment - 0.02);
 }
 
 /// Simulated fleets: eight replicas behind round robin, each seeing an eighth of the

@@ -157,8 +157,10 @@ pub struct StatsConfig {
     /// enough to follow a provider that slows down.
     #[serde(default = "default_latency_half_life", with = "humantime_serde")]
     pub latency_half_life: Duration,
-    /// Half-life of the success and failure counts: short, so an outage shows within
-    /// seconds and a recovery soon after.
+    /// Half-life of the success and failure counts. Change detection notices an abrupt
+    /// change within seconds whatever this is; this sets how soon an endpoint left for a
+    /// bad regime is drawn again and its recovery seen (30 s: back within about 10-20 s
+    /// of a brownout's end in the shipped scenario, against 15-30 s with 1 min).
     #[serde(default = "default_outcome_half_life", with = "humantime_serde")]
     pub outcome_half_life: Duration,
     /// How often the learned state is saved to the store; a killed router loses at most
@@ -177,8 +179,8 @@ fn default_sample_interval() -> Duration {
 fn default_latency_half_life() -> Duration {
     Duration::from_secs(300)
 }
-fn default_outcome_half_life() -> Duration {
-    Duration::from_secs(60)
+pub(crate) fn default_outcome_half_life() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)

@@ -34,6 +34,9 @@ pub struct Figures {
     pub ttft: (f64, f64, f64),
     pub total: (f64, f64, f64),
     pub speed: (f64, f64, f64),
+    /// The same of the time failed attempts took to fail (change detection's half-life).
+    #[serde(default, skip_serializing_if = "no_fit")]
+    pub fail: (f64, f64, f64),
     /// Lifetime attempts.
     pub n: u64,
     /// End of a rest, Unix milliseconds (0: none).
@@ -43,6 +46,10 @@ pub struct Figures {
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+fn no_fit(v: &(f64, f64, f64)) -> bool {
+    v.0 == 0.0
 }
 
 /// Converts between this process's statistics time (ns since its epoch) and wall-clock
@@ -83,6 +90,7 @@ impl ReplicaSnapshot {
                     ttft: p.ttft_ms.parts(),
                     total: p.total_ms.parts(),
                     speed: p.tokens_per_s.parts(),
+                    fail: p.failure_ms.parts(),
                     n: p.attempts,
                     rest: at.to_unix_ms(p.rest_until_ns),
                 };
@@ -101,6 +109,7 @@ impl ReplicaSnapshot {
         let age_ns = at.unix_ms.saturating_sub(self.at_unix_ms) * 1_000_000;
         let outcome = hl.outcome.factor(age_ns);
         let latency = hl.latency.factor(age_ns);
+        let failing = crate::stats::change::recent_hl().factor(age_ns);
         let fit = move |(w, s, q): (f64, f64, f64)| {
             LogStats::from_parts((w * latency, s * latency, q * latency), at.now_ns)
         };
@@ -111,6 +120,10 @@ impl ReplicaSnapshot {
                 ttft_ms: fit(f.ttft),
                 total_ms: fit(f.total),
                 tokens_per_s: fit(f.speed),
+                failure_ms: LogStats::from_parts(
+                    (f.fail.0 * failing, f.fail.1 * failing, f.fail.2 * failing),
+                    at.now_ns,
+                ),
                 attempts: f.n,
                 rest_until_ns: at.to_ns(f.rest),
                 replicas: 1,

@@ -109,7 +109,8 @@ pub struct Attempts {
     started: usize,
     /// An answer or a rejection ended the attempts.
     over: bool,
-    current: Option<EndpointIdx>,
+    /// The running attempt and when it started.
+    current: Option<(EndpointIdx, u64)>,
     failures: Vec<(EndpointIdx, Failure)>,
     retry_after: Option<Duration>,
 }
@@ -151,15 +152,16 @@ impl Attempts {
         }
         let idx = self.ranked[self.started];
         self.started += 1;
-        self.current = Some(idx);
+        self.current = Some((idx, now_ns));
         table.begin(idx);
         Some(idx)
     }
 
     /// The running attempt failed at `now_ns`: rest the endpoint if the provider asked,
-    /// record the failure, remember it for the client.
+    /// record the failure with the time it took (what the next attempt starts late by),
+    /// remember it for the client.
     pub fn failed(&mut self, table: &StatsTable, failure: Failure, now_ns: u64) {
-        let Some(idx) = self.current.take() else {
+        let Some((idx, started_ns)) = self.current.take() else {
             debug_assert!(false, "no attempt is running");
             return;
         };
@@ -170,14 +172,15 @@ impl Attempts {
             table.rest_until(idx, now_ns.saturating_add(rest_ns));
             self.retry_after = Some(self.retry_after.map_or(rest, |r| r.min(rest)));
         }
-        table.failure(idx, failure.class, now_ns);
+        let took_ms = now_ns.saturating_sub(started_ns) as f64 / 1e6;
+        table.failure_after(idx, failure.class, Some(took_ms), now_ns);
         self.failures.push((idx, failure));
     }
 
     /// The running attempt ended without an outcome to learn from: the provider refused the
     /// request itself (`rejected`, see [`failover_class`]). The attempts are over.
     pub(crate) fn rejected(&mut self, table: &StatsTable) {
-        if let Some(idx) = self.current.take() {
+        if let Some((idx, _)) = self.current.take() {
             table.rejected(idx);
         }
         self.over = true;
@@ -187,7 +190,7 @@ impl Attempts {
     /// breaks later, the mid-stream failure). The attempts are over.
     pub fn answered(&mut self) -> Option<EndpointIdx> {
         self.over = true;
-        self.current.take()
+        self.current.take().map(|(idx, _)| idx)
     }
 
     /// Attempts started so far.

@@ -288,3 +288,66 @@ fn a_failure_burst_rests_an_endpoint_then_it_is_probed_again() {
         "probed after the cooldown"
     );
 }
+
+/// The cheaper of two endpoints as fast as each other fails 12% of its attempts: an 88%
+/// success clears the success bar, so whether it stays first depends on how long its
+/// failures take — the fallback after a 700 ms failure starts past an 800 ms target.
+#[test]
+fn a_failure_is_priced_by_the_delay_it_gives_its_fallback() {
+    let first_choices = |fail_ms: f64| {
+        let cat = catalog(&[(0.3, 0.5), (0.6, 0.8)]);
+        let table = stats().table(&cat);
+        let step = 40_000_000u64;
+        let mut now = 0;
+        for k in 0..400u64 {
+            now = (k + 1) * step;
+            let ttft = [120.0, 140.0, 150.0, 160.0, 180.0][(k % 5) as usize];
+            for idx in 0..2 {
+                table.begin(idx);
+                if idx == 0 && k % 25 < 3 {
+                    let class = crate::stats::FailureClass::ServerError;
+                    table.failure_after(0, class, Some(fail_ms), now);
+                    continue;
+                }
+                let ok = Success {
+                    ttft_ms: Some(ttft),
+                    total_ms: ttft + 400.0,
+                    ..Success::default()
+                };
+                table.success(idx, &ok, now);
+            }
+        }
+        let req = request(Constraints {
+            latency: vec![LatencyTarget {
+                percentile: 95.0,
+                max_ms: 800.0,
+            }],
+            metric: LatencyMetric::Ttft,
+            ..Constraints::default()
+        });
+        let ctx = Context {
+            request: &req,
+            catalog: &cat,
+            stats: &table,
+            now_ns: now,
+        };
+        let all = cat.resolve("auto").expect("auto").to_vec();
+        let (kept, _) = filter::filter(&req, &cat, &table, &all);
+        (0..200u64)
+            .filter(|&seed| {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                Thompson.decide(&ctx, &kept, &mut rng).ranked[0] == 0
+            })
+            .count()
+    };
+    let fast = first_choices(50.0);
+    let slow = first_choices(700.0);
+    assert!(
+        fast >= 180,
+        "fast failures: the cheap one first in {fast} of 200"
+    );
+    assert!(
+        slow <= 20,
+        "slow failures: the cheap one first in {slow} of 200"
+    );
+}

@@ -28,10 +28,12 @@
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
-use super::posterior::{draw_log_normal, draw_success, z, LnProduct, LogNormalDraw, PRIOR_SIGMA};
+use super::posterior::{
+    draw_log_normal, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
+};
 use super::{missed, Candidate, Context, Decision, Policy, Score};
 use crate::route::{LatencyMetric, Prefer};
-use crate::stats::EndpointView;
+use crate::stats::{EndpointView, LogSummary};
 
 /// A candidate whose drawn success probability is below this is not feasible: beyond one
 /// failure in five, the fallbacks it causes cost more latency than its price saves.
@@ -101,6 +103,38 @@ fn ordered(x: f64) -> u64 {
     }
 }
 
+/// Whether a latency target still holds once failures are priced: a request sent here
+/// fails with probability `1 − success` after `failure_ms` (the mean of the endpoint's
+/// failure-time fit: a mean, not a median, so a mix of fast errors and slow timeouts counts
+/// the slow ones), and its fallback then starts that much later — taken to be as fast as this
+/// endpoint, having no better guess before the ranking is known. The share of requests
+/// within `max_ms` is then `s·P(L ≤ max) + (1 − s)·P(L ≤ max − failure_ms)`, which must reach
+/// the target's `share` (its percentile / 100). Called after the plain quantile check
+/// passed; an endpoint whose failures were never timed is judged as before.
+#[inline]
+fn meets_with_fallbacks(
+    lat: &LogNormalDraw,
+    success: f64,
+    (failure_ms, share): (Option<LogSummary>, f64),
+    max_ms: f64,
+) -> bool {
+    let Some(fit) = failure_ms else {
+        return true;
+    };
+    let fail_ms = (fit.mean + 0.5 * fit.var).exp();
+    let on_time = phi(lat.standardized(max_ms));
+    // Even a fallback that always arrives in time cannot lift the share above this.
+    if success * on_time + (1.0 - success) < share {
+        return false;
+    }
+    let late_start = if max_ms > fail_ms {
+        phi(lat.standardized(max_ms - fail_ms))
+    } else {
+        0.0
+    };
+    success * on_time + (1.0 - success) * late_start >= share
+}
+
 impl Policy for Thompson {
     fn name(&self) -> &'static str {
         "thompson"
@@ -113,10 +147,11 @@ impl Policy for Thompson {
         rng: &mut dyn RngCore,
     ) -> Decision {
         let c = &ctx.request.constraints;
-        let lat_targets: Vec<(f64, f64)> = c
+        // Each latency target as (its normal quantile, its bound, the share it asks for).
+        let lat_targets: Vec<(f64, f64, f64)> = c
             .latency
             .iter()
-            .map(|t| (z(t.percentile), t.max_ms))
+            .map(|t| (z(t.percentile), t.max_ms, t.percentile / 100.0))
             .collect();
         // "p% of requests at least this fast" is the (100 - p)th percentile of speed.
         let thr_targets: Vec<(f64, f64)> = c
@@ -126,7 +161,7 @@ impl Policy for Thompson {
             .collect();
         let (ttft_prior, total_prior) = match lat_targets.first() {
             // Optimistic: the prior's quantile at the target's percentile is half the target.
-            Some(&(zp, max)) => {
+            Some(&(zp, max, _)) => {
                 let m = 0.5 * max / (PRIOR_SIGMA * zp).exp();
                 (m, m)
             }
@@ -140,7 +175,7 @@ impl Policy for Thompson {
         // Logarithms that are the same for every candidate, taken once.
         let (ttft_mu0, total_mu0, speed_mu0) =
             (ttft_prior.ln(), total_prior.ln(), speed_prior.ln());
-        let ln_max: Vec<f64> = lat_targets.iter().map(|&(_, max)| max.ln()).collect();
+        let ln_max: Vec<f64> = lat_targets.iter().map(|&(_, max, _)| max.ln()).collect();
 
         // A generator of its own, seeded from the caller's: the draws below take about eight
         // random numbers per candidate, and through `dyn RngCore` each would be an indirect
@@ -174,9 +209,10 @@ impl Policy for Thompson {
             let latency_ms = latency_at(first_z);
 
             let mut miss = 0u8;
-            for (i, &(zp, max)) in lat_targets.iter().enumerate() {
+            for (i, &(zp, max, share)) in lat_targets.iter().enumerate() {
                 let at = if i == 0 { latency_ms } else { latency_at(zp) };
-                if at > max {
+                let failing = (view.failure_ms, share);
+                if at > max || !meets_with_fallbacks(&lat, success, failing, max - decode_ms) {
                     miss |= missed::LATENCY;
                 }
             }
@@ -210,7 +246,7 @@ impl Policy for Thompson {
                         p.times_phi(lat.standardized_ln(l));
                     }
                 } else {
-                    for &(_, max) in &lat_targets {
+                    for &(_, max, _) in &lat_targets {
                         p.times_phi(lat.standardized(max - decode_ms));
                     }
                 }

@@ -2,8 +2,10 @@
 //! current behaviour and load, and the request's true output length.
 //!
 //! It ranks the cheapest candidate that truly meets the request's hint first (true latency
-//! quantile at the hint's percentile under the current load, error rate at most 20%,
-//! quality; equal prices go to the truly faster), then the rest by how far they miss. It is
+//! quantile at the hint's percentile under the current load, and still that share of
+//! requests in time once failures and the late start of their fallback are counted — the
+//! fallback taken to be as fast as this endpoint —, error rate at most 20%, quality; equal
+//! prices go to the truly faster), then the rest by how far they miss. It is
 //! greedy, request by request: the cost-optimal choice under the hint for each request, not
 //! a plan over the whole run. The engine tells it the truth before each decision; it plans
 //! and attempts through the same planner and attempt machine as every other policy.
@@ -15,7 +17,7 @@ use rand::RngCore;
 use super::truth::{request_cost, slowdown, TrueState};
 use super::workload::Req;
 use crate::route::LatencyMetric;
-use crate::select::posterior::z;
+use crate::select::posterior::{phi, z};
 use crate::select::{Candidate, Context, Decision, Policy, Score};
 
 /// What the oracle knows at a decision.
@@ -92,10 +94,39 @@ impl Policy for Oracle {
                     .iter()
                     .map(|t| q(z(t.percentile)) / t.max_ms)
                     .fold(0.0, f64::max);
+                // The true share of requests within `max_ms` when a failure (after
+                // `fail_ms`) is followed by a fallback as fast as this endpoint.
+                let fail_ms = ep.error_after_ms.unwrap_or(0.5 * ep.ttft.median_ms * slow);
+                let within = |max_ms: f64| {
+                    let fixed = match c.metric {
+                        LatencyMetric::Ttft => 0.0,
+                        LatencyMetric::Total => {
+                            f64::from(r.output_tokens) / ep.tokens_per_s * 1000.0 * slow
+                        }
+                    };
+                    let room = max_ms - fixed;
+                    if room <= 0.0 {
+                        return 0.0;
+                    }
+                    let zr = (room / (ep.ttft.median_ms * slow)).ln() / ep.ttft.sigma;
+                    if ep.ttft.sigma > 0.0 {
+                        phi(zr)
+                    } else if room >= ep.ttft.median_ms * slow {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                };
+                let in_time = c.latency.iter().all(|t| {
+                    let e = ep.error_rate;
+                    (1.0 - e) * within(t.max_ms) + e * within(t.max_ms - fail_ms)
+                        >= t.percentile / 100.0
+                });
                 let quality_ok = c
                     .min_quality
                     .is_none_or(|m| ep.quality.is_some_and(|q| q >= m));
-                let feasible = late <= 1.0 && ep.error_rate <= 0.2 && quality_ok && !full;
+                let feasible =
+                    late <= 1.0 && in_time && ep.error_rate <= 0.2 && quality_ok && !full;
                 let cost = request_cost(ep, &r);
                 // Feasible: cheapest first, equal prices to the truly faster. Others: closest.
                 let key = if feasible {

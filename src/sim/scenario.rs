@@ -70,7 +70,7 @@ fn default_latency_hl() -> Duration {
     Duration::from_secs(300)
 }
 fn default_outcome_hl() -> Duration {
-    Duration::from_secs(60)
+    crate::config::default_outcome_half_life()
 }
 
 /// A policy to simulate: every live policy, plus the oracle.
@@ -233,6 +233,9 @@ pub struct SimEndpoint {
     pub tokens_per_s: f64,
     #[serde(default)]
     pub error_rate: f64,
+    /// How long a failed attempt takes to fail, ms (a gateway timing out upstream answers
+    /// late); default half the first-token time drawn for it.
+    pub error_after_ms: Option<f64>,
     /// The HTTP status of its errors (default 500): 429 and 503 may carry `retry_after`; a
     /// 4xx such as 400 is the request's own fault and ends the attempts, as live.
     pub error_status: Option<u16>,
@@ -278,6 +281,7 @@ pub struct Changes {
     pub output_per_mtok: Option<f64>,
     pub capacity: Option<u32>,
     pub error_status: Option<u16>,
+    pub error_after_ms: Option<f64>,
 }
 
 /// A finite number above zero (NaN is not).
@@ -427,6 +431,9 @@ impl Scenario {
             if e.error_status.is_some_and(|c| !(400..=599).contains(&c)) {
                 return bad(f("error_status"), "must be an HTTP error status (400-599)");
             }
+            if e.error_after_ms.is_some_and(|v| !positive(v)) {
+                return bad(f("error_after_ms"), "must be above zero");
+            }
         }
         for (i, ev) in self.events.iter().enumerate() {
             let f = |name: &str| format!("events[{i}].{name}");
@@ -450,12 +457,13 @@ impl Scenario {
                 );
             }
             if ev.set.capacity == Some(0)
-                || ev.set.tokens_per_s.is_some_and(|v| v <= 0.0)
-                || ev.set.ttft_median_ms.is_some_and(|v| v <= 0.0)
+                || ev.set.tokens_per_s.is_some_and(|v| !positive(v))
+                || ev.set.ttft_median_ms.is_some_and(|v| !positive(v))
+                || ev.set.error_after_ms.is_some_and(|v| !positive(v))
             {
                 return bad(
                     f("set"),
-                    "capacity, tokens_per_s and ttft_median_ms must be above zero",
+                    "capacity, tokens_per_s, ttft_median_ms and error_after_ms must be above zero",
                 );
             }
         }

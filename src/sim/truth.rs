@@ -55,6 +55,9 @@ fn apply(ep: &mut SimEndpoint, c: &Changes) {
     if let Some(v) = c.error_status {
         ep.error_status = Some(v);
     }
+    if let Some(v) = c.error_after_ms {
+        ep.error_after_ms = Some(v);
+    }
 }
 
 /// Every endpoint's true state at `t_ns`.
@@ -197,7 +200,8 @@ pub(crate) fn attempt(
             Some(class) => Ending::Failed(Failure::status(class, status, wait(status))),
             None => Ending::Rejected,
         };
-        return (at((ttft * 0.5).max(1.0)), ending);
+        let took = ep.error_after_ms.unwrap_or(ttft * 0.5);
+        return (at(took.max(1.0)), ending);
     }
     let timeout_ms = s.first_byte_timeout.as_secs_f64() * 1000.0;
     if ttft > timeout_ms {

@@ -16,8 +16,17 @@
 //! An alarm needs the statistic above [`THRESHOLD`] (12), at least [`MIN_RECENT`] observations
 //! in the window, and a shift worth acting on: a failure rate that moved by 0.1 or more, a
 //! median that moved by half or more. When it fires, the long fit of that stream is re-based on
-//! the window, so the posterior describes the new regime at once; the change is recorded (when,
+//! the new regime, so the posterior describes it at once; the change is recorded (when,
 //! which stream, old → new) for `/v1/endpoints`.
+//!
+//! Where the new regime starts: the window mixes it with the old one (two seconds into a
+//! brownout, a 5 s window is still three quarters old outcomes, so its failure rate reads 0.11
+//! where the truth is 0.5, and a posterior re-based on it kept the endpoint feasible for ten
+//! seconds more). For outcomes, two Page CUSUMs (one for a rise of the failure rate by
+//! [`MIN_RATE_SHIFT`] over the long fit's, one for a fall by as much) count the outcomes since
+//! each last stood at zero — Page's estimate of the change point — and an alarm re-bases the
+//! long fit on the counts of its direction when they hold at least [`MIN_RECENT`] outcomes (on
+//! the window otherwise). The CUSUMs only locate a change; the GLR decides that there is one.
 //!
 //! False alarms: `e^-12 ≈ 6·10⁻⁶` bounds one test's tail under the null; the tests are
 //! correlated, so the rate is stated from measurement: on stationary input (1% failures,
@@ -72,6 +81,52 @@ pub struct Window {
     pub(crate) failures: Decayed,
     pub(crate) ttft_ms: LogStats,
     pub(crate) total_ms: LogStats,
+    /// Where a rise of the failure rate would have started.
+    pub(crate) rise: Cusum,
+    /// Where a fall would have.
+    pub(crate) fall: Cusum,
+}
+
+/// Successes and failures.
+pub type Counts = (f64, f64);
+
+/// A one-sided Page CUSUM on the failure stream, and the outcomes since it last stood at zero:
+/// the maximum-likelihood start of a shift in its direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cusum {
+    stat: f64,
+    /// Successes and failures since the statistic last stood at zero.
+    since: (f64, f64),
+}
+
+impl Cusum {
+    /// Adds one outcome, `p0` being the rate the long fit believes and `p1` the alternative.
+    fn add(&mut self, failed: bool, p0: f64, p1: f64) {
+        let llr = if failed {
+            (p1 / p0).ln()
+        } else {
+            ((1.0 - p1) / (1.0 - p0)).ln()
+        };
+        self.stat += llr;
+        if self.stat <= 0.0 {
+            *self = Cusum::default();
+        } else if failed {
+            self.since.1 += 1.0;
+        } else {
+            self.since.0 += 1.0;
+        }
+    }
+
+    /// The outcomes since the shift would have started, when there are enough to stand for
+    /// the new regime.
+    pub fn since(&self) -> Option<(f64, f64)> {
+        (self.since.0 + self.since.1 >= MIN_RECENT).then_some(self.since)
+    }
+
+    /// Starts afresh (after the fit was re-based).
+    pub(crate) fn reset(&mut self) {
+        *self = Cusum::default();
+    }
 }
 
 /// The window's half-life as the decay code takes it.
@@ -89,6 +144,16 @@ impl Window {
         };
         hit.add(1.0, now_ns, hl);
         other.redate(now_ns, hl);
+    }
+
+    /// Feeds the change-point CUSUMs one outcome; `long_rate` is the long fit's failure rate.
+    pub(crate) fn locate(&mut self, ok: bool, long_rate: f64) {
+        // Kept off 0 and 1, where a likelihood ratio is infinite.
+        let p0 = long_rate.clamp(1e-3, 1.0 - 1e-3);
+        self.rise.add(!ok, p0, (p0 + MIN_RATE_SHIFT).min(0.999));
+        if p0 > MIN_RATE_SHIFT {
+            self.fall.add(!ok, p0, (p0 - MIN_RATE_SHIFT).max(1e-3));
+        }
     }
 
     /// `(successes, failures)` as of `now_ns`.
@@ -124,9 +189,17 @@ fn kl(p: f64, q: f64) -> f64 {
     p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln()
 }
 
-/// A failure-rate change between the window `(s, f)` and the long fit `(s, f)`:
-/// `Some((old rate, new rate))` when it is significant and large enough.
-pub fn outcome_shift(recent: (f64, f64), long: (f64, f64)) -> Option<(f64, f64)> {
+/// A failure-rate change between the window `(s, f)` and the long fit `(s, f)`, `located`
+/// being the outcomes since the change would have started in each direction (rise, fall;
+/// see [`Cusum`]): `Some((old rate, new rate, the new regime's (s, f)))` when the window's
+/// GLR is significant and the new regime's rate — the located outcomes', else the window's —
+/// moved far enough. The window alone would understate the new rate while it still holds
+/// old outcomes, and a 0.5% → 12% step would wait some 15 s to pass the shift bar.
+pub fn outcome_shift(
+    recent: Counts,
+    long: Counts,
+    located: (Option<Counts>, Option<Counts>),
+) -> Option<(f64, f64, Counts)> {
     let n = recent.0 + recent.1;
     let total = long.0 + long.1;
     // There must be an older regime to compare with: at least as much weight outside the
@@ -137,10 +210,19 @@ pub fn outcome_shift(recent: (f64, f64), long: (f64, f64)) -> Option<(f64, f64)>
     let p_recent = recent.1 / n;
     // The long fit without the window's share: the regime it is tested against.
     let p_long = ((long.1 - recent.1).max(0.0) / (total - n)).clamp(0.0, 1.0);
-    if (p_recent - p_long).abs() < MIN_RATE_SHIFT {
+    let rising = p_recent > p_long;
+    let regime = if rising { located.0 } else { located.1 }.unwrap_or(recent);
+    let p_new = regime.1 / (regime.0 + regime.1);
+    // The located regime must lie on the window's side of the old rate, far enough.
+    let shift = if rising {
+        p_new - p_long
+    } else {
+        p_long - p_new
+    };
+    if shift < MIN_RATE_SHIFT {
         return None;
     }
-    (n * kl(p_recent, p_long) > THRESHOLD).then_some((p_long, p_recent))
+    (n * kl(p_recent, p_long) > THRESHOLD).then_some((p_long, p_new, regime))
 }
 
 /// A log-latency change between the window and the long fit: `Some((old median, new

@@ -47,6 +47,13 @@ pub struct Learned {
     pub ttft_ms: LogStats,
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
+    /// How long attempts that failed before their first byte took to fail, decayed with
+    /// change detection's short half-life (5 s): failure times change with the failure's
+    /// kind (fast 5xx, slow timeouts), and they matter only when failures are frequent,
+    /// which is when a short fit has plenty of them. The selector prices a fallback's delay
+    /// with it.
+    #[serde(default)]
+    pub failure_ms: LogStats,
 }
 
 impl Learned {
@@ -65,11 +72,23 @@ impl Learned {
         }
     }
 
-    /// Learns from a failed attempt.
-    pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
+    /// Learns from a failed attempt; `took_ms` is how long it took to fail, for a failure
+    /// before the first byte (one a fallback follows).
+    pub fn failure(
+        &mut self,
+        class: FailureClass,
+        took_ms: Option<f64>,
+        now_ns: u64,
+        hl: &HalfLives,
+    ) {
         self.failures[class.index()].add(1.0, now_ns, hl.outcome);
         self.failed.add(1.0, now_ns, hl.outcome);
         self.successes.redate(now_ns, hl.outcome);
+        if let Some(ms) = took_ms {
+            // A failure is at least a millisecond: a zero would have no logarithm.
+            self.failure_ms
+                .add(ms.max(1.0), now_ns, super::change::recent_hl());
+        }
     }
 }
 
@@ -222,6 +241,9 @@ pub struct EndpointView {
     pub consecutive_failures: u32,
     /// Time left of a rest the provider asked for with `Retry-After` (0 = none).
     pub retry_after_ns: u64,
+    /// The log-normal fit of the time failed attempts took to fail (its weight as of the
+    /// last one: decay does not move the mean and variance), `None` before any.
+    pub failure_ms: Option<LogSummary>,
 }
 
 impl EndpointStats {
@@ -263,23 +285,32 @@ impl EndpointStats {
         if let Some(ttft) = s.ttft_ms {
             self.recent.ttft_ms.add(ttft, now_ns, recent);
         }
-        self.detect(now_ns, hl, true);
+        self.detect(now_ns, hl, true, true);
     }
 
     /// Tests the short window against the learned fits and re-bases a fit whose stream
-    /// changed (see [`super::change`]).
-    fn detect(&mut self, now_ns: u64, hl: &HalfLives, latency: bool) {
+    /// changed (see [`super::change`]); `ok` is the outcome just recorded, `latency` whether
+    /// it brought latencies.
+    fn detect(&mut self, now_ns: u64, hl: &HalfLives, ok: bool, latency: bool) {
         use super::change::{latency_shift, outcome_shift, recent_hl, Change, Stream};
         let recent = self.recent.counts(now_ns);
         let l = &mut self.learned;
         let long = Decayed::get_pair(&l.successes, &l.failed, now_ns, hl.outcome);
-        if let Some((old, new)) = outcome_shift(recent, long) {
-            let scale = if long.1 > 0.0 { recent.1 / long.1 } else { 0.0 };
+        if long.0 + long.1 > 0.0 {
+            self.recent.locate(ok, long.1 / (long.0 + long.1));
+        }
+        let located = (self.recent.rise.since(), self.recent.fall.since());
+        if let Some((old, new, regime)) = outcome_shift(recent, long, located) {
+            // Re-based on the new regime: the outcomes since the CUSUM of the shift's
+            // direction left zero (the window itself when they are too few).
+            self.recent.rise.reset();
+            self.recent.fall.reset();
+            let scale = if long.1 > 0.0 { regime.1 / long.1 } else { 0.0 };
             for f in &mut l.failures {
                 *f = Decayed::at(f.get(now_ns, hl.outcome) * scale, now_ns);
             }
-            l.successes = Decayed::at(recent.0, now_ns);
-            l.failed = Decayed::at(recent.1, now_ns);
+            l.successes = Decayed::at(regime.0, now_ns);
+            l.failed = Decayed::at(regime.1, now_ns);
             self.changes.push(Change {
                 at_ns: now_ns,
                 stream: Stream::Failures,
@@ -312,15 +343,27 @@ impl EndpointStats {
     }
 
     pub fn failure(&mut self, class: FailureClass, now_ns: u64, hl: &HalfLives) {
+        self.failure_after(class, None, now_ns, hl);
+    }
+
+    /// A failure; `took_ms` is how long the attempt took to fail, for one before the first
+    /// byte (see [`Learned::failure`]).
+    pub fn failure_after(
+        &mut self,
+        class: FailureClass,
+        took_ms: Option<f64>,
+        now_ns: u64,
+        hl: &HalfLives,
+    ) {
         self.end();
         self.totals.failures[class.index()] += 1;
-        self.learned.failure(class, now_ns, hl);
+        self.learned.failure(class, took_ms, now_ns, hl);
         self.peak_ewma
             .observe(PEAK_EWMA_FAILURE_MS, now_ns, PEAK_EWMA_TAU_NS);
         self.last_failure = Some((now_ns, class));
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.recent.outcome(false, now_ns);
-        self.detect(now_ns, hl, false);
+        self.detect(now_ns, hl, false, false);
     }
 
     pub fn cancelled(&mut self) {
@@ -353,6 +396,7 @@ impl EndpointStats {
             ttft_ms: l.ttft_ms.settled(now_ns, hl.latency),
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
+            failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
         }
     }
 
@@ -373,6 +417,9 @@ impl EndpointStats {
         learned.ttft_ms.rebase(age_ns, now_ns, hl.latency);
         learned.total_ms.rebase(age_ns, now_ns, hl.latency);
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
+        learned
+            .failure_ms
+            .rebase(age_ns, now_ns, super::change::recent_hl());
         self.totals = totals;
         self.learned = learned;
     }

@@ -261,8 +261,20 @@ impl StatsTable {
     }
 
     pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
+        self.failure_after(idx, class, None, now_ns);
+    }
+
+    /// A failure that took `took_ms` to happen, before the first byte (a fallback follows
+    /// it); `None` when that is not known or not wanted (mid-stream).
+    pub fn failure_after(
+        &self,
+        idx: EndpointIdx,
+        class: FailureClass,
+        took_ms: Option<f64>,
+        now_ns: u64,
+    ) {
         let hl = self.stats.half_lives;
-        self.cells[idx].update(&hl, |e| e.failure(class, now_ns, &hl));
+        self.cells[idx].update(&hl, |e| e.failure_after(class, took_ms, now_ns, &hl));
     }
 
     /// The provider asked not to be sent requests before `until_ns` (`Retry-After`).

@@ -16,6 +16,7 @@ pub struct PeerFigures {
     pub ttft_ms: LogStats,
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
+    pub failure_ms: LogStats,
     pub attempts: u64,
     /// No requests before this time (0: no rest).
     pub rest_until_ns: u64,
@@ -34,6 +35,7 @@ impl PeerFigures {
             ttft_ms: l.ttft_ms.settled(now_ns, hl.latency),
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
+            failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
             attempts: s.totals.attempts,
             rest_until_ns: rest_end_ns,
             replicas: 1,
@@ -49,6 +51,9 @@ impl PeerFigures {
             ttft_ms: self.ttft_ms.plus(&other.ttft_ms, hl.latency),
             total_ms: self.total_ms.plus(&other.total_ms, hl.latency),
             tokens_per_s: self.tokens_per_s.plus(&other.tokens_per_s, hl.latency),
+            failure_ms: self
+                .failure_ms
+                .plus(&other.failure_ms, super::change::recent_hl()),
             attempts: self.attempts + other.attempts,
             rest_until_ns: self.rest_until_ns.max(other.rest_until_ns),
             replicas: self.replicas + other.replicas,

@@ -26,6 +26,7 @@ pub(crate) struct ViewInputs {
     pub ttft_ms: LogStats,
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
+    pub failure_ms: LogStats,
     pub in_flight: u32,
     pub consecutive_failures: u32,
     pub last_failure_ns: Option<u64>,
@@ -33,7 +34,7 @@ pub(crate) struct ViewInputs {
     pub rest_until_ns: u64,
 }
 
-const WORDS: usize = 20;
+const WORDS: usize = 24;
 
 impl ViewInputs {
     /// The inputs of the selector's view: the endpoint's own figures and, in a fleet, its
@@ -49,6 +50,9 @@ impl ViewInputs {
                 ttft_ms: own.ttft_ms.plus(&p.ttft_ms, hl.latency),
                 total_ms: own.total_ms.plus(&p.total_ms, hl.latency),
                 tokens_per_s: own.tokens_per_s.plus(&p.tokens_per_s, hl.latency),
+                failure_ms: own
+                    .failure_ms
+                    .plus(&p.failure_ms, super::change::recent_hl()),
                 attempts: own.attempts + p.attempts,
                 rest_until_ns: own.rest_until_ns.max(p.rest_until_ns),
                 ..own
@@ -66,6 +70,7 @@ impl ViewInputs {
             ttft_ms: l.ttft_ms,
             total_ms: l.total_ms,
             tokens_per_s: l.tokens_per_s,
+            failure_ms: l.failure_ms,
             in_flight: s.in_flight,
             consecutive_failures: s.consecutive_failures,
             last_failure_ns: s.last_failure.map(|(at, _)| at),
@@ -108,6 +113,7 @@ impl ViewInputs {
             attempts: self.attempts,
             consecutive_failures: self.consecutive_failures,
             retry_after_ns: self.rest_until_ns.saturating_sub(now_ns),
+            failure_ms: self.failure_ms.summary_with(1.0),
         }
     }
 
@@ -118,6 +124,7 @@ impl ViewInputs {
         let [t0, t1, t2, t3] = self.ttft_ms.to_words();
         let [a0, a1, a2, a3] = self.total_ms.to_words();
         let [p0, p1, p2, p3] = self.tokens_per_s.to_words();
+        let [e0, e1, e2, e3] = self.failure_ms.to_words();
         [
             s0,
             s1,
@@ -139,6 +146,10 @@ impl ViewInputs {
             self.last_failure_ns.unwrap_or(u64::MAX),
             self.attempts,
             self.rest_until_ns,
+            e0,
+            e1,
+            e2,
+            e3,
         ]
     }
 
@@ -159,6 +170,7 @@ impl ViewInputs {
             last_failure_ns: (last_failure != u64::MAX).then_some(last_failure),
             attempts: w(18),
             rest_until_ns: w(19),
+            failure_ms: LogStats::from_words([w(20), w(21), w(22), w(23)]),
         }
     }
 }

@@ -44,7 +44,7 @@ fn learn(l: &mut Learned, ok: bool, ttft: f64, now_ns: u64, hl: &HalfLives) {
         };
         l.success(&s, now_ns, hl);
     } else {
-        l.failure(FailureClass::ServerError, now_ns, hl);
+        l.failure(FailureClass::ServerError, Some(ttft * 0.5), now_ns, hl);
     }
 }
 

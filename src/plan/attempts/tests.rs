@@ -104,3 +104,17 @@ fn an_answer_ends_the_attempts() {
     assert_eq!(a.next(&t, S), None);
     assert_eq!(a.started(), 1);
 }
+
+#[test]
+fn a_failure_is_recorded_with_the_time_it_took() {
+    let t = table(2);
+    let mut a = Attempts::new(vec![0, 1], 2, 100 * S, Duration::from_secs(60));
+    assert_eq!(a.next(&t, S), Some(0));
+    a.failed(&t, FailureClass::Timeout.into(), S + 700_000_000);
+    let fit = t.view(0, 2 * S).failure_ms.expect("a timed failure");
+    assert!((fit.median() - 700.0).abs() < 1e-6, "{fit:?}");
+    // A failure after the first byte (recorded by the relay, not the machine) has no time.
+    t.begin(1);
+    t.failure(1, FailureClass::MidStream, 2 * S);
+    assert_eq!(t.view(1, 2 * S).failure_ms, None);
+}
