@@ -61,10 +61,13 @@ fn setup(n: usize, failing: bool) -> (Catalog, std::sync::Arc<Stats>) {
             table.success(i, &s, NOW - 1_000_000_000 + k * 20_000_000);
         }
         if failing {
+            // Timed, as the attempt machine records it: the selector then prices the
+            // fallback's late start against the latency target.
             table.begin(i);
-            table.failure(
+            table.failure_after(
                 i,
                 switchyard::stats::FailureClass::ServerError,
+                Some(300.0),
                 NOW - 1_000_000,
             );
         }

@@ -80,6 +80,9 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
             "tokens_per_s_median": median(view.tokens_per_s),
             "decayed_successes": round3(view.successes),
             "decayed_failures": round3(view.failures),
+            // What a failure before the first byte costs the fallback in time: the mean
+            // the selector prices (see `select::thompson`).
+            "failure_mean_ms": view.failure_ms.map(|f| round1(f.mean_value())),
         },
     })
 }

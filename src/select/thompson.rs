@@ -109,19 +109,26 @@ fn ordered(x: f64) -> u64 {
 /// the slow ones), and its fallback then starts that much later — taken to be as fast as this
 /// endpoint, having no better guess before the ranking is known. The share of requests
 /// within `max_ms` is then `s·P(L ≤ max) + (1 − s)·P(L ≤ max − failure_ms)`, which must reach
-/// the target's `share` (its percentile / 100). Called after the plain quantile check
-/// passed; an endpoint whose failures were never timed is judged as before.
+/// the target's `share` (its percentile / 100). Called after the plain quantile check passed
+/// (`at_ms`, the quantile at the target's percentile, is at most `max_ms`); an endpoint whose
+/// failures were never timed is judged as before.
 #[inline]
 fn meets_with_fallbacks(
     lat: &LogNormalDraw,
     success: f64,
     (failure_ms, share): (Option<LogSummary>, f64),
     max_ms: f64,
+    at_ms: f64,
 ) -> bool {
     let Some(fit) = failure_ms else {
         return true;
     };
-    let fail_ms = (fit.mean + 0.5 * fit.var).exp();
+    let fail_ms = fit.mean_value();
+    // Usual case, without a Φ: even started late the quantile is in time, so both terms
+    // are at least `share`.
+    if at_ms + fail_ms <= max_ms {
+        return true;
+    }
     let on_time = phi(lat.standardized(max_ms));
     // Even a fallback that always arrives in time cannot lift the share above this.
     if success * on_time + (1.0 - success) < share {
@@ -212,7 +219,15 @@ impl Policy for Thompson {
             for (i, &(zp, max, share)) in lat_targets.iter().enumerate() {
                 let at = if i == 0 { latency_ms } else { latency_at(zp) };
                 let failing = (view.failure_ms, share);
-                if at > max || !meets_with_fallbacks(&lat, success, failing, max - decode_ms) {
+                if at > max
+                    || !meets_with_fallbacks(
+                        &lat,
+                        success,
+                        failing,
+                        max - decode_ms,
+                        at - decode_ms,
+                    )
+                {
                     miss |= missed::LATENCY;
                 }
             }

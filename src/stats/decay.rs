@@ -169,6 +169,12 @@ impl LogSummary {
     pub fn median(&self) -> f64 {
         self.mean.exp()
     }
+
+    /// The mean of the fitted log-normal, `exp(mean + var / 2)`: above the median by the
+    /// spread, so a mix of fast and slow values counts the slow ones.
+    pub fn mean_value(&self) -> f64 {
+        (self.mean + 0.5 * self.var).exp()
+    }
 }
 
 impl LogStats {
