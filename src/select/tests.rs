@@ -65,6 +65,26 @@ fn decide_with(
     (d, removed, kept)
 }
 
+/// The default policy's first choice among every endpoint the filter keeps, at `now`.
+fn thompson_first(
+    req: &RouteRequest,
+    cat: &Catalog,
+    table: &StatsTable,
+    now: u64,
+    seed: u64,
+) -> EndpointIdx {
+    let ctx = Context {
+        request: req,
+        catalog: cat,
+        stats: table,
+        now_ns: now,
+    };
+    let all = cat.resolve("auto").expect("auto").to_vec();
+    let (kept, _) = filter::filter(req, cat, table, &all);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    Thompson.decide(&ctx, &kept, &mut rng).ranked[0]
+}
+
 fn constraints_strategy() -> impl Strategy<Value = Constraints> {
     (
         proptest::option::of(0.0f64..20.0),
@@ -258,18 +278,7 @@ fn a_failure_burst_rests_an_endpoint_then_it_is_probed_again() {
         );
     }
     let req = request(Constraints::default());
-    let first = |now: u64, seed: u64| {
-        let ctx = Context {
-            request: &req,
-            catalog: &cat,
-            stats: &table,
-            now_ns: now,
-        };
-        let all = cat.resolve("auto").expect("auto").to_vec();
-        let (kept, _) = filter::filter(&req, &cat, &table, &all);
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-        Thompson.decide(&ctx, &kept, &mut rng).ranked[0]
-    };
+    let first = |now: u64, seed: u64| thompson_first(&req, &cat, &table, now, seed);
     assert_eq!(first(10 * sec, 1), 0, "the cheap one wins while healthy");
     for _ in 0..3 {
         table.begin(0);
@@ -325,19 +334,8 @@ fn a_failure_is_priced_by_the_delay_it_gives_its_fallback() {
             metric: LatencyMetric::Ttft,
             ..Constraints::default()
         });
-        let ctx = Context {
-            request: &req,
-            catalog: &cat,
-            stats: &table,
-            now_ns: now,
-        };
-        let all = cat.resolve("auto").expect("auto").to_vec();
-        let (kept, _) = filter::filter(&req, &cat, &table, &all);
         (0..200u64)
-            .filter(|&seed| {
-                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-                Thompson.decide(&ctx, &kept, &mut rng).ranked[0] == 0
-            })
+            .filter(|&seed| thompson_first(&req, &cat, &table, now, seed) == 0)
             .count()
     };
     let fast = first_choices(50.0);
