@@ -3,10 +3,7 @@
 //! For each candidate, one draw from its posteriors (see [`super::posterior`]):
 //! - success: Beta over the decayed success and failure counts;
 //! - latency at each target's percentile: a log-normal with a Normal-Inverse-Gamma posterior
-//!   over decayed log-latency statistics; the first-token time for this request's estimated
-//!   prompt, from the endpoint's regression of log TTFT on prompt size once it has one
-//!   ([`crate::stats::prefill`]), so a long prompt is judged by its prefill. For
-//!   `latency_metric = total` when the endpoint's
+//!   over decayed log-latency statistics. For `latency_metric = total` when the endpoint's
 //!   first-token time and decode speed are known, total = TTFT quantile + expected output
 //!   tokens / drawn decode speed, so a long answer is judged by its length; else the fit of
 //!   observed totals;
@@ -32,12 +29,11 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use super::posterior::{
-    draw_log_normal, draw_prefill, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
+    draw_log_normal, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
 };
 use super::{missed, Candidate, Context, Decision, Policy, Score};
 use crate::route::{LatencyMetric, Prefer};
-use crate::stats::prefill::regressor;
-use crate::stats::{EndpointView, LogStats};
+use crate::stats::{EndpointView, LogSummary};
 
 /// A candidate whose drawn success probability is below this is not feasible: beyond one
 /// failure in five, the fallbacks it causes cost more latency than its price saves.
@@ -120,13 +116,14 @@ fn ordered(x: f64) -> u64 {
 fn meets_with_fallbacks(
     lat: &LogNormalDraw,
     success: f64,
-    (failure_ms, share): (&LogStats, f64),
+    (failure_ms, share): (Option<LogSummary>, f64),
     max_ms: f64,
     at_ms: f64,
 ) -> bool {
-    let Some(fail_ms) = failure_ms.mean_value() else {
+    let Some(fit) = failure_ms else {
         return true;
     };
+    let fail_ms = fit.mean_value();
     // Usual case, without a Φ: even started late the quantile is in time, so both terms
     // are at least `share`.
     if at_ms + fail_ms <= max_ms {
@@ -193,8 +190,6 @@ impl Policy for Thompson {
         let rng = &mut SmallRng::seed_from_u64(rng.next_u64());
         let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
         let mut keys: Vec<u128> = Vec::with_capacity(candidates.len());
-        // Candidates of one model share a prompt estimate: its regressor taken once.
-        let mut last_prompt = (f64::NAN, 0.0);
         for &cand in candidates {
             let view = ctx.stats.view(cand.idx, ctx.now_ns);
             let ep = ctx.catalog.endpoint(cand.idx);
@@ -203,17 +198,9 @@ impl Policy for Thompson {
                 && view.ttft_ms.is_some()
                 && view.tokens_per_s.is_some();
             let lat: LogNormalDraw = match (c.metric, composed) {
-                (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => match view.prefill {
-                    // This request's first token, for its prompt size.
-                    Some(fit) => {
-                        let tokens = cand.estimate.prompt_tokens;
-                        if tokens != last_prompt.0 {
-                            last_prompt = (tokens, regressor(tokens));
-                        }
-                        draw_prefill(fit, ttft_mu0, last_prompt.1, rng)
-                    }
-                    None => draw_log_normal(view.ttft_ms, ttft_mu0, rng),
-                },
+                (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => {
+                    draw_log_normal(view.ttft_ms, ttft_mu0, rng)
+                }
                 (LatencyMetric::Total, false) => draw_log_normal(view.total_ms, total_mu0, rng),
             };
             let speed = (needs_speed || composed)
@@ -231,7 +218,7 @@ impl Policy for Thompson {
             let mut miss = 0u8;
             for (i, &(zp, max, share)) in lat_targets.iter().enumerate() {
                 let at = if i == 0 { latency_ms } else { latency_at(zp) };
-                let failing = (&view.failure_ms, share);
+                let failing = (view.failure_ms, share);
                 if at > max
                     || !meets_with_fallbacks(
                         &lat,

@@ -81,8 +81,6 @@ pub struct Window {
     pub(crate) failures: Decayed,
     pub(crate) ttft_ms: LogStats,
     pub(crate) total_ms: LogStats,
-    /// TTFT against prompt size, what a TTFT change re-bases that fit on.
-    pub(crate) prefill: super::prefill::PrefillStats,
     /// Where a rise of the failure rate would have started.
     pub(crate) rise: Cusum,
     /// Where a fall would have.

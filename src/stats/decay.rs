@@ -217,12 +217,6 @@ impl LogStats {
         self.at_ns
     }
 
-    /// The mean of the fitted log-normal (see [`LogSummary::mean_value`]), which decay does
-    /// not change; `None` before any observation.
-    pub fn mean_value(&self) -> Option<f64> {
-        self.mean_var().map(|(mean, var)| (mean + 0.5 * var).exp())
-    }
-
     /// Mean and variance of `ln x`, which decay does not change; `None` before any
     /// observation.
     pub(crate) fn mean_var(&self) -> Option<(f64, f64)> {

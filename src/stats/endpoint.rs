@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
 use super::outcome::{FailureClass, Success};
-use super::prefill::{PrefillStats, PrefillSummary};
 use super::published::ViewInputs;
 use super::window::Window;
 
@@ -55,9 +54,6 @@ pub struct Learned {
     /// with it.
     #[serde(default)]
     pub failure_ms: LogStats,
-    /// TTFT against prompt size (see [`super::prefill`]), with the latency half-life.
-    #[serde(default)]
-    pub prefill: PrefillStats,
 }
 
 impl Learned {
@@ -70,9 +66,6 @@ impl Learned {
         self.total_ms.add(s.total_ms, now_ns, hl.latency);
         if let Some(ttft) = s.ttft_ms {
             self.ttft_ms.add(ttft, now_ns, hl.latency);
-            if let Some(tokens) = s.prompt_tokens {
-                self.prefill.add(tokens as f64, ttft, now_ns, hl.latency);
-            }
         }
         if let Some(speed) = s.tokens_per_s() {
             self.tokens_per_s.add(speed, now_ns, hl.latency);
@@ -248,11 +241,9 @@ pub struct EndpointView {
     pub consecutive_failures: u32,
     /// Time left of a rest the provider asked for with `Retry-After` (0 = none).
     pub retry_after_ns: u64,
-    /// The log-normal fit of the time failed attempts took to fail, as stored (its mean and
-    /// variance are what is read, and decay does not move them; read only where needed).
-    pub failure_ms: LogStats,
-    /// TTFT against prompt size, `None` before any first token with a known prompt size.
-    pub prefill: Option<PrefillSummary>,
+    /// The log-normal fit of the time failed attempts took to fail (its weight as of the
+    /// last one: decay does not move the mean and variance), `None` before any.
+    pub failure_ms: Option<LogSummary>,
 }
 
 impl EndpointStats {
@@ -293,9 +284,6 @@ impl EndpointStats {
         self.recent.total_ms.add(s.total_ms, now_ns, recent);
         if let Some(ttft) = s.ttft_ms {
             self.recent.ttft_ms.add(ttft, now_ns, recent);
-            if let Some(tokens) = s.prompt_tokens {
-                self.recent.prefill.add(tokens as f64, ttft, now_ns, recent);
-            }
         }
         self.detect(now_ns, hl, true, true);
     }
@@ -344,10 +332,6 @@ impl EndpointStats {
             };
             if let Some((old, new)) = latency_shift(r, f) {
                 *fit = *window;
-                if stream == Stream::Ttft {
-                    // The prompt-size relation moved with it (or the prompts did).
-                    l.prefill = self.recent.prefill;
-                }
                 self.changes.push(Change {
                     at_ns: now_ns,
                     stream,
@@ -413,7 +397,6 @@ impl EndpointStats {
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
-            prefill: l.prefill.settled(now_ns, hl.latency),
         }
     }
 
@@ -434,7 +417,6 @@ impl EndpointStats {
         learned.ttft_ms.rebase(age_ns, now_ns, hl.latency);
         learned.total_ms.rebase(age_ns, now_ns, hl.latency);
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
-        learned.prefill.rebase(age_ns, now_ns, hl.latency);
         learned
             .failure_ms
             .rebase(age_ns, now_ns, super::change::recent_hl());
