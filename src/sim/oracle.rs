@@ -97,20 +97,19 @@ impl Policy for Oracle {
                 // The true share of requests within `max_ms` when a failure (after
                 // `fail_ms`) is followed by a fallback as fast as this endpoint.
                 let fail_ms = ep.error_after_ms.unwrap_or(0.5 * ep.ttft.median_ms * slow);
+                let decode_ms = match c.metric {
+                    LatencyMetric::Ttft => 0.0,
+                    LatencyMetric::Total => {
+                        f64::from(r.output_tokens) / ep.tokens_per_s * 1000.0 * slow
+                    }
+                };
                 let within = |max_ms: f64| {
-                    let fixed = match c.metric {
-                        LatencyMetric::Ttft => 0.0,
-                        LatencyMetric::Total => {
-                            f64::from(r.output_tokens) / ep.tokens_per_s * 1000.0 * slow
-                        }
-                    };
-                    let room = max_ms - fixed;
+                    let room = max_ms - decode_ms;
                     if room <= 0.0 {
                         return 0.0;
                     }
-                    let zr = (room / (ep.ttft.median_ms * slow)).ln() / ep.ttft.sigma;
                     if ep.ttft.sigma > 0.0 {
-                        phi(zr)
+                        phi((room / (ep.ttft.median_ms * slow)).ln() / ep.ttft.sigma)
                     } else if room >= ep.ttft.median_ms * slow {
                         1.0
                     } else {

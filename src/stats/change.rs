@@ -96,7 +96,7 @@ pub type Counts = (f64, f64);
 pub struct Cusum {
     stat: f64,
     /// Successes and failures since the statistic last stood at zero.
-    since: (f64, f64),
+    since: Counts,
 }
 
 impl Cusum {
@@ -119,7 +119,7 @@ impl Cusum {
 
     /// The outcomes since the shift would have started, when there are enough to stand for
     /// the new regime.
-    pub fn since(&self) -> Option<(f64, f64)> {
+    pub(crate) fn since(&self) -> Option<Counts> {
         (self.since.0 + self.since.1 >= MIN_RECENT).then_some(self.since)
     }
 

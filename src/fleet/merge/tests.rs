@@ -111,6 +111,7 @@ fn same(a: &PeerFigures, b: &PeerFigures) -> bool {
         && fit(&a.ttft_ms, &b.ttft_ms)
         && fit(&a.total_ms, &b.total_ms)
         && fit(&a.tokens_per_s, &b.tokens_per_s)
+        && fit(&a.failure_ms, &b.failure_ms)
         && a.attempts == b.attempts
 }
 
