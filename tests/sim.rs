@@ -42,6 +42,7 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
         "realistic.toml",
         "brownout.toml",
         "slow-failures.toml",
+        "long-prompts.toml",
     ] {
         let r = run(name);
         let oracle = r
@@ -115,7 +116,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 9);
+    assert_eq!(n, 10);
 }
 
 #[test]
@@ -372,4 +373,28 @@ fn a_store_down_throughout_shares_nothing() {
     s.fleet.share = true;
     s.fleet.outages.clear();
     assert_ne!(down, run(&s), "sharing changed nothing at all");
+}
+
+/// Long prompts: the cheapest provider prefills slowly, so only short prompts meet the
+/// first-token target there. The default policy, predicting each request's first token for
+/// its own prompt, meets the target as often as the oracle (which knows the prefill rates)
+/// at a cost close to it; the static cheapest policy sends long prompts to the slow prefill.
+#[test]
+fn long_prompts_go_where_their_prefill_meets_the_target() {
+    let r = run("long-prompts.toml");
+    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let (ts, oracle, cheapest) = (get("thompson"), get("oracle"), get("cheapest"));
+    assert!(
+        oracle.slo_attainment - ts.slo_attainment <= 0.005,
+        "thompson {:.4} vs oracle {:.4}",
+        ts.slo_attainment,
+        oracle.slo_attainment
+    );
+    assert!(
+        ts.cost_usd / oracle.cost_usd - 1.0 <= 0.05,
+        "thompson {:.4} USD vs oracle {:.4}",
+        ts.cost_usd,
+        oracle.cost_usd
+    );
+    assert!(cheapest.slo_attainment < 0.8);
 }

@@ -82,8 +82,22 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
             "decayed_failures": round3(view.failures),
             // What a failure before the first byte costs the fallback in time: the mean
             // the selector prices (see `select::thompson`).
-            "failure_mean_ms": view.failure_ms.map(|f| round1(f.mean_value())),
+            "failure_mean_ms": view.failure_ms.mean_value().map(round1),
+            "prefill": view.prefill.map(prefill),
         },
+    })
+}
+
+/// The learned relation of first-token time to prompt size (see `stats::prefill`): the
+/// least-squares median at three sizes, the average growth between 1k and 32k tokens, the
+/// slope of log TTFT against `ln(1 + tokens / 1000)` (`null` while one size was seen).
+fn prefill(p: crate::stats::PrefillSummary) -> Value {
+    let (at_1k, at_8k, at_32k) = (p.median_at(1e3), p.median_at(8e3), p.median_at(32e3));
+    json!({
+        "observations": round3(p.weight()),
+        "slope": p.slope().map(round3),
+        "ttft_median_ms_at": {"1k": round1(at_1k), "8k": round1(at_8k), "32k": round1(at_32k)},
+        "ms_per_1k_prompt_tokens": round1((at_32k - at_1k) / 31.0),
     })
 }
 

@@ -73,6 +73,9 @@ pub struct Behavior {
     pub ttft: Duration,
     /// Log-normal spread of the first-token delay (0 = always `ttft`).
     pub ttft_sigma: f64,
+    /// Prompt tokens prefilled per second (OpenAI chat): the first token comes that much
+    /// later for the prompt's size (bytes of `messages` / 4); none: prompt size costs nothing.
+    pub prefill_tokens_per_s: Option<f64>,
     /// Delay between two tokens of a stream.
     pub token_interval: Duration,
     /// Answer length in tokens (capped by the request's `max_tokens`).
@@ -87,6 +90,7 @@ impl Default for Behavior {
         Behavior {
             ttft: Duration::ZERO,
             ttft_sigma: 0.0,
+            prefill_tokens_per_s: None,
             token_interval: Duration::ZERO,
             output_tokens: 8,
             error_rate: 0.0,
@@ -368,7 +372,14 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         }
         Fault::None | Fault::BreakAfter(_) | Fault::HangMidStream(_) | Fault::Drip(_) => {}
     }
+    let prompt_tokens = request["messages"].to_string().len().div_ceil(4) as u64;
     let (ttft, failed) = draw(&behavior);
+    let ttft = ttft
+        + behavior
+            .prefill_tokens_per_s
+            .map_or(Duration::ZERO, |rate| {
+                Duration::from_secs_f64(prompt_tokens as f64 / rate.max(1e-9))
+            });
     if failed {
         tokio::time::sleep(ttft / 2).await;
         return error(500, "fake provider: random failure");
@@ -380,7 +391,6 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .or_else(|| request["max_tokens"].as_u64())
         .unwrap_or(u64::MAX);
     let n = u32::try_from(u64::from(behavior.output_tokens).min(cap)).unwrap_or(u32::MAX);
-    let prompt_tokens = request["messages"].to_string().len().div_ceil(4) as u64;
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + u64::from(n)});
     let tokens = reply_tokens(&state.name, &model, n);
     let id = format!("chatcmpl-fake-{}", state.requests.load(Ordering::Relaxed));

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::decay::{Decayed, LogStats};
 use crate::stats::peers::PeerFigures;
+use crate::stats::prefill::PrefillStats;
 use crate::stats::HalfLives;
 
 /// One replica's own figures, as stored in Redis.
@@ -37,6 +38,9 @@ pub struct Figures {
     /// The same of the time failed attempts took to fail (change detection's half-life).
     #[serde(default, skip_serializing_if = "no_fit")]
     pub fail: (f64, f64, f64),
+    /// The prompt-size TTFT regression's weight and sums (latency half-life).
+    #[serde(default, skip_serializing_if = "no_regression")]
+    pub prefill: [f64; 6],
     /// Lifetime attempts.
     pub n: u64,
     /// End of a rest, Unix milliseconds (0: none).
@@ -50,6 +54,10 @@ fn is_zero(v: &u64) -> bool {
 
 fn no_fit(v: &(f64, f64, f64)) -> bool {
     v.0 == 0.0
+}
+
+fn no_regression(v: &[f64; 6]) -> bool {
+    v[0] == 0.0
 }
 
 /// Converts between this process's statistics time (ns since its epoch) and wall-clock
@@ -91,6 +99,7 @@ impl ReplicaSnapshot {
                     total: p.total_ms.parts(),
                     speed: p.tokens_per_s.parts(),
                     fail: p.failure_ms.parts(),
+                    prefill: p.prefill.parts(),
                     n: p.attempts,
                     rest: at.to_unix_ms(p.rest_until_ns),
                 };
@@ -124,6 +133,7 @@ impl ReplicaSnapshot {
                     (f.fail.0 * failing, f.fail.1 * failing, f.fail.2 * failing),
                     at.now_ns,
                 ),
+                prefill: PrefillStats::from_parts(f.prefill, 0).scaled(latency, at.now_ns),
                 attempts: f.n,
                 rest_until_ns: at.to_ns(f.rest),
                 replicas: 1,

@@ -3,7 +3,10 @@
 //! For each candidate, one draw from its posteriors (see [`super::posterior`]):
 //! - success: Beta over the decayed success and failure counts;
 //! - latency at each target's percentile: a log-normal with a Normal-Inverse-Gamma posterior
-//!   over decayed log-latency statistics. For `latency_metric = total` when the endpoint's
+//!   over decayed log-latency statistics; the first-token time for this request's estimated
+//!   prompt, from the endpoint's regression of log TTFT on prompt size once it has one
+//!   ([`crate::stats::prefill`]), so a long prompt is judged by its prefill. For
+//!   `latency_metric = total` when the endpoint's
 //!   first-token time and decode speed are known, total = TTFT quantile + expected output
 //!   tokens / drawn decode speed, so a long answer is judged by its length; else the fit of
 //!   observed totals;
@@ -29,11 +32,12 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use super::posterior::{
-    draw_log_normal, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
+    draw_log_normal, draw_prefill, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
 };
 use super::{missed, Candidate, Context, Decision, Policy, Score};
 use crate::route::{LatencyMetric, Prefer};
-use crate::stats::{EndpointView, LogSummary};
+use crate::stats::prefill::regressor;
+use crate::stats::{EndpointView, LogStats};
 
 /// A candidate whose drawn success probability is below this is not feasible: beyond one
 /// failure in five, the fallbacks it causes cost more latency than its price saves.
@@ -116,14 +120,13 @@ fn ordered(x: f64) -> u64 {
 fn meets_with_fallbacks(
     lat: &LogNormalDraw,
     success: f64,
-    (failure_ms, share): (Option<LogSummary>, f64),
+    (failure_ms, share): (&LogStats, f64),
     max_ms: f64,
     at_ms: f64,
 ) -> bool {
-    let Some(fit) = failure_ms else {
+    let Some(fail_ms) = failure_ms.mean_value() else {
         return true;
     };
-    let fail_ms = fit.mean_value();
     // Usual case, without a Φ: even started late the quantile is in time, so both terms
     // are at least `share`.
     if at_ms + fail_ms <= max_ms {
@@ -154,11 +157,19 @@ impl Policy for Thompson {
         rng: &mut dyn RngCore,
     ) -> Decision {
         let c = &ctx.request.constraints;
-        // Each latency target as (its normal quantile, its bound, the share it asks for).
-        let lat_targets: Vec<(f64, f64, f64)> = c
+        // Each latency target as (its normal quantile, its bound, the share it asks for, the
+        // bound's logarithm: the same for every candidate, taken once).
+        let lat_targets: Vec<(f64, f64, f64, f64)> = c
             .latency
             .iter()
-            .map(|t| (z(t.percentile), t.max_ms, t.percentile / 100.0))
+            .map(|t| {
+                (
+                    z(t.percentile),
+                    t.max_ms,
+                    t.percentile / 100.0,
+                    t.max_ms.ln(),
+                )
+            })
             .collect();
         // "p% of requests at least this fast" is the (100 - p)th percentile of speed.
         let thr_targets: Vec<(f64, f64)> = c
@@ -168,7 +179,7 @@ impl Policy for Thompson {
             .collect();
         let (ttft_prior, total_prior) = match lat_targets.first() {
             // Optimistic: the prior's quantile at the target's percentile is half the target.
-            Some(&(zp, max, _)) => {
+            Some(&(zp, max, ..)) => {
                 let m = 0.5 * max / (PRIOR_SIGMA * zp).exp();
                 (m, m)
             }
@@ -182,7 +193,6 @@ impl Policy for Thompson {
         // Logarithms that are the same for every candidate, taken once.
         let (ttft_mu0, total_mu0, speed_mu0) =
             (ttft_prior.ln(), total_prior.ln(), speed_prior.ln());
-        let ln_max: Vec<f64> = lat_targets.iter().map(|&(_, max, _)| max.ln()).collect();
 
         // A generator of its own, seeded from the caller's: the draws below take about eight
         // random numbers per candidate, and through `dyn RngCore` each would be an indirect
@@ -190,6 +200,8 @@ impl Policy for Thompson {
         let rng = &mut SmallRng::seed_from_u64(rng.next_u64());
         let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
         let mut keys: Vec<u128> = Vec::with_capacity(candidates.len());
+        // Candidates of one model share a prompt estimate: its regressor taken once.
+        let mut last_prompt = (f64::NAN, 0.0);
         for &cand in candidates {
             let view = ctx.stats.view(cand.idx, ctx.now_ns);
             let ep = ctx.catalog.endpoint(cand.idx);
@@ -198,9 +210,17 @@ impl Policy for Thompson {
                 && view.ttft_ms.is_some()
                 && view.tokens_per_s.is_some();
             let lat: LogNormalDraw = match (c.metric, composed) {
-                (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => {
-                    draw_log_normal(view.ttft_ms, ttft_mu0, rng)
-                }
+                (LatencyMetric::Ttft, _) | (LatencyMetric::Total, true) => match view.prefill {
+                    // This request's first token, for its prompt size.
+                    Some(fit) => {
+                        let tokens = cand.estimate.prompt_tokens;
+                        if tokens != last_prompt.0 {
+                            last_prompt = (tokens, regressor(tokens));
+                        }
+                        draw_prefill(fit, ttft_mu0, last_prompt.1, rng)
+                    }
+                    None => draw_log_normal(view.ttft_ms, ttft_mu0, rng),
+                },
                 (LatencyMetric::Total, false) => draw_log_normal(view.total_ms, total_mu0, rng),
             };
             let speed = (needs_speed || composed)
@@ -216,9 +236,9 @@ impl Policy for Thompson {
             let latency_ms = latency_at(first_z);
 
             let mut miss = 0u8;
-            for (i, &(zp, max, share)) in lat_targets.iter().enumerate() {
+            for (i, &(zp, max, share, _)) in lat_targets.iter().enumerate() {
                 let at = if i == 0 { latency_ms } else { latency_at(zp) };
-                let failing = (view.failure_ms, share);
+                let failing = (&view.failure_ms, share);
                 if at > max
                     || !meets_with_fallbacks(
                         &lat,
@@ -257,11 +277,11 @@ impl Policy for Thompson {
             } else {
                 let mut p = LnProduct::default();
                 if decode_ms == 0.0 {
-                    for &l in &ln_max {
-                        p.times_phi(lat.standardized_ln(l));
+                    for &(.., ln_max) in &lat_targets {
+                        p.times_phi(lat.standardized_ln(ln_max));
                     }
                 } else {
-                    for &(_, max, _) in &lat_targets {
+                    for &(_, max, ..) in &lat_targets {
                         p.times_phi(lat.standardized(max - decode_ms));
                     }
                 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use rand::RngCore;
 
-use super::truth::{request_cost, slowdown, TrueState};
+use super::truth::{prefill_ms, request_cost, slowdown, TrueState};
 use super::workload::Req;
 use crate::route::LatencyMetric;
 use crate::select::posterior::{phi, z};
@@ -80,8 +80,10 @@ impl Policy for Oracle {
                 let load = truth.in_flight[e];
                 let full = ep.capacity.is_some_and(|cap| load >= cap);
                 let slow = slowdown(load + 1, ep.capacity);
+                // Prefill is a fixed delay for this request's prompt.
+                let prefill = prefill_ms(ep, &r);
                 let q = |zp: f64| {
-                    let ttft = ep.ttft.median_ms * (ep.ttft.sigma * zp).exp() * slow;
+                    let ttft = ep.ttft.median_ms * (ep.ttft.sigma * zp).exp() * slow + prefill;
                     match c.metric {
                         LatencyMetric::Ttft => ttft,
                         LatencyMetric::Total => {
@@ -96,15 +98,18 @@ impl Policy for Oracle {
                     .fold(0.0, f64::max);
                 // The true share of requests within `max_ms` when a failure (after
                 // `fail_ms`) is followed by a fallback as fast as this endpoint.
-                let fail_ms = ep.error_after_ms.unwrap_or(0.5 * ep.ttft.median_ms * slow);
-                let decode_ms = match c.metric {
-                    LatencyMetric::Ttft => 0.0,
-                    LatencyMetric::Total => {
-                        f64::from(r.output_tokens) / ep.tokens_per_s * 1000.0 * slow
-                    }
-                };
+                let fail_ms = ep
+                    .error_after_ms
+                    .unwrap_or(0.5 * (ep.ttft.median_ms * slow + prefill));
+                let fixed = prefill
+                    + match c.metric {
+                        LatencyMetric::Ttft => 0.0,
+                        LatencyMetric::Total => {
+                            f64::from(r.output_tokens) / ep.tokens_per_s * 1000.0 * slow
+                        }
+                    };
                 let within = |max_ms: f64| {
-                    let room = max_ms - decode_ms;
+                    let room = max_ms - fixed;
                     if room <= 0.0 {
                         return 0.0;
                     }

@@ -230,6 +230,10 @@ pub struct SimEndpoint {
     pub output_per_mtok: f64,
     pub quality: Option<f64>,
     pub ttft: TtftSpec,
+    /// Prompt tokens prefilled per second: a request's first token comes this much later for
+    /// its prompt (`TTFT = the drawn base + prompt tokens / rate`); none: prompt size does
+    /// not matter.
+    pub prefill_tokens_per_s: Option<f64>,
     pub tokens_per_s: f64,
     #[serde(default)]
     pub error_rate: f64,
@@ -282,6 +286,7 @@ pub struct Changes {
     pub capacity: Option<u32>,
     pub error_status: Option<u16>,
     pub error_after_ms: Option<f64>,
+    pub prefill_tokens_per_s: Option<f64>,
 }
 
 /// A finite number above zero (NaN is not).
@@ -434,6 +439,9 @@ impl Scenario {
             if e.error_after_ms.is_some_and(|v| !positive(v)) {
                 return bad(f("error_after_ms"), "must be above zero");
             }
+            if e.prefill_tokens_per_s.is_some_and(|v| !positive(v)) {
+                return bad(f("prefill_tokens_per_s"), "must be above zero");
+            }
         }
         for (i, ev) in self.events.iter().enumerate() {
             let f = |name: &str| format!("events[{i}].{name}");
@@ -460,10 +468,12 @@ impl Scenario {
                 || ev.set.tokens_per_s.is_some_and(|v| !positive(v))
                 || ev.set.ttft_median_ms.is_some_and(|v| !positive(v))
                 || ev.set.error_after_ms.is_some_and(|v| !positive(v))
+                || ev.set.prefill_tokens_per_s.is_some_and(|v| !positive(v))
             {
                 return bad(
                     f("set"),
-                    "capacity, tokens_per_s, ttft_median_ms and error_after_ms must be above zero",
+                    "capacity, tokens_per_s, ttft_median_ms, error_after_ms and \
+                     prefill_tokens_per_s must be above zero",
                 );
             }
         }

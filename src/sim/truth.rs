@@ -58,6 +58,9 @@ fn apply(ep: &mut SimEndpoint, c: &Changes) {
     if let Some(v) = c.error_after_ms {
         ep.error_after_ms = Some(v);
     }
+    if let Some(v) = c.prefill_tokens_per_s {
+        ep.prefill_tokens_per_s = Some(v);
+    }
 }
 
 /// Every endpoint's true state at `t_ns`.
@@ -157,6 +160,12 @@ pub(crate) fn slowdown(in_flight: u32, capacity: Option<u32>) -> f64 {
     }
 }
 
+/// The time `ep` takes to prefill `r`'s prompt, ms.
+pub(crate) fn prefill_ms(ep: &SimEndpoint, r: &Req) -> f64 {
+    ep.prefill_tokens_per_s
+        .map_or(0.0, |rate| f64::from(r.prompt_tokens) / rate * 1000.0)
+}
+
 /// How one attempt ends.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Ending {
@@ -193,7 +202,7 @@ pub(crate) fn attempt(
         return (at(20.0), Ending::Failed(failure));
     }
     let slow = slowdown(in_flight, ep.capacity);
-    let ttft = ep.ttft.median_ms * (ep.ttft.sigma * z).exp() * slow;
+    let ttft = ep.ttft.median_ms * (ep.ttft.sigma * z).exp() * slow + prefill_ms(ep, r);
     if coin < ep.error_rate {
         let status = ep.error_status.unwrap_or(500);
         let ending = match failover_class(status) {

@@ -180,11 +180,18 @@ impl LogSummary {
 impl LogStats {
     /// Adds an observation; values at or below zero are ignored (no log).
     pub fn add(&mut self, x: f64, now_ns: u64, hl: HalfLife) {
-        if x <= 0.0 || !x.is_finite() {
+        self.add_ln(x.ln(), now_ns, hl);
+    }
+
+    /// [`Self::add`] for an observation whose logarithm the caller already took (one `ln`
+    /// for the several fits an answer's latency enters); a non-finite one (the logarithm of
+    /// zero, a negative or an infinite value) is ignored.
+    #[inline]
+    pub fn add_ln(&mut self, l: f64, now_ns: u64, hl: HalfLife) {
+        if !l.is_finite() {
             return;
         }
         let f = hl.factor(now_ns.saturating_sub(self.at_ns));
-        let l = x.ln();
         self.weight = self.weight * f + 1.0;
         self.sum = self.sum * f + l;
         self.sum_sq = self.sum_sq * f + l * l;
@@ -215,6 +222,12 @@ impl LogStats {
     /// Time of the last observation.
     pub fn at_ns(&self) -> u64 {
         self.at_ns
+    }
+
+    /// The mean of the fitted log-normal (see [`LogSummary::mean_value`]), which decay does
+    /// not change; `None` before any observation.
+    pub fn mean_value(&self) -> Option<f64> {
+        self.mean_var().map(|(mean, var)| (mean + 0.5 * var).exp())
     }
 
     /// Mean and variance of `ln x`, which decay does not change; `None` before any

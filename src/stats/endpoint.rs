@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
 use super::outcome::{FailureClass, Success};
+use super::prefill::{PrefillStats, PrefillSummary};
 use super::published::ViewInputs;
 use super::window::Window;
 
@@ -54,18 +55,46 @@ pub struct Learned {
     /// with it.
     #[serde(default)]
     pub failure_ms: LogStats,
+    /// TTFT against prompt size (see [`super::prefill`]), with the latency half-life.
+    #[serde(default)]
+    pub prefill: PrefillStats,
+}
+
+/// The logarithms of an answer's latencies, taken once for the several fits each enters
+/// (the learned ones, the change detector's window, the prompt-size relation).
+#[derive(Debug, Clone, Copy)]
+struct LnLatency {
+    total: f64,
+    ttft: Option<f64>,
+}
+
+impl LnLatency {
+    fn of(s: &Success) -> LnLatency {
+        LnLatency {
+            total: s.total_ms.ln(),
+            ttft: s.ttft_ms.map(f64::ln),
+        }
+    }
 }
 
 impl Learned {
     /// Learns from an answered attempt (the linear part of a record: what a fleet's
     /// snapshots add up; change detection may re-base it afterwards).
     pub fn success(&mut self, s: &Success, now_ns: u64, hl: &HalfLives) {
+        self.success_ln(s, LnLatency::of(s), now_ns, hl);
+    }
+
+    /// [`Self::success`] with the latencies' logarithms already taken.
+    fn success_ln(&mut self, s: &Success, ln: LnLatency, now_ns: u64, hl: &HalfLives) {
         self.successes.add(1.0, now_ns, hl.outcome);
         // Dated together, successes and failures are read with one decay factor.
         self.failed.redate(now_ns, hl.outcome);
-        self.total_ms.add(s.total_ms, now_ns, hl.latency);
-        if let Some(ttft) = s.ttft_ms {
-            self.ttft_ms.add(ttft, now_ns, hl.latency);
+        self.total_ms.add_ln(ln.total, now_ns, hl.latency);
+        if let Some(y) = ln.ttft {
+            self.ttft_ms.add_ln(y, now_ns, hl.latency);
+            if let Some(tokens) = s.prompt_tokens {
+                self.prefill.add_ln(tokens as f64, y, now_ns, hl.latency);
+            }
         }
         if let Some(speed) = s.tokens_per_s() {
             self.tokens_per_s.add(speed, now_ns, hl.latency);
@@ -241,9 +270,11 @@ pub struct EndpointView {
     pub consecutive_failures: u32,
     /// Time left of a rest the provider asked for with `Retry-After` (0 = none).
     pub retry_after_ns: u64,
-    /// The log-normal fit of the time failed attempts took to fail (its weight as of the
-    /// last one: decay does not move the mean and variance), `None` before any.
-    pub failure_ms: Option<LogSummary>,
+    /// The log-normal fit of the time failed attempts took to fail, as stored (its mean and
+    /// variance are what is read, and decay does not move them; read only where needed).
+    pub failure_ms: LogStats,
+    /// TTFT against prompt size, `None` before any first token with a known prompt size.
+    pub prefill: Option<PrefillSummary>,
 }
 
 impl EndpointStats {
@@ -268,7 +299,8 @@ impl EndpointStats {
         if let Some(cost) = s.cost_usd {
             self.totals.spend_usd += cost;
         }
-        self.learned.success(s, now_ns, hl);
+        let ln = LnLatency::of(s);
+        self.learned.success_ln(s, ln, now_ns, hl);
         self.total_window.record(s.total_ms.round() as u64, now_ns);
         self.prom_total.observe(s.total_ms / 1000.0);
         if let Some(ttft) = s.ttft_ms {
@@ -281,9 +313,9 @@ impl EndpointStats {
         }
         let recent = super::change::recent_hl();
         self.recent.outcome(true, now_ns);
-        self.recent.total_ms.add(s.total_ms, now_ns, recent);
-        if let Some(ttft) = s.ttft_ms {
-            self.recent.ttft_ms.add(ttft, now_ns, recent);
+        self.recent.total_ms.add_ln(ln.total, now_ns, recent);
+        if let Some(y) = ln.ttft {
+            self.recent.ttft_ms.add_ln(y, now_ns, recent);
         }
         self.detect(now_ns, hl, true, true);
     }
@@ -332,6 +364,12 @@ impl EndpointStats {
             };
             if let Some((old, new)) = latency_shift(r, f) {
                 *fit = *window;
+                if stream == Stream::Ttft {
+                    // The prompt-size relation keeps its slope and moves to the new level,
+                    // with the window's weight (no window of its own: one fit less to keep
+                    // up on every answer).
+                    l.prefill = l.prefill.moved_to(r.weight, r.mean, now_ns);
+                }
                 self.changes.push(Change {
                     at_ns: now_ns,
                     stream,
@@ -397,6 +435,7 @@ impl EndpointStats {
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
+            prefill: l.prefill.settled(now_ns, hl.latency),
         }
     }
 
@@ -417,6 +456,7 @@ impl EndpointStats {
         learned.ttft_ms.rebase(age_ns, now_ns, hl.latency);
         learned.total_ms.rebase(age_ns, now_ns, hl.latency);
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
+        learned.prefill.rebase(age_ns, now_ns, hl.latency);
         learned
             .failure_ms
             .rebase(age_ns, now_ns, super::change::recent_hl());

@@ -17,6 +17,7 @@ pub mod endpoint;
 pub mod model;
 pub mod outcome;
 pub mod peers;
+pub mod prefill;
 pub mod published;
 pub mod store;
 pub mod window;
@@ -32,6 +33,7 @@ pub use decay::{HalfLife, LogStats, LogSummary};
 pub use endpoint::{EndpointStats, EndpointView, HalfLives, Learned, Totals};
 pub use model::ModelStats;
 pub use outcome::{FailureClass, Success};
+pub use prefill::{PrefillStats, PrefillSummary};
 
 /// One endpoint's state, and the copy of it the selector reads without the lock.
 #[derive(Debug, Default)]

@@ -17,6 +17,7 @@ pub struct PeerFigures {
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
     pub failure_ms: LogStats,
+    pub prefill: super::prefill::PrefillStats,
     pub attempts: u64,
     /// No requests before this time (0: no rest).
     pub rest_until_ns: u64,
@@ -36,6 +37,7 @@ impl PeerFigures {
             total_ms: l.total_ms.settled(now_ns, hl.latency),
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
+            prefill: l.prefill.settled(now_ns, hl.latency),
             attempts: s.totals.attempts,
             rest_until_ns: rest_end_ns,
             replicas: 1,
@@ -54,6 +56,7 @@ impl PeerFigures {
             failure_ms: self
                 .failure_ms
                 .plus(&other.failure_ms, super::change::recent_hl()),
+            prefill: self.prefill.plus(&other.prefill, hl.latency),
             attempts: self.attempts + other.attempts,
             rest_until_ns: self.rest_until_ns.max(other.rest_until_ns),
             replicas: self.replicas + other.replicas,

@@ -16,6 +16,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::decay::{Decayed, LogStats};
 use super::endpoint::{EndpointStats, EndpointView, HalfLives};
+use super::prefill::PrefillStats;
 
 /// What an [`EndpointView`] is computed from: the decayed statistics as stored (undecayed,
 /// with their dates) and the counters the selector reads.
@@ -27,6 +28,7 @@ pub(crate) struct ViewInputs {
     pub total_ms: LogStats,
     pub tokens_per_s: LogStats,
     pub failure_ms: LogStats,
+    pub prefill: PrefillStats,
     pub in_flight: u32,
     pub consecutive_failures: u32,
     pub last_failure_ns: Option<u64>,
@@ -34,7 +36,7 @@ pub(crate) struct ViewInputs {
     pub rest_until_ns: u64,
 }
 
-const WORDS: usize = 24;
+const WORDS: usize = 31;
 
 impl ViewInputs {
     /// The inputs of the selector's view: the endpoint's own figures and, in a fleet, its
@@ -53,6 +55,7 @@ impl ViewInputs {
                 failure_ms: own
                     .failure_ms
                     .plus(&p.failure_ms, super::change::recent_hl()),
+                prefill: own.prefill.plus(&p.prefill, hl.latency),
                 attempts: own.attempts + p.attempts,
                 rest_until_ns: own.rest_until_ns.max(p.rest_until_ns),
                 ..own
@@ -71,6 +74,7 @@ impl ViewInputs {
             total_ms: l.total_ms,
             tokens_per_s: l.tokens_per_s,
             failure_ms: l.failure_ms,
+            prefill: l.prefill,
             in_flight: s.in_flight,
             consecutive_failures: s.consecutive_failures,
             last_failure_ns: s.last_failure.map(|(at, _)| at),
@@ -100,6 +104,15 @@ impl ViewInputs {
         let ttft_ms = fit(&self.ttft_ms);
         let total_ms = fit(&self.total_ms);
         let tokens_per_s = fit(&self.tokens_per_s);
+        // Updated with the TTFT fit, so usually the same factor.
+        let prefill = {
+            let at = self.prefill.at_ns();
+            let f = match cached {
+                Some((t, f)) if t == at => f,
+                _ => hl.latency.factor(now_ns.saturating_sub(at)),
+            };
+            self.prefill.summary_with(f)
+        };
         let (successes, failures) =
             Decayed::get_pair(&self.successes, &self.failed, now_ns, hl.outcome);
         EndpointView {
@@ -113,7 +126,8 @@ impl ViewInputs {
             attempts: self.attempts,
             consecutive_failures: self.consecutive_failures,
             retry_after_ns: self.rest_until_ns.saturating_sub(now_ns),
-            failure_ms: self.failure_ms.summary_with(1.0),
+            failure_ms: self.failure_ms,
+            prefill,
         }
     }
 
@@ -125,6 +139,7 @@ impl ViewInputs {
         let [a0, a1, a2, a3] = self.total_ms.to_words();
         let [p0, p1, p2, p3] = self.tokens_per_s.to_words();
         let [e0, e1, e2, e3] = self.failure_ms.to_words();
+        let [r0, r1, r2, r3, r4, r5, r6] = self.prefill.to_words();
         [
             s0,
             s1,
@@ -150,6 +165,13 @@ impl ViewInputs {
             e1,
             e2,
             e3,
+            r0,
+            r1,
+            r2,
+            r3,
+            r4,
+            r5,
+            r6,
         ]
     }
 
@@ -171,6 +193,7 @@ impl ViewInputs {
             attempts: w(18),
             rest_until_ns: w(19),
             failure_ms: LogStats::from_words([w(20), w(21), w(22), w(23)]),
+            prefill: PrefillStats::from_words([w(24), w(25), w(26), w(27), w(28), w(29), w(30)]),
         }
     }
 }

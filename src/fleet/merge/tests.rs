@@ -40,6 +40,8 @@ fn learn(l: &mut Learned, ok: bool, ttft: f64, now_ns: u64, hl: &HalfLives) {
             ttft_ms: Some(ttft),
             total_ms: ttft * 3.0,
             output_tokens: Some(50),
+            // Prompt sizes that vary with the latency, for the prompt-size fit.
+            prompt_tokens: Some((ttft * 7.0) as u64),
             ..Success::default()
         };
         l.success(&s, now_ns, hl);
@@ -112,6 +114,11 @@ fn same(a: &PeerFigures, b: &PeerFigures) -> bool {
         && fit(&a.total_ms, &b.total_ms)
         && fit(&a.tokens_per_s, &b.tokens_per_s)
         && fit(&a.failure_ms, &b.failure_ms)
+        && a.prefill
+            .parts()
+            .iter()
+            .zip(b.prefill.parts())
+            .all(|(x, y)| close(*x, y))
         && a.attempts == b.attempts
 }
 
