@@ -19,6 +19,7 @@
 //! - [`clock`]: the injected wall clock (spend windows, timestamps).
 //! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
 //! - [`admin`]: the per-endpoint report and the Prometheus exposition.
+//! - [`feedback`]: client scores of answers (`[feedback]`, the ledger of scorable answers).
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
 //! - [`sim`]: the offline simulator: scenarios, the same policies in virtual time, reports.
 //! - [`demo`]: `switchyard demo`, a router in front of a handful of fake providers.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod demo;
 pub mod dialect;
 pub mod fake;
+pub mod feedback;
 pub mod fleet;
 pub mod gateway;
 pub(crate) mod http;

@@ -116,7 +116,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 10);
+    assert_eq!(n, 11);
 }
 
 #[test]
@@ -397,4 +397,42 @@ fn long_prompts_go_where_their_prefill_meets_the_target() {
         oracle.cost_usd
     );
     assert!(cheapest.slo_attainment < 0.8);
+}
+
+/// A sheet that overstates the cheapest model's quality: learning from one client score in
+/// twenty, the default policy moves `min_quality` traffic off it within minutes and ends far
+/// closer to the oracle (which knows the true quality) than when no client scores anything.
+#[test]
+fn feedback_moves_traffic_off_an_overstated_quality() {
+    let s = load("overstated-quality.toml");
+    let only = [SimPolicy::Thompson];
+    let with = sim::simulate(&s, &only, s.seed);
+    let mut silent = s.clone();
+    silent.workload.feedback_rate = 0.0;
+    let without = sim::simulate(&silent, &only, s.seed);
+    let get = |r: &Report, name: &str| {
+        r.policies
+            .iter()
+            .find(|p| p.policy == name)
+            .expect("ran")
+            .clone()
+    };
+    let (learned, believed, oracle) = (
+        get(&with, "thompson"),
+        get(&without, "thompson"),
+        get(&with, "oracle"),
+    );
+    eprintln!(
+        "SLO / $: learned {:.4} / {:.4}, sheet believed {:.4} / {:.4}, oracle {:.4} / {:.4}",
+        learned.slo_attainment,
+        learned.cost_usd,
+        believed.slo_attainment,
+        believed.cost_usd,
+        oracle.slo_attainment,
+        oracle.cost_usd
+    );
+    assert!(believed.slo_attainment < 0.05, "the sheet alone misleads");
+    assert!(learned.slo_attainment >= 0.9, "{}", learned.slo_attainment);
+    assert!(learned.cost_usd / oracle.cost_usd - 1.0 <= 0.08);
+    assert!(learned.mean_quality.expect("rated") >= 0.75);
 }

@@ -2,7 +2,8 @@
 //! nothing fetched from elsewhere) and the one JSON document it polls.
 //!
 //! The page draws, per endpoint, latency quantiles over time (first token and whole answer),
-//! success rate and traffic share per interval, price and spend; the recent decisions with
+//! success rate and traffic share per interval, price and spend, quality as declared and as
+//! learned from client feedback; the recent decisions with
 //! their reasons; and the price sheets in force. The assets hold no data, so they are served
 //! to anyone; the data (`GET /dashboard/data`) needs the admin token when one is configured.
 
@@ -25,6 +26,8 @@ pub fn endpoints(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {
         .iter()
         .enumerate()
         .filter_map(|(i, ep)| {
+            // Read before taking the endpoint's lock (the view may need it).
+            let quality = crate::admin::endpoints::quality(catalog, table, i, now_ns);
             table.with(i, |s| {
                 let t = &s.totals;
                 (t.attempts > 0).then(|| {
@@ -42,6 +45,8 @@ pub fn endpoints(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {
                         // Regime changes detected (see `stats::change`), newest first.
                         "changes": crate::admin::endpoints::changes(s, now_ns),
                         "success_rate": s.success_rate(now_ns, &hl),
+                        // Declared by the sheet, learned from client feedback.
+                        "quality": quality,
                         "ttft_5m": s.ttft_window.quantiles(now_ns, 5),
                         "total_5m": s.total_window.quantiles(now_ns, 5),
                     })

@@ -24,10 +24,41 @@ pub fn report(catalog: &Catalog, table: &StatsTable, now_ns: u64) -> Value {
                 "price".into(),
                 json!({"input_per_mtok": ep.price.input_per_mtok, "output_per_mtok": ep.price.output_per_mtok}),
             );
+            obj.insert("quality".into(), quality(catalog, table, i, now_ns));
             entry
         })
         .collect();
     json!({ "object": "list", "data": endpoints })
+}
+
+/// An endpoint's quality: as its sheet declares it, and as clients' feedback taught (the
+/// posterior's mean around the declared prior, with the decayed number of scores; `null`
+/// before any feedback, when the declared value is what routing uses).
+pub fn quality(catalog: &Catalog, table: &StatsTable, idx: usize, now_ns: u64) -> Value {
+    let (declared, posterior) = qualities(catalog, table, idx, now_ns);
+    json!({
+        "declared": declared,
+        "learned": posterior.map(|p| round3(p.mean())),
+        "feedback": posterior.map_or(0.0, |p| round3(p.weight)),
+    })
+}
+
+/// An endpoint's declared quality and its feedback posterior (`None` before any feedback).
+pub fn qualities(
+    catalog: &Catalog,
+    table: &StatsTable,
+    idx: usize,
+    now_ns: u64,
+) -> (Option<f64>, Option<crate::stats::QualityPosterior>) {
+    let declared = catalog.endpoint(idx).price.quality;
+    let view = table.view(idx, now_ns);
+    let posterior = view.quality.posterior(
+        declared,
+        table.quality_prior(),
+        now_ns,
+        table.half_lives().quality,
+    );
+    (declared, posterior)
 }
 
 /// One endpoint's numbers, without its catalog identity (shared with `switchyard stats`).
@@ -136,7 +167,7 @@ fn round3(x: f64) -> f64 {
 /// a snapshot keeps) and as a table for the terminal.
 pub fn stored_report(snapshot: Snapshot, age_ns: u64, hl: HalfLives) -> (Value, String) {
     let ids: Vec<String> = snapshot.endpoints.keys().cloned().collect();
-    let stats = Stats::new_with(hl);
+    let stats = Stats::new_with(hl, crate::stats::DEFAULT_QUALITY_PRIOR);
     stats.restore(snapshot, age_ns, 0);
     let mut rows = Vec::new();
     let mut table = format!(

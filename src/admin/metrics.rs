@@ -25,6 +25,8 @@ pub struct RequestCounts {
     pub unauthorized: u64,
     pub limited: u64,
     pub shed: u64,
+    /// Feedback scores taken and refused.
+    pub feedback: [u64; 2],
     #[serde(skip)]
     pub clients: Vec<crate::auth::ClientReport>,
     /// In a fleet: whether Redis is reachable, replicas seen, failed syncs.
@@ -50,10 +52,17 @@ struct Snapshot {
     requests: RequestCounts,
     /// `(endpoint id, state)`.
     endpoints: Vec<(String, EndpointStats)>,
+    /// Per endpoint: declared quality, and learned from feedback.
+    qualities: Vec<(Option<f64>, Option<f64>)>,
 }
 
 /// Renders the exposition text for the catalog's endpoints.
-pub fn render(catalog: &Catalog, table: &StatsTable, requests: RequestCounts) -> String {
+pub fn render(
+    catalog: &Catalog,
+    table: &StatsTable,
+    requests: RequestCounts,
+    now_ns: u64,
+) -> String {
     let endpoints = catalog
         .endpoints()
         .iter()
@@ -61,9 +70,16 @@ pub fn render(catalog: &Catalog, table: &StatsTable, requests: RequestCounts) ->
         .map(|(i, e)| (e.id.clone(), table.read(i)))
         .collect();
     let mut registry = Registry::with_prefix("switchyard");
+    let qualities = (0..catalog.endpoints().len())
+        .map(|i| {
+            let (declared, learned) = super::endpoints::qualities(catalog, table, i, now_ns);
+            (declared, learned.map(|p| p.mean()))
+        })
+        .collect();
     registry.register_collector(Box::new(Snapshot {
         requests,
         endpoints,
+        qualities,
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)
@@ -99,6 +115,32 @@ impl Collector for Snapshot {
             for (outcome, n) in ["answered", "refused", "failed"].iter().zip(counts) {
                 ConstCounter::new(*n)
                     .encode(m.encode_family(&[("operation", *surface), ("outcome", *outcome)])?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "feedback",
+            "Client scores by POST /v1/feedback: accepted, or refused (unknown, foreign, expired or already scored request id)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [
+            ("accepted", self.requests.feedback[0]),
+            ("refused", self.requests.feedback[1]),
+        ] {
+            ConstCounter::new(n).encode(m.encode_family(&[("result", result)])?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "endpoint_quality",
+            "Answer quality per endpoint: as its price sheet declares it, and as client feedback taught (posterior mean; absent before any feedback)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((id, _), (declared, learned)) in self.endpoints.iter().zip(&self.qualities) {
+            for (kind, v) in [("declared", declared), ("learned", learned)] {
+                if let Some(v) = v {
+                    ConstGauge::new(*v)
+                        .encode(m.encode_family(&[("endpoint", id.as_str()), ("kind", kind)])?)?;
+                }
             }
         }
         let m = enc.encode_descriptor(

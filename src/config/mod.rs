@@ -34,6 +34,9 @@ pub struct Config {
     pub clients: Vec<crate::auth::ClientConfig>,
     /// `[fleet]`: replicas sharing through Redis; absent = this router alone.
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// `[feedback]`: client scores of answers and the quality they teach.
+    #[serde(default)]
+    pub feedback: crate::feedback::FeedbackConfig,
 }
 
 /// `[server]`: where the router listens and keeps its files.
@@ -449,6 +452,9 @@ impl Config {
                 ));
             }
         }
+        self.feedback
+            .validate()
+            .map_err(|(field, m)| invalid(field, m))?;
         if let Some(fleet) = &self.fleet {
             crate::fleet::config::validate(fleet).map_err(|(field, m)| invalid(field, m))?;
         }

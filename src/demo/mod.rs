@@ -420,6 +420,9 @@ fn print_banner(options: &DemoOptions, config: &Path, providers: &[(Profile, Arc
     println!(
         "  curl -s {url}/v1/decisions/REQUEST_ID        # why: paste the x-request-id of an answer"
     );
+    println!(
+        "  curl -s {url}/v1/feedback -d '{{\"request_id\": \"REQUEST_ID\", \"good\": false}}'   # score an answer: teaches its endpoint's quality"
+    );
     println!("  curl -s {url}/v1/endpoints                   # what the router has learned");
     let preset_body =
         r#"{"model": "@preset/fast-cheap", "messages": [{"role": "user", "content": "Hello!"}]}"#;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::decay::{Decayed, LogStats};
 use crate::stats::peers::PeerFigures;
 use crate::stats::prefill::PrefillStats;
+use crate::stats::quality::QualityStats;
 use crate::stats::HalfLives;
 
 /// One replica's own figures, as stored in Redis.
@@ -41,6 +42,9 @@ pub struct Figures {
     /// The prompt-size TTFT regression's weight and sums (latency half-life).
     #[serde(default, skip_serializing_if = "no_regression")]
     pub prefill: [f64; 6],
+    /// Client feedback: decayed sums of scores and of their complements (quality half-life).
+    #[serde(default, skip_serializing_if = "no_feedback")]
+    pub q: (f64, f64),
     /// Lifetime attempts.
     pub n: u64,
     /// End of a rest, Unix milliseconds (0: none).
@@ -54,6 +58,10 @@ fn is_zero(v: &u64) -> bool {
 
 fn no_fit(v: &(f64, f64, f64)) -> bool {
     v.0 == 0.0
+}
+
+fn no_feedback(v: &(f64, f64)) -> bool {
+    v.0 == 0.0 && v.1 == 0.0
 }
 
 fn no_regression(v: &[f64; 6]) -> bool {
@@ -100,6 +108,7 @@ impl ReplicaSnapshot {
                     speed: p.tokens_per_s.parts(),
                     fail: p.failure_ms.parts(),
                     prefill: p.prefill.parts(),
+                    q: p.quality.parts(),
                     n: p.attempts,
                     rest: at.to_unix_ms(p.rest_until_ns),
                 };
@@ -119,6 +128,7 @@ impl ReplicaSnapshot {
         let outcome = hl.outcome.factor(age_ns);
         let latency = hl.latency.factor(age_ns);
         let failing = crate::stats::change::recent_hl().factor(age_ns);
+        let scores = hl.quality.factor(age_ns);
         let fit = move |(w, s, q): (f64, f64, f64)| {
             LogStats::from_parts((w * latency, s * latency, q * latency), at.now_ns)
         };
@@ -134,6 +144,7 @@ impl ReplicaSnapshot {
                     at.now_ns,
                 ),
                 prefill: PrefillStats::from_parts(f.prefill, 0).scaled(latency, at.now_ns),
+                quality: QualityStats::from_parts((f.q.0 * scores, f.q.1 * scores), at.now_ns),
                 attempts: f.n,
                 rest_until_ns: at.to_ns(f.rest),
                 replicas: 1,

@@ -81,6 +81,9 @@ pub enum ApiError {
     /// A presets change that was refused (file and field in the message).
     #[error(transparent)]
     InvalidPreset(crate::presets::PresetErrors),
+    /// A score `POST /v1/feedback` cannot take.
+    #[error(transparent)]
+    Feedback(crate::feedback::FeedbackError),
     /// Something failed inside the router (a store, a task); the details go to the log only.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -194,6 +197,10 @@ impl ApiError {
             ApiError::InvalidProvider(_) | ApiError::SheetNotText => StatusCode::BAD_REQUEST,
             ApiError::PresetNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidPreset(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Feedback(crate::feedback::FeedbackError::Unknown(_)) => StatusCode::NOT_FOUND,
+            ApiError::Feedback(crate::feedback::FeedbackError::AlreadyScored(_)) => {
+                StatusCode::CONFLICT
+            }
         }
     }
 
@@ -235,6 +242,12 @@ impl ApiError {
             ApiError::Internal(_) => ("server_error", Some("internal")),
             ApiError::PresetNotFound(_) => ("invalid_request_error", Some("preset_not_found")),
             ApiError::InvalidPreset(_) => ("invalid_request_error", Some("invalid_preset")),
+            ApiError::Feedback(crate::feedback::FeedbackError::Unknown(_)) => {
+                ("invalid_request_error", Some("request_not_found"))
+            }
+            ApiError::Feedback(crate::feedback::FeedbackError::AlreadyScored(_)) => {
+                ("invalid_request_error", Some("already_scored"))
+            }
         }
     }
 
@@ -246,6 +259,7 @@ impl ApiError {
             ApiError::BadField { field, .. } => Some(field),
             ApiError::ModelNotFound(_, field) => Some(field),
             ApiError::NoCandidates { removed } => removed.first().map(|(_, c)| c.as_str()),
+            ApiError::Feedback(_) => Some("request_id"),
             _ => None,
         }
     }

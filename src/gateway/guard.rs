@@ -31,6 +31,15 @@ impl Caller {
     }
 }
 
+/// The client key a request presents: `Authorization: Bearer <key>`, or Anthropic's
+/// `x-api-key: <key>`.
+pub(crate) fn presented_key(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
+    auth::bearer(headers.get(AUTHORIZATION)).or_else(|| {
+        let k = headers.get("x-api-key")?.as_bytes().trim_ascii();
+        (!k.is_empty()).then_some(k)
+    })
+}
+
 pub(crate) async fn client_auth(
     State(gateway): State<Gateway>,
     mut req: Request,
@@ -38,12 +47,7 @@ pub(crate) async fn client_auth(
 ) -> Response {
     let clients = &gateway.0.clients;
     let caller = if clients.required() {
-        // `Authorization: Bearer <key>`, or Anthropic's `x-api-key: <key>`.
-        let key = auth::bearer(req.headers().get(AUTHORIZATION)).or_else(|| {
-            let k = req.headers().get("x-api-key")?.as_bytes().trim_ascii();
-            (!k.is_empty()).then_some(k)
-        });
-        let found = key.and_then(|k| clients.find(k));
+        let found = presented_key(req.headers()).and_then(|k| clients.find(k));
         match found {
             Some(client) => Caller(Some(client)),
             None => {

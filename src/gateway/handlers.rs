@@ -296,6 +296,12 @@ async fn chat(
 
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
+    if !matches!(answered.answer, Answer::Rejected { .. }) {
+        // An answer its client may score (`POST /v1/feedback`).
+        shared
+            .feedback
+            .answered(request_id, caller.name(), &endpoint, gateway.now_ns());
+    }
     let mut response = match answered.answer {
         Answer::Json {
             body,
@@ -570,7 +576,7 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
         ..shared.counters.load()
     };
     let live = shared.live.load_full();
-    let text = admin::metrics::render(&live.catalog, &live.table, requests);
+    let text = admin::metrics::render(&live.catalog, &live.table, requests, gateway.now_ns());
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

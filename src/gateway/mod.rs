@@ -7,7 +7,7 @@
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/messages` (and `/count_tokens`),
 //! `POST /v1/embeddings`, `POST /v1/completions`, `POST /v1/responses`,
-//! `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
+//! `POST /v1/feedback`, `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
 mod attempt;
 mod dashboard;
@@ -15,6 +15,7 @@ mod decisions;
 mod dialects;
 mod embeddings;
 mod error;
+mod feedback;
 mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -117,6 +118,8 @@ pub(crate) struct Shared {
     price_texts: std::sync::Mutex<Option<crate::fleet::sync::Texts>>,
     /// Response ids of the Responses API → the endpoint that holds each.
     response_pins: surfaces::ResponsePins,
+    /// Recent answers a client may still score (`POST /v1/feedback`).
+    feedback: crate::feedback::Ledger,
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
@@ -171,6 +174,9 @@ pub(crate) struct Counters {
     pub limited: AtomicU64,
     /// Shed because the router was at its concurrency cap (503).
     pub shed: AtomicU64,
+    /// Scores taken by `POST /v1/feedback`, and refused (unknown, foreign or repeated id).
+    pub feedback: AtomicU64,
+    pub feedback_refused: AtomicU64,
     /// Per client surface ([`SURFACES`]): answered, refused, failed.
     pub by_surface: [[AtomicU64; 3]; SURFACES.len()],
 }
@@ -195,6 +201,7 @@ impl Counters {
             unauthorized: n(&self.unauthorized),
             limited: n(&self.limited),
             shed: n(&self.shed),
+            feedback: [n(&self.feedback), n(&self.feedback_refused)],
             clients: Vec::new(),
             fleet: None,
             cost_disagreements: 0,
@@ -300,9 +307,11 @@ impl Gateway {
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let epoch = tokio::time::Instant::now();
-        let stats = Stats::new(
+        let stats = Stats::with_quality(
             config.stats.latency_half_life,
             config.stats.outcome_half_life,
+            config.feedback.quality_half_life,
+            config.feedback.prior_strength,
         );
         if let Some(store) = &store {
             persist::restore(store, &stats, epoch, hooks.clock.unix_ms())?;
@@ -356,6 +365,7 @@ impl Gateway {
             fleet,
             price_texts: std::sync::Mutex::new(None),
             response_pins: Default::default(),
+            feedback: crate::feedback::Ledger::new(&config.feedback),
         })))
     }
 
@@ -443,6 +453,7 @@ pub fn app(gateway: Gateway) -> Router {
             "/admin/routing/{name}",
             axum::routing::put(routing::put).delete(routing::delete),
         )
+        .route("/v1/feedback", post(feedback::feedback))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .fallback(handlers::no_route)

@@ -15,7 +15,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp1, Gamma, StandardNormal};
 use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
 
-use crate::stats::{LogSummary, PrefillSummary};
+use crate::stats::{LogSummary, PrefillSummary, QualityPosterior};
 
 /// Prior pseudo-observations of the mean. One: a single real observation already moves the
 /// estimate halfway.
@@ -250,6 +250,17 @@ const SUCCESS_PRIOR: (f64, f64) = (4.0, 0.25);
 pub fn draw_success(successes: f64, failures: f64, rng: &mut (impl Rng + ?Sized)) -> f64 {
     let a = SUCCESS_PRIOR.0 + successes.max(0.0);
     let b = SUCCESS_PRIOR.1 + failures.max(0.0);
+    draw_beta(a, b, rng)
+}
+
+/// Draws an endpoint's quality from its feedback posterior (see [`crate::stats::quality`]).
+pub fn draw_quality(p: QualityPosterior, rng: &mut (impl Rng + ?Sized)) -> f64 {
+    draw_beta(p.alpha, p.beta, rng)
+}
+
+/// A Beta(a, b) draw as described at [`draw_success`].
+#[inline]
+fn draw_beta(a: f64, b: f64, rng: &mut (impl Rng + ?Sized)) -> f64 {
     let boosted = b < 1.0;
     let (Ok(ga), Ok(gb)) = (
         Gamma::new(a, 1.0),

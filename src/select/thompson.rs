@@ -13,7 +13,9 @@
 //! - decode speed, when a throughput target or `prefer = throughput` needs it.
 //!
 //! A candidate is feasible in this draw when every latency and throughput target holds, its
-//! quality is at least `min_quality` (an unknown quality does not count as meeting it), the
+//! quality is at least `min_quality` (an unknown quality does not count as meeting it; once
+//! clients have scored the endpoint's answers, its quality is a draw from the feedback
+//! posterior around the sheet's value, see [`crate::stats::quality`]), the
 //! drawn success probability is at least [`MIN_SUCCESS`], and it is not resting after a
 //! failure burst. Feasible candidates are ranked by the objective (`prefer`: cost, latency,
 //! quality or throughput); then the infeasible by closeness to feasibility, the probability
@@ -32,7 +34,8 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use super::posterior::{
-    draw_log_normal, draw_prefill, draw_success, phi, z, LnProduct, LogNormalDraw, PRIOR_SIGMA,
+    draw_log_normal, draw_prefill, draw_quality, draw_success, phi, z, LnProduct, LogNormalDraw,
+    PRIOR_SIGMA,
 };
 use super::{missed, Candidate, Context, Decision, Policy, Score};
 use crate::route::{LatencyMetric, Prefer};
@@ -198,6 +201,10 @@ impl Policy for Thompson {
         // random numbers per candidate, and through `dyn RngCore` each would be an indirect
         // call the samplers cannot be inlined around. Still deterministic for a seeded caller.
         let rng = &mut SmallRng::seed_from_u64(rng.next_u64());
+        // Quality is drawn only when the request asks about it.
+        let wants_quality = c.min_quality.is_some() || c.prefer == Prefer::Quality;
+        let (quality_prior, quality_hl) =
+            (ctx.stats.quality_prior(), ctx.stats.half_lives().quality);
         let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
         let mut keys: Vec<u128> = Vec::with_capacity(candidates.len());
         // Candidates of one model share a prompt estimate: its regressor taken once.
@@ -257,9 +264,17 @@ impl Policy for Thompson {
                     miss |= missed::THROUGHPUT;
                 }
             }
+            // The sheet's quality, or a draw from the feedback posterior once there is some.
+            let quality = match wants_quality {
+                true => view
+                    .quality
+                    .posterior(ep.price.quality, quality_prior, ctx.now_ns, quality_hl)
+                    .map_or(ep.price.quality, |p| Some(draw_quality(p, rng))),
+                false => ep.price.quality,
+            };
             let quality_ok = c
                 .min_quality
-                .is_none_or(|m| ep.price.quality.is_some_and(|q| q >= m));
+                .is_none_or(|m| quality.is_some_and(|q| q >= m));
             if !quality_ok {
                 miss |= missed::QUALITY;
             }
@@ -300,7 +315,7 @@ impl Policy for Thompson {
             let value = match c.prefer {
                 Prefer::Cost => cand.estimate.cost_usd,
                 Prefer::Latency => latency_ms,
-                Prefer::Quality => -ep.price.quality.unwrap_or(0.0),
+                Prefer::Quality => -quality.unwrap_or(0.0),
                 Prefer::Throughput => -tokens_per_s.unwrap_or(0.0),
             };
             let class = if miss == 0 {

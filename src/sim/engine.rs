@@ -90,7 +90,14 @@ struct Pending {
 pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done> {
     let replicas = s.fleet.replicas.max(1) as usize;
     let stats: Vec<Arc<Stats>> = (0..replicas)
-        .map(|_| Stats::new(s.latency_half_life, s.outcome_half_life))
+        .map(|_| {
+            Stats::with_quality(
+                s.latency_half_life,
+                s.outcome_half_life,
+                s.quality_half_life,
+                s.quality_prior_strength,
+            )
+        })
         .collect();
     let mut store = super::fleet::Store::new(replicas);
     let sync_ns = nanos(s.fleet.sync_interval).max(1);
@@ -231,6 +238,9 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                             cost_usd: None,
                         };
                         v.table.success(current, &success, t);
+                        if let Some(score) = truth::feedback(s, &states[e].ep, r, e) {
+                            v.table.feedback(current, score, t);
+                        }
                         let d = &mut done[i];
                         d.answered_by = Some(e);
                         d.attempts = attempts.started() as u32;

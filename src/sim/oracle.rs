@@ -128,7 +128,7 @@ impl Policy for Oracle {
                 });
                 let quality_ok = c
                     .min_quality
-                    .is_none_or(|m| ep.quality.is_some_and(|q| q >= m));
+                    .is_none_or(|m| ep.real_quality().is_some_and(|q| q >= m));
                 let feasible =
                     late <= 1.0 && in_time && ep.error_rate <= 0.2 && quality_ok && !full;
                 let cost = request_cost(ep, &r);

@@ -84,7 +84,7 @@ fn met(s: &Scenario, d: &Done) -> bool {
     let latency_ok = c.latency.iter().all(|t| measured <= t.max_ms);
     let quality_ok = c
         .min_quality
-        .is_none_or(|m| s.endpoints[e].quality.is_some_and(|q| q >= m));
+        .is_none_or(|m| s.endpoints[e].real_quality().is_some_and(|q| q >= m));
     latency_ok && quality_ok
 }
 
@@ -196,7 +196,7 @@ pub(crate) fn summarize(
     let attained = done.iter().filter(|d| met(s, d)).count() as f64 / n;
     let qualities: Vec<f64> = answered
         .iter()
-        .filter_map(|d| s.endpoints[d.answered_by.expect("answered")].quality)
+        .filter_map(|d| s.endpoints[d.answered_by.expect("answered")].real_quality())
         .collect();
     PolicyReport {
         policy: policy.name().to_owned(),

@@ -38,6 +38,11 @@ pub struct Scenario {
     pub latency_half_life: Duration,
     #[serde(default = "default_outcome_hl", with = "humantime_serde")]
     pub outcome_half_life: Duration,
+    /// Feedback's half-life and the declared quality's strength, as in `[feedback]`.
+    #[serde(default = "default_quality_hl", with = "humantime_serde")]
+    pub quality_half_life: Duration,
+    #[serde(default = "default_quality_prior")]
+    pub quality_prior_strength: f64,
     /// Deadline of a request, all attempts included (`upstream.total_timeout`).
     #[serde(default = "default_total_timeout", with = "humantime_serde")]
     pub total_timeout: Duration,
@@ -71,6 +76,12 @@ fn default_latency_hl() -> Duration {
 }
 fn default_outcome_hl() -> Duration {
     crate::config::default_outcome_half_life()
+}
+fn default_quality_hl() -> Duration {
+    crate::stats::DEFAULT_QUALITY_HALF_LIFE
+}
+fn default_quality_prior() -> f64 {
+    crate::stats::DEFAULT_QUALITY_PRIOR
 }
 
 /// A policy to simulate: every live policy, plus the oracle.
@@ -150,6 +161,10 @@ pub struct Workload {
     /// ...or a weighted mix of request shapes.
     #[serde(default)]
     pub mix: Vec<WeightedHint>,
+    /// Share of answered requests whose client scores them (`POST /v1/feedback`): good with
+    /// the answering endpoint's true quality as probability.
+    #[serde(default)]
+    pub feedback_rate: f64,
 }
 
 impl Workload {
@@ -228,7 +243,11 @@ pub struct SimEndpoint {
     pub id: String,
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// The quality its sheet declares (what routing starts from)...
     pub quality: Option<f64>,
+    /// ...and the quality its answers really have (default: as declared): the share of
+    /// feedback that is good, what the oracle and the report's quality count.
+    pub true_quality: Option<f64>,
     pub ttft: TtftSpec,
     /// Prompt tokens prefilled per second: a request's first token comes this much later for
     /// its prompt (`TTFT = the drawn base + prompt tokens / rate`); none: prompt size does
@@ -251,6 +270,13 @@ pub struct SimEndpoint {
     /// Not in the catalog before this time (a new entrant).
     #[serde(default, with = "humantime_serde")]
     pub appears_at: Option<Duration>,
+}
+
+impl SimEndpoint {
+    /// The quality its answers really have: `true_quality`, else the declared one.
+    pub fn real_quality(&self) -> Option<f64> {
+        self.true_quality.or(self.quality)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -375,6 +401,12 @@ impl Scenario {
                 );
             }
         }
+        if !(0.0..=1.0).contains(&self.workload.feedback_rate) {
+            return bad("workload.feedback_rate".into(), "must be in [0, 1]");
+        }
+        if !positive(self.quality_prior_strength) {
+            return bad("quality_prior_strength".into(), "must be above zero");
+        }
         if !self.workload.hints().is_empty() && !self.workload.mix.is_empty() {
             return bad(
                 "workload.mix".into(),
@@ -427,8 +459,10 @@ impl Scenario {
             if !(0.0..=1.0).contains(&e.error_rate) {
                 return bad(f("error_rate"), "must be in [0, 1]");
             }
-            if e.quality.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
-                return bad(f("quality"), "must be in [0, 1]");
+            for (name, q) in [("quality", e.quality), ("true_quality", e.true_quality)] {
+                if q.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
+                    return bad(f(name), "must be in [0, 1]");
+                }
             }
             if e.capacity == Some(0) {
                 return bad(f("capacity"), "must be above zero");

@@ -113,6 +113,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
         groups: Default::default(),
         clients: Vec::new(),
         fleet: None,
+        feedback: Default::default(),
     };
     let mut sheets = Vec::new();
     for (provider, models) in by_provider {
@@ -164,6 +165,24 @@ pub(crate) fn slowdown(in_flight: u32, capacity: Option<u32>) -> f64 {
 pub(crate) fn prefill_ms(ep: &SimEndpoint, r: &Req) -> f64 {
     ep.prefill_tokens_per_s
         .map_or(0.0, |rate| f64::from(r.prompt_tokens) / rate * 1000.0)
+}
+
+/// The score the client of `r` gives the answer of endpoint `e` (scenario index), if it
+/// gives one: with probability `feedback_rate`, good (1) with the endpoint's true quality
+/// as probability, else bad (0). Drawn from the request's and the endpoint's seed, as the
+/// attempt's noise is, so every policy meets the same clients.
+pub(crate) fn feedback(s: &Scenario, ep: &SimEndpoint, r: &Req, e: usize) -> Option<f64> {
+    let rate = s.workload.feedback_rate;
+    if rate <= 0.0 {
+        return None;
+    }
+    let mut luck =
+        rand::rngs::SmallRng::seed_from_u64(r.seed ^ 0xfeed_bac0_u64.rotate_left(e as u32 + 7));
+    if luck.random::<f64>() >= rate {
+        return None;
+    }
+    let q = ep.real_quality().unwrap_or(0.5);
+    Some(f64::from(u8::from(luck.random::<f64>() < q)))
 }
 
 /// How one attempt ends.

@@ -7,6 +7,7 @@ use super::decay::{Decayed, HalfLife, LogStats, LogSummary};
 use super::outcome::{FailureClass, Success};
 use super::prefill::{PrefillStats, PrefillSummary};
 use super::published::ViewInputs;
+use super::quality::QualityStats;
 use super::window::Window;
 
 /// Half-lives of the decayed statistics.
@@ -16,6 +17,8 @@ pub struct HalfLives {
     pub latency: HalfLife,
     /// For success and failure counts: short, so an outage is noticed within seconds.
     pub outcome: HalfLife,
+    /// For client feedback on quality: long, scores are few and quality changes rarely.
+    pub quality: HalfLife,
 }
 
 /// Lifetime counts since the state was created (persisted; never decayed).
@@ -58,6 +61,10 @@ pub struct Learned {
     /// TTFT against prompt size (see [`super::prefill`]), with the latency half-life.
     #[serde(default)]
     pub prefill: PrefillStats,
+    /// Client feedback on the endpoint's answers (see [`super::quality`]), with the quality
+    /// half-life.
+    #[serde(default)]
+    pub quality: QualityStats,
 }
 
 /// The logarithms of an answer's latencies, taken once for the several fits each enters
@@ -275,6 +282,8 @@ pub struct EndpointView {
     pub failure_ms: LogStats,
     /// TTFT against prompt size, `None` before any first token with a known prompt size.
     pub prefill: Option<PrefillSummary>,
+    /// Client feedback, as stored (read only when a request asks about quality).
+    pub quality: QualityStats,
 }
 
 impl EndpointStats {
@@ -436,6 +445,7 @@ impl EndpointStats {
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
             prefill: l.prefill.settled(now_ns, hl.latency),
+            quality: l.quality.settled(now_ns, hl.quality),
         }
     }
 
@@ -457,6 +467,7 @@ impl EndpointStats {
         learned.total_ms.rebase(age_ns, now_ns, hl.latency);
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
         learned.prefill.rebase(age_ns, now_ns, hl.latency);
+        learned.quality.rebase(age_ns, now_ns, hl.quality);
         learned
             .failure_ms
             .rebase(age_ns, now_ns, super::change::recent_hl());

@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod peers;
 pub mod prefill;
 pub mod published;
+pub mod quality;
 pub mod store;
 pub mod window;
 
@@ -34,6 +35,14 @@ pub use endpoint::{EndpointStats, EndpointView, HalfLives, Learned, Totals};
 pub use model::ModelStats;
 pub use outcome::{FailureClass, Success};
 pub use prefill::{PrefillStats, PrefillSummary};
+pub use quality::{QualityPosterior, QualityStats};
+
+/// How long client feedback keeps half its weight by default: a model's quality changes
+/// rarely (a new version, a quantised deployment), and scores are few, so they are kept long.
+pub const DEFAULT_QUALITY_HALF_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// How many scores a sheet's declared quality is worth by default: twenty, so a few unhappy
+/// users do not move an endpoint, and fifty poor scores outweigh the sheet.
+pub const DEFAULT_QUALITY_PRIOR: f64 = 20.0;
 
 /// One endpoint's state, and the copy of it the selector reads without the lock.
 #[derive(Debug, Default)]
@@ -66,6 +75,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Stats {
     half_lives: HalfLives,
+    /// How many scores the sheet's declared quality is worth (see [`quality`]).
+    quality_prior: f64,
     endpoints: Mutex<HashMap<String, Cell>>,
     models: Mutex<HashMap<String, ModelCell>>,
     /// The latest end of any provider-requested rest: while `now` is past it, no endpoint
@@ -88,16 +99,41 @@ pub struct EndpointSnapshot {
 }
 
 impl Stats {
+    /// A registry with the default quality settings ([`DEFAULT_QUALITY_HALF_LIFE`],
+    /// [`DEFAULT_QUALITY_PRIOR`]).
     pub fn new(latency_half_life: Duration, outcome_half_life: Duration) -> Arc<Stats> {
-        Stats::new_with(HalfLives {
-            latency: HalfLife::new(latency_half_life),
-            outcome: HalfLife::new(outcome_half_life),
-        })
+        Stats::new_with(
+            HalfLives {
+                latency: HalfLife::new(latency_half_life),
+                outcome: HalfLife::new(outcome_half_life),
+                quality: HalfLife::new(DEFAULT_QUALITY_HALF_LIFE),
+            },
+            DEFAULT_QUALITY_PRIOR,
+        )
     }
 
-    pub(crate) fn new_with(half_lives: HalfLives) -> Arc<Stats> {
+    /// A registry whose quality feedback fades with `quality_half_life` and whose declared
+    /// qualities are worth `quality_prior` scores.
+    pub fn with_quality(
+        latency_half_life: Duration,
+        outcome_half_life: Duration,
+        quality_half_life: Duration,
+        quality_prior: f64,
+    ) -> Arc<Stats> {
+        Stats::new_with(
+            HalfLives {
+                latency: HalfLife::new(latency_half_life),
+                outcome: HalfLife::new(outcome_half_life),
+                quality: HalfLife::new(quality_half_life),
+            },
+            quality_prior,
+        )
+    }
+
+    pub(crate) fn new_with(half_lives: HalfLives, quality_prior: f64) -> Arc<Stats> {
         Arc::new(Stats {
             half_lives,
+            quality_prior,
             endpoints: Mutex::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
             rest_horizon_ns: Default::default(),
@@ -106,6 +142,22 @@ impl Stats {
 
     pub fn half_lives(&self) -> HalfLives {
         self.half_lives
+    }
+
+    /// How many scores a declared quality is worth.
+    pub fn quality_prior(&self) -> f64 {
+        self.quality_prior
+    }
+
+    /// A client's score of an answer the endpoint `id` gave; `false` when the registry has
+    /// never seen that endpoint.
+    pub fn feedback(&self, id: &str, score: f64, now_ns: u64) -> bool {
+        let Some(cell) = lock(&self.endpoints).get(id).cloned() else {
+            return false;
+        };
+        let hl = self.half_lives;
+        cell.update(&hl, |e| e.learned.quality.add(score, now_ns, hl.quality));
+        true
     }
 
     fn cell(&self, id: &str) -> Cell {
@@ -303,6 +355,17 @@ impl StatsTable {
         let s = lock(&self.cells[idx].state);
         let peers = s.peers.map_or(0, |p| p.rest_until_ns);
         s.rest_until_ns.max(peers) > now_ns
+    }
+
+    /// A client's score in [0, 1] of an answer this endpoint gave.
+    pub fn feedback(&self, idx: EndpointIdx, score: f64, now_ns: u64) {
+        let hl = self.stats.half_lives;
+        self.cells[idx].update(&hl, |e| e.learned.quality.add(score, now_ns, hl.quality));
+    }
+
+    /// How many scores a declared quality is worth.
+    pub fn quality_prior(&self) -> f64 {
+        self.stats.quality_prior
     }
 
     /// The client went away before the attempt ended: neither a success nor a failure of

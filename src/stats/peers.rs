@@ -18,6 +18,7 @@ pub struct PeerFigures {
     pub tokens_per_s: LogStats,
     pub failure_ms: LogStats,
     pub prefill: super::prefill::PrefillStats,
+    pub quality: super::quality::QualityStats,
     pub attempts: u64,
     /// No requests before this time (0: no rest).
     pub rest_until_ns: u64,
@@ -38,6 +39,7 @@ impl PeerFigures {
             tokens_per_s: l.tokens_per_s.settled(now_ns, hl.latency),
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
             prefill: l.prefill.settled(now_ns, hl.latency),
+            quality: l.quality.settled(now_ns, hl.quality),
             attempts: s.totals.attempts,
             rest_until_ns: rest_end_ns,
             replicas: 1,
@@ -57,6 +59,7 @@ impl PeerFigures {
                 .failure_ms
                 .plus(&other.failure_ms, super::change::recent_hl()),
             prefill: self.prefill.plus(&other.prefill, hl.latency),
+            quality: self.quality.plus(&other.quality, hl.quality),
             attempts: self.attempts + other.attempts,
             rest_until_ns: self.rest_until_ns.max(other.rest_until_ns),
             replicas: self.replicas + other.replicas,

@@ -17,6 +17,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use super::decay::{Decayed, LogStats};
 use super::endpoint::{EndpointStats, EndpointView, HalfLives};
 use super::prefill::PrefillStats;
+use super::quality::QualityStats;
 
 /// What an [`EndpointView`] is computed from: the decayed statistics as stored (undecayed,
 /// with their dates) and the counters the selector reads.
@@ -29,6 +30,7 @@ pub(crate) struct ViewInputs {
     pub tokens_per_s: LogStats,
     pub failure_ms: LogStats,
     pub prefill: PrefillStats,
+    pub quality: QualityStats,
     pub in_flight: u32,
     pub consecutive_failures: u32,
     pub last_failure_ns: Option<u64>,
@@ -36,7 +38,7 @@ pub(crate) struct ViewInputs {
     pub rest_until_ns: u64,
 }
 
-const WORDS: usize = 31;
+const WORDS: usize = 35;
 
 impl ViewInputs {
     /// The inputs of the selector's view: the endpoint's own figures and, in a fleet, its
@@ -56,6 +58,7 @@ impl ViewInputs {
                     .failure_ms
                     .plus(&p.failure_ms, super::change::recent_hl()),
                 prefill: own.prefill.plus(&p.prefill, hl.latency),
+                quality: own.quality.plus(&p.quality, hl.quality),
                 attempts: own.attempts + p.attempts,
                 rest_until_ns: own.rest_until_ns.max(p.rest_until_ns),
                 ..own
@@ -75,6 +78,7 @@ impl ViewInputs {
             tokens_per_s: l.tokens_per_s,
             failure_ms: l.failure_ms,
             prefill: l.prefill,
+            quality: l.quality,
             in_flight: s.in_flight,
             consecutive_failures: s.consecutive_failures,
             last_failure_ns: s.last_failure.map(|(at, _)| at),
@@ -128,6 +132,7 @@ impl ViewInputs {
             retry_after_ns: self.rest_until_ns.saturating_sub(now_ns),
             failure_ms: self.failure_ms,
             prefill,
+            quality: self.quality,
         }
     }
 
@@ -140,6 +145,7 @@ impl ViewInputs {
         let [p0, p1, p2, p3] = self.tokens_per_s.to_words();
         let [e0, e1, e2, e3] = self.failure_ms.to_words();
         let [r0, r1, r2, r3, r4, r5, r6] = self.prefill.to_words();
+        let [q0, q1, q2, q3] = self.quality.to_words();
         [
             s0,
             s1,
@@ -172,6 +178,10 @@ impl ViewInputs {
             r4,
             r5,
             r6,
+            q0,
+            q1,
+            q2,
+            q3,
         ]
     }
 
@@ -194,6 +204,7 @@ impl ViewInputs {
             rest_until_ns: w(19),
             failure_ms: LogStats::from_words([w(20), w(21), w(22), w(23)]),
             prefill: PrefillStats::from_words([w(24), w(25), w(26), w(27), w(28), w(29), w(30)]),
+            quality: QualityStats::from_words([w(31), w(32), w(33), w(34)]),
         }
     }
 }
@@ -260,6 +271,7 @@ mod tests {
         HalfLives {
             latency: HalfLife::new(std::time::Duration::from_secs(300)),
             outcome: HalfLife::new(std::time::Duration::from_secs(60)),
+            quality: HalfLife::new(std::time::Duration::from_secs(86400)),
         }
     }
 

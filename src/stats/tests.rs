@@ -137,6 +137,22 @@ fn the_store_saves_loads_and_refuses_what_it_cannot_trust() {
     let (snap, at) = store.load().expect("readable").expect("saved");
     assert_eq!(at, 1_700_000_000_000);
     assert_eq!(snap.endpoints["p/a"].totals.successes, 1);
+    // Client feedback is kept too: a restart does not forget what clients said.
+    t.feedback(0, 0.25, 2 * SEC);
+    store
+        .save(&s.snapshot(3 * SEC), 1_700_000_001_000)
+        .expect("saves");
+    let (snap, _) = store.load().expect("readable").expect("saved");
+    let fresh = stats();
+    fresh.restore(snap, 0, 5);
+    let q = fresh.table(&catalog()).view(0, 5).quality;
+    let p = q
+        .posterior(Some(0.8), 20.0, 5, fresh.half_lives().quality)
+        .expect("feedback restored");
+    assert!(
+        (p.weight - 1.0).abs() < 1e-4 && (p.alpha - 16.25).abs() < 1e-4,
+        "{p:?}"
+    );
 
     // A damaged snapshot is reported, not replaced.
     store

@@ -25,6 +25,8 @@ pub struct Spec {
     pub embedding: bool,
     /// It serves the Responses API (`responses = true`).
     pub responses: bool,
+    /// The `quality` its sheet declares for every model.
+    pub quality: Option<f64>,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -36,6 +38,7 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         cache: None,
         embedding: false,
         responses: false,
+        quality: None,
     }
 }
 
@@ -118,6 +121,9 @@ impl Harness {
                 ));
                 if s.embedding {
                     sheet.push_str("kind = \"embedding\"\n");
+                }
+                if let Some(q) = s.quality {
+                    sheet.push_str(&format!("quality = {q:?}\n"));
                 }
                 if let Some((read, write)) = s.cache {
                     sheet.push_str(&format!(

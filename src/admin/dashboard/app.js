@@ -165,6 +165,14 @@
       el("div", { class: "card" }, el("div", { class: "v" }, v), el("div", { class: "k" }, k))));
   }
 
+  // "0.90 → 0.38 (41 scores)": the sheet's quality and what client feedback taught.
+  function quality(q) {
+    if (!q) return "–";
+    const declared = q.declared == null ? "–" : q.declared.toFixed(2);
+    if (q.learned == null) return declared;
+    return `${declared} → ${q.learned.toFixed(2)} (${Math.round(q.feedback)} scores)`;
+  }
+
   function endpoints(list) {
     const total = list.reduce((a, e) => a + e.attempts, 0) || 1;
     const q = (w) => (w ? `${fmt.ms(w.p50)} / ${fmt.ms(w.p99)}` : "–");
@@ -181,6 +189,7 @@
         el("td", { class: "num" }, q(e.ttft_5m)),
         el("td", { class: "num" }, q(e.total_5m)),
         el("td", { class: "num" }, fmt.usd(e.spend_usd)),
+        el("td", { class: "num" }, quality(e.quality)),
         el("td", {}, ...((e.changes || []).length
           ? e.changes.map((c) => el("div", {}, `${c.stream} ${c.old} → ${c.new}, ${c.seconds_ago} s ago`))
           : ["–"])));

@@ -10,13 +10,17 @@ use switchyard::stats::{HalfLife, HalfLives};
 use crate::print_lines;
 
 pub fn print_stats(state_dir: &Path, config: Option<&Path>, json: bool) -> Result<(), String> {
-    let stats_config = match config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?.stats,
-        None => StatsConfig::default(),
+    let (stats_config, feedback) = match config {
+        Some(path) => {
+            let c = Config::load(path).map_err(|e| e.to_string())?;
+            (c.stats, c.feedback)
+        }
+        None => (StatsConfig::default(), Default::default()),
     };
     let hl = HalfLives {
         latency: HalfLife::new(stats_config.latency_half_life),
         outcome: HalfLife::new(stats_config.outcome_half_life),
+        quality: HalfLife::new(feedback.quality_half_life),
     };
     if !state_dir.join("stats.sled").exists() {
         return Err(format!("{}: no saved statistics here", state_dir.display()));

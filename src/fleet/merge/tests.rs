@@ -15,6 +15,7 @@ fn half_lives() -> HalfLives {
     HalfLives {
         latency: HalfLife::new(Duration::from_secs(300)),
         outcome: HalfLife::new(Duration::from_secs(60)),
+        quality: HalfLife::new(std::time::Duration::from_secs(86400)),
     }
 }
 
@@ -45,6 +46,10 @@ fn learn(l: &mut Learned, ok: bool, ttft: f64, now_ns: u64, hl: &HalfLives) {
             ..Success::default()
         };
         l.success(&s, now_ns, hl);
+        // Some answers are scored by their client.
+        if ttft < 500.0 {
+            l.quality.add((ttft / 500.0).min(1.0), now_ns, hl.quality);
+        }
     } else {
         l.failure(FailureClass::ServerError, Some(ttft * 0.5), now_ns, hl);
     }
@@ -119,6 +124,8 @@ fn same(a: &PeerFigures, b: &PeerFigures) -> bool {
             .iter()
             .zip(b.prefill.parts())
             .all(|(x, y)| close(*x, y))
+        && close(a.quality.parts().0, b.quality.parts().0)
+        && close(a.quality.parts().1, b.quality.parts().1)
         && a.attempts == b.attempts
 }
 

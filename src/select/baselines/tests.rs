@@ -315,3 +315,62 @@ fn thompson_prefers_latency_quality_or_throughput_when_asked() {
         assert!(counts[winner] >= 190, "{prefer:?}: {counts:?}");
     }
 }
+
+#[test]
+fn poor_feedback_moves_min_quality_traffic_off_an_overstated_endpoint() {
+    // The sheet says the cheap endpoint is 0.9; clients score its answers poorly.
+    let (cat, table) = setup(&[(0.1, 0.9), (1.0, 0.8)]);
+    learn(&table, 0, 50, 100.0, 100.0, 10 * S);
+    learn(&table, 1, 50, 100.0, 100.0, 10 * S);
+    let c = Constraints {
+        min_quality: Some(0.7),
+        ..Constraints::default()
+    };
+    let req = request(c, true);
+    assert_eq!(thompson_firsts(&cat, &table, &req, 10 * S), [200, 0]);
+    // A few bad scores against a prior worth twenty do not move it much...
+    for _ in 0..3 {
+        table.feedback(0, 0.0, 10 * S);
+    }
+    let counts = thompson_firsts(&cat, &table, &req, 10 * S);
+    assert!(counts[0] >= 150, "{counts:?}");
+    // ...fifty do: the learned quality is about (0.9·20 + 0.1·50) / 70 = 0.33.
+    for _ in 0..50 {
+        table.feedback(0, 0.1, 10 * S);
+    }
+    let counts = thompson_firsts(&cat, &table, &req, 10 * S);
+    assert!(counts[1] >= 195, "{counts:?}");
+    // Good scores for the dear one keep it where its sheet put it; `prefer = quality` reads
+    // the learned value too.
+    for _ in 0..50 {
+        table.feedback(1, 1.0, 10 * S);
+    }
+    let quality = Constraints {
+        prefer: Prefer::Quality,
+        ..Constraints::default()
+    };
+    let counts = thompson_firsts(&cat, &table, &request(quality, true), 10 * S);
+    assert_eq!(counts, [0, 200]);
+}
+
+#[test]
+fn good_feedback_lifts_an_understated_endpoint_over_the_bar() {
+    // The sheet says 0.6 (below the 0.7 asked for); clients find its answers good.
+    let (cat, table) = setup(&[(0.1, 0.6), (1.0, 0.8)]);
+    learn(&table, 0, 50, 100.0, 100.0, 10 * S);
+    learn(&table, 1, 50, 100.0, 100.0, 10 * S);
+    let c = Constraints {
+        min_quality: Some(0.7),
+        ..Constraints::default()
+    };
+    let req = request(c, true);
+    assert_eq!(thompson_firsts(&cat, &table, &req, 10 * S), [0, 200]);
+    for _ in 0..80 {
+        table.feedback(0, 0.95, 10 * S);
+    }
+    let counts = thompson_firsts(&cat, &table, &req, 10 * S);
+    assert!(counts[0] >= 190, "{counts:?}");
+    // Forgotten with time (the quality half-life is a day by default): the sheet again.
+    let counts = thompson_firsts(&cat, &table, &req, 10 * S + 30 * 86_400 * S);
+    assert!(counts[1] >= 190, "{counts:?}");
+}

@@ -56,6 +56,16 @@ fn errors_name_the_field() {
             "eror_rate",
         ),
         ("duration = \"1m\"", "duration = \"soon\"", "duration"),
+        (
+            "tokens_per_s = 100",
+            "tokens_per_s = 100\ntrue_quality = 1.2",
+            "endpoints[0].true_quality",
+        ),
+        (
+            "rate_rps = 5",
+            "rate_rps = 5\nfeedback_rate = -0.1",
+            "workload.feedback_rate",
+        ),
     ] {
         let err = Scenario::parse(&GOOD.replace(from, to)).unwrap_err();
         assert!(err.to_string().contains(field), "{to}: {err}");

@@ -14,6 +14,7 @@ fn half_lives() -> HalfLives {
     HalfLives {
         latency: HalfLife::new(Duration::from_secs(300)),
         outcome: HalfLife::new(Duration::from_secs(60)),
+        quality: HalfLife::new(std::time::Duration::from_secs(86400)),
     }
 }
 
