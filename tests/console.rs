@@ -1,7 +1,7 @@
 //! The presets console in a real browser, driven like a person would: headless Chromium over
 //! the DevTools protocol opens `/dashboard`, picks a preset, edits it and saves (the next
 //! request routes by it), types a bad value (the validation message shows inline), asks for a
-//! preview, and the page logs no error. A screenshot is saved (`target/console-test.png`).
+//! preview, and the page logs no error. A screenshot is saved (`console-test.png` in cargo's test scratch directory, `target/tmp`).
 //!
 //! Needs Chromium on PATH; without it the test says it skipped, unless
 //! `SWITCHYARD_REQUIRE_CHROMIUM=1` (set by `.ci/run`, which installs it).
@@ -239,7 +239,7 @@ async fn the_presets_console_edits_validates_and_previews_in_chromium() {
 
     use base64_png::decode;
     let png = decode(shot["data"].as_str().expect("base64 PNG"));
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-test.png");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-test.png");
     std::fs::write(&path, png).expect("screenshot written");
 }
 
