@@ -187,10 +187,11 @@ proptest! {
     }
 
     /// With near-certain statistics (thousands of observations), Thompson sampling puts the
-    /// cheapest endpoint that truly meets the latency target first.
+    /// cheapest endpoint that truly meets the latency target first. Up to 15 endpoints: past
+    /// ten the ranking of the infeasible waits until the feasible are counted.
     #[test]
     fn with_certain_statistics_the_cheapest_feasible_wins(
-        setup in proptest::collection::vec((0.05f64..10.0, 50.0f64..2000.0), 2..8),
+        setup in proptest::collection::vec((0.05f64..10.0, 50.0f64..2000.0), 2..16),
         target in 200.0f64..1500.0,
         seed in any::<u64>(),
     ) {

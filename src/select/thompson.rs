@@ -20,7 +20,9 @@
 //! failure burst. Feasible candidates are ranked by the objective (`prefer`: cost, latency,
 //! quality or throughput); then the infeasible by closeness to feasibility, the probability
 //! under the draw of meeting the latency and throughput targets times the drawn success
-//! (compared as logarithms, so it never underflows to a tie);
+//! (compared as logarithms, so it never underflows to a tie; computed only when fewer than ten
+//! candidates are feasible or `provider.order` may move the infeasible forward: otherwise no
+//! attempt or record reads their order, and they follow by index);
 //! resting ones last. Hard constraints were applied before (see [`super::filter`]).
 //!
 //! Exploration comes from the posteriors: an endpoint never tried has a weak prior whose
@@ -86,6 +88,54 @@ pub(crate) fn rest_end_ns(s: &crate::stats::EndpointStats) -> u64 {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Thompson;
+
+/// Ranked positions whose order is always exact: as many as a request may attempt
+/// (`max_attempts` is at most 10) and as a decision record keeps.
+const EXACT_POSITIONS: usize = 10;
+
+/// A request's latency targets (normal quantile, bound, share, the bound's logarithm) and
+/// throughput targets (quantile of speed, minimum).
+struct Targets<'a> {
+    latency: &'a [(f64, f64, f64, f64)],
+    throughput: &'a [(f64, f64)],
+}
+
+/// What an infeasible candidate drew, kept to rank it by closeness to feasibility.
+struct Miss {
+    position: usize,
+    lat: LogNormalDraw,
+    decode_ms: f64,
+    speed: Option<LogNormalDraw>,
+    success: f64,
+    quality_ok: bool,
+}
+
+impl Miss {
+    /// ln P(every target met) under the draw, times the drawn success (a tenth of it for a
+    /// quality miss): as logarithms, so hopeless candidates still compare by how far they are.
+    fn closeness(&self, t: &Targets<'_>) -> f64 {
+        let mut p = LnProduct::default();
+        if self.decode_ms == 0.0 {
+            for &(.., ln_max) in t.latency {
+                p.times_phi(self.lat.standardized_ln(ln_max));
+            }
+        } else {
+            for &(_, max, ..) in t.latency {
+                p.times_phi(self.lat.standardized(max - self.decode_ms));
+            }
+        }
+        if let Some(s) = self.speed {
+            for &(_, min) in t.throughput {
+                p.times_phi(-s.standardized(min));
+            }
+        }
+        p.times(self.success.max(1e-12));
+        if !self.quality_ok {
+            p.times(0.1);
+        }
+        p.ln()
+    }
+}
 
 /// What a candidate is sorted by, packed in one integer so a sort compares plain integers
 /// and moves little memory. From the top: the class (2 bits: 0 feasible, 1 infeasible,
@@ -206,6 +256,16 @@ impl Policy for Thompson {
         let (quality_prior, quality_hl) =
             (ctx.stats.quality_prior(), ctx.stats.half_lives().quality);
         let mut drawn: Vec<(Candidate, Score)> = Vec::with_capacity(candidates.len());
+        // The infeasible are ranked by closeness to feasibility only where that order can be
+        // read: an attempt list or a decision record reads at most the first
+        // [`EXACT_POSITIONS`], and `provider.order` may move infeasible endpoints forward.
+        // With enough candidates, closeness waits until the feasible are counted.
+        let defer = candidates.len() > EXACT_POSITIONS && c.order.is_empty();
+        let mut misses: Vec<Miss> = Vec::new();
+        let targets = Targets {
+            latency: &lat_targets,
+            throughput: &thr_targets,
+        };
         let mut keys: Vec<u128> = Vec::with_capacity(candidates.len());
         // Candidates of one model share a prompt estimate: its regressor taken once.
         let mut last_prompt = (f64::NAN, 0.0);
@@ -285,32 +345,24 @@ impl Policy for Thompson {
             if resting {
                 miss |= missed::COOLDOWN;
             }
-            // Closeness matters only to rank the infeasible: ln P(every target met) under this
-            // draw, as logarithms so hopeless candidates still compare by how far they are.
-            let closeness = if miss == 0 {
-                0.0
-            } else {
-                let mut p = LnProduct::default();
-                if decode_ms == 0.0 {
-                    for &(.., ln_max) in &lat_targets {
-                        p.times_phi(lat.standardized_ln(ln_max));
-                    }
+            let mut closeness = 0.0;
+            if miss != 0 {
+                let m = Miss {
+                    position: drawn.len(),
+                    lat,
+                    decode_ms,
+                    speed,
+                    success,
+                    quality_ok,
+                };
+                // With few candidates its order is always read: ranked by closeness now.
+                // With many, only if fewer than [`EXACT_POSITIONS`] turn out feasible (below).
+                if defer {
+                    misses.push(m);
                 } else {
-                    for &(_, max, ..) in &lat_targets {
-                        p.times_phi(lat.standardized(max - decode_ms));
-                    }
+                    closeness = m.closeness(&targets);
                 }
-                if let Some(s) = speed {
-                    for &(_, min) in &thr_targets {
-                        p.times_phi(-s.standardized(min));
-                    }
-                }
-                p.times(success.max(1e-12));
-                if !quality_ok {
-                    p.times(0.1);
-                }
-                p.ln()
-            };
+            }
             let tokens_per_s = speed.map(|s| s.quantile(0.0));
             let value = match c.prefer {
                 Prefer::Cost => cand.estimate.cost_usd,
@@ -325,15 +377,12 @@ impl Policy for Thompson {
             } else {
                 1
             };
-            // Feasible: the objective, then the faster draw. Others: the highest closeness
-            // first, closeness being ln(P(targets met) × drawn success), a tenth of it for a
-            // quality miss.
-            let (k1, k2) = if miss == 0 {
-                (value, latency_ms)
+            // Feasible: the objective, then the faster draw. Others: by closeness (below).
+            keys.push(if miss == 0 {
+                key(class, value, latency_ms, drawn.len())
             } else {
-                (-closeness, cand.idx as f64)
-            };
-            keys.push(key(class, k1, k2, drawn.len()));
+                key(class, -closeness, cand.idx as f64, drawn.len())
+            });
             drawn.push((
                 cand,
                 Score {
@@ -346,6 +395,15 @@ impl Policy for Thompson {
                     value,
                 },
             ));
+        }
+        let feasible = drawn.len() - misses.len();
+        if defer && feasible < EXACT_POSITIONS {
+            for m in &misses {
+                let k = keys[m.position];
+                let class = (k >> 126) as u8;
+                let idx = drawn[m.position].0.idx as f64;
+                keys[m.position] = key(class, -m.closeness(&targets), idx, m.position);
+            }
         }
         // Feasible first, then the infeasible, resting ones last.
         keys.sort_unstable();
