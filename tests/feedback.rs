@@ -152,15 +152,7 @@ async fn poor_scores_move_min_quality_traffic_and_only_the_requests_own_client_s
     eprintln!("after feedback: {at_good} of 20 at good/m");
     assert!(at_good >= 19, "{at_good} of 20 at good/m");
 
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = h.metrics().await;
     let line = |prefix: &str| {
         metrics
             .lines()

@@ -84,15 +84,7 @@ async fn requests_need_a_configured_key() {
     assert_eq!(mine["client"], "alpha");
     assert_eq!(get(KEY_B).await.expect("decision").status(), 404);
 
-    let metrics = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("switchyard_requests_total{outcome=\"unauthorized\"} 4"),
         "{metrics}"
@@ -168,13 +160,7 @@ async fn beyond_the_concurrency_cap_requests_are_shed_then_served_again() {
     assert_eq!((ok, shed), (2, 2), "{statuses:?}");
     // The permits came back with the answers.
     assert_eq!(chat_as(&h, Some(KEY_A)).await.status(), 200);
-    let r = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let text = r.text().await.expect("text");
+    let text = h.metrics().await;
     assert!(
         text.contains("switchyard_requests_total{outcome=\"shed\"} 2"),
         "{text}"

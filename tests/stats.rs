@@ -95,15 +95,7 @@ async fn traffic_shows_up_in_endpoints_and_metrics() {
     let speed = p["learned"]["tokens_per_s_median"].as_f64().expect("speed");
     assert!(speed > 0.0 && speed <= 101.0, "{speed}");
 
-    let text = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+    let text = h.metrics().await;
     for line in [
         "switchyard_requests_total{outcome=\"answered\"} 6",
         "switchyard_attempts_total{endpoint=\"p/m\"} 6",

@@ -281,15 +281,7 @@ async fn metrics_count_requests_by_surface() {
         json!({"model": "nope", "prompt": "Hi"}),
     )
     .await;
-    let text = h
-        .client
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = h.metrics().await;
     for line in [
         "switchyard_surface_requests_total{operation=\"responses\",outcome=\"answered\"} 1",
         "switchyard_surface_requests_total{operation=\"completions\",outcome=\"answered\"} 1",

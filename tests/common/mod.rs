@@ -180,6 +180,18 @@ impl Harness {
             .expect("router answers")
     }
 
+    /// The Prometheus exposition text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Signals shutdown; the server task can then be awaited.
     pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
