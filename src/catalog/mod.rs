@@ -90,6 +90,9 @@ pub struct Catalog {
     /// Endpoint id, model name, group name and `auto` → endpoints, in one map.
     names: HashMap<String, Vec<EndpointIdx>>,
     groups: BTreeMap<String, Vec<EndpointIdx>>,
+    /// A model whose sheet lists no `supports` can do what a request needs
+    /// (`[routing] unknown_capabilities`).
+    unknown_capable: bool,
 }
 
 impl Catalog {
@@ -100,7 +103,11 @@ impl Catalog {
         sheets: &[PriceSheet],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Catalog, CatalogError> {
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            unknown_capable: config.routing.unknown_capabilities
+                == crate::config::UnknownCapabilities::Capable,
+            ..Catalog::default()
+        };
         for pc in &config.providers {
             let sheet = sheets
                 .iter()
@@ -230,6 +237,11 @@ impl Catalog {
 
     pub fn endpoint(&self, idx: EndpointIdx) -> &Endpoint {
         &self.endpoints[idx]
+    }
+
+    /// Whether a model whose sheet lists no `supports` counts as capable.
+    pub fn unknown_capable(&self) -> bool {
+        self.unknown_capable
     }
 
     pub fn endpoints(&self) -> &[Endpoint] {

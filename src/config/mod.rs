@@ -146,6 +146,21 @@ pub struct RoutingConfig {
     /// test or a benchmark can repeat a run; unset: a fresh seed from the OS at each start.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Whether a model whose sheet lists no `supports` counts as able to do what a request
+    /// needs (`capable`, the default) or not (`incapable`).
+    #[serde(default)]
+    pub unknown_capabilities: UnknownCapabilities,
+}
+
+/// `[routing] unknown_capabilities`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownCapabilities {
+    /// A sheet without `supports` serves any request (as before sheets listed any).
+    #[default]
+    Capable,
+    /// A sheet without `supports` serves only requests that need nothing.
+    Incapable,
 }
 
 fn default_max_retry_after() -> Duration {
@@ -311,6 +326,7 @@ impl Default for RoutingConfig {
             max_attempts: default_max_attempts(),
             max_retry_after: default_max_retry_after(),
             seed: None,
+            unknown_capabilities: UnknownCapabilities::default(),
         }
     }
 }

@@ -192,6 +192,7 @@ async fn chat(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut parsed = Parsed::with_presets(&chat, header, &live.presets)?;
     parsed.request.operation = operation;
+    parsed.request.constraints.needs = crate::route::needs::of(&chat, shape);
     if let Some(endpoint) = pinned {
         // Only the endpoint that holds the previous response can continue it.
         parsed

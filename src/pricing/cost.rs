@@ -89,6 +89,7 @@ mod tests {
             context_window: None,
             max_output_tokens: None,
             quality: None,
+            supports: None,
         })
     }
 
@@ -105,6 +106,7 @@ mod tests {
             context_window: None,
             max_output_tokens: None,
             quality: None,
+            supports: None,
         };
         // 1,000 prompt tokens of which 600 read from the cache and 300 written to it; 100 out:
         // (100 × 3 + 600 × 0.3 + 300 × 3.75 + 100 × 15) / 1e6 = (300 + 180 + 1125 + 1500) / 1e6.

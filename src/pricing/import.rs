@@ -205,6 +205,7 @@ pub fn from_litellm(
                     .or_else(|| tokens(&entry["max_tokens"])),
                 max_output_tokens: tokens(&entry["max_output_tokens"]),
                 quality: None,
+                supports: super::capability::from_litellm(entry),
             })
         })();
         let price = match price.and_then(|p| check(&p).map(|()| p)) {
@@ -270,6 +271,7 @@ pub fn from_openrouter(json: &str, effective: &str, source: &str) -> Result<Impo
                 context_window: tokens(&entry["context_length"]),
                 max_output_tokens: tokens(&entry["top_provider"]["max_completion_tokens"]),
                 quality: None,
+                supports: super::capability::from_openrouter(entry),
             })
         })();
         match price.and_then(|p| check(&p).map(|()| p)) {

@@ -4,6 +4,7 @@
 //! every file is collected, and only a directory without a single error yields sheets. That
 //! is what lets a reload keep serving the previous table when a new one is wrong.
 
+pub mod capability;
 pub mod cost;
 pub mod diff;
 pub mod import;
@@ -11,6 +12,7 @@ pub mod sheet;
 
 use std::path::{Path, PathBuf};
 
+pub use capability::{Capabilities, Capability};
 pub use cost::Rates;
 pub use sheet::{ModelKind, ModelPrice, PriceSheet, SheetError};
 

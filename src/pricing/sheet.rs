@@ -65,6 +65,10 @@ pub struct ModelPrice {
     /// Relative answer quality in [0, 1], for `min_quality` hints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<f64>,
+    /// What the model can do (`tools`, `vision`, ...; see [`super::capability`]); absent:
+    /// unknown, which `[routing] unknown_capabilities` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supports: Option<super::Capabilities>,
 }
 
 /// One thing wrong with one sheet.

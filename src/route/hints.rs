@@ -9,7 +9,7 @@
 //! minimum, the highest percentile; `only` lists intersect, `ignore` lists add up). For the
 //! objective, `route.prefer` outranks `provider.sort`, which outranks a model suffix, which
 //! outranks `x-route-prefer`. OpenRouter fields this router cannot honour
-//! (`data_collection: "deny"`, `zdr`, `quantizations`, `require_parameters: true`,
+//! (`data_collection: "deny"`, `zdr`, `quantizations`,
 //! `enforce_distillable_text`) are refused with a 400 rather than silently ignored. Every
 //! error names the field or header.
 
@@ -88,6 +88,12 @@ pub struct Constraints {
     /// Rank all models' endpoints together instead of model by model
     /// (`provider.sort.partition = "none"`).
     pub merge_models: bool,
+    /// Hard: what the request's body needs of a model (tools, images, ...; see
+    /// [`crate::route::needs`]); endpoints whose sheet says they lack one are removed.
+    pub needs: crate::pricing::Capabilities,
+    /// OpenRouter's `provider.require_parameters: true`: endpoints whose sheet does not
+    /// list every capability the request uses are removed, unknown ones too.
+    pub require_parameters: bool,
 }
 
 /// A hint that cannot be taken; `field` is the body field or header at fault.
@@ -462,6 +468,7 @@ pub(crate) fn gather<'h>(
             && provider.allow_fallbacks.unwrap_or(true),
         fallback_models: models,
         merge_models,
+        require_parameters: provider.require_parameters.unwrap_or(false),
         ..Constraints::default()
     };
     Ok(Gathered {
@@ -495,9 +502,6 @@ pub(crate) fn merge_latency(targets: &mut Vec<LatencyTarget>) {
 
 fn refuse_unsupported(p: &ProviderHint) -> Result<(), HintError> {
     const NO_DATA: &str = "is not supported: this router has no such data about its providers, so it cannot honour it";
-    if p.require_parameters == Some(true) {
-        return Err(err("provider.require_parameters", NO_DATA));
-    }
     if p.zdr == Some(true) {
         return Err(err("provider.zdr", NO_DATA));
     }

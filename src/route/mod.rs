@@ -6,6 +6,7 @@
 
 pub mod body;
 pub mod hints;
+pub mod needs;
 pub(crate) mod preset;
 
 pub use body::{BodyError, ChatBody};
@@ -68,6 +69,8 @@ impl Default for Constraints {
             allow_fallbacks: true,
             fallback_models: Vec::new(),
             merge_models: false,
+            needs: crate::pricing::Capabilities::NONE,
+            require_parameters: false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Hard constraints: which candidates a request rules out, and why.
 //!
-//! The operation (chat models answer chats, embedding models embeddings), `only` / `ignore`
+//! The operation (chat models answer chats, embedding models embeddings), what the request
+//! needs of the model (tools, images, a JSON mode, ...: the sheet's `supports`), `only` / `ignore`
 //! (provider names or endpoint ids), `max_price` (per million tokens and
 //! per request), the context window (estimated prompt plus `max_tokens`), `max_tokens` above
 //! the endpoint's output limit, and `max_cost_usd` against the estimate. Every removal keeps
@@ -11,7 +12,8 @@ use serde::Serialize;
 
 use super::estimate::{estimate_with, Estimate, ModelFacts};
 use crate::catalog::{Catalog, EndpointIdx};
-use crate::route::{Operation, RouteRequest};
+use crate::pricing::Capabilities;
+use crate::route::{Constraints, Operation, RouteRequest};
 use crate::stats::StatsTable;
 
 /// A candidate that survived, with its estimate.
@@ -60,6 +62,27 @@ impl FactsMemo {
     }
 }
 
+/// What removes an endpoint whose sheet says it `supports` this (`None`: nothing listed) from
+/// a request with constraints `c`: the first capability it needs that the endpoint lacks, or
+/// `provider.require_parameters` when that asks for listed capabilities and there are none.
+fn lacking(
+    c: &Constraints,
+    supports: Option<Capabilities>,
+    unknown_capable: bool,
+) -> Option<String> {
+    if c.needs.is_empty() {
+        return None;
+    }
+    let first_missing = |s: Capabilities| c.needs.missing_from(s).next();
+    let missing = match supports {
+        Some(s) => first_missing(s),
+        None if c.require_parameters => return Some("provider.require_parameters".into()),
+        None if unknown_capable => None,
+        None => first_missing(Capabilities::NONE),
+    };
+    missing.map(|m| m.name().to_owned())
+}
+
 /// Splits `candidates` into those every hard constraint allows and those removed.
 pub fn filter(
     request: &RouteRequest,
@@ -90,6 +113,8 @@ pub fn filter(
         let why: Option<String> = if !serves {
             // A chat model asked for embeddings, or an embedding model for a chat answer.
             Some("operation".into())
+        } else if let Some(lacking) = lacking(c, p.supports, catalog.unknown_capable()) {
+            Some(lacking)
         } else if let Some((field, _)) = c.only.iter().find(|(_, l)| !named(l)) {
             Some((*field).to_owned())
         } else if let Some((field, _)) = c.ignore.iter().find(|(_, l)| named(l)) {

@@ -27,6 +27,8 @@ pub struct Spec {
     pub responses: bool,
     /// The `quality` its sheet declares for every model.
     pub quality: Option<f64>,
+    /// The `supports` list its sheet gives every model, as TOML (`["tools"]`).
+    pub supports: Option<&'static str>,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -39,6 +41,7 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         embedding: false,
         responses: false,
         quality: None,
+        supports: None,
     }
 }
 
@@ -124,6 +127,9 @@ impl Harness {
                 }
                 if let Some(q) = s.quality {
                     sheet.push_str(&format!("quality = {q:?}\n"));
+                }
+                if let Some(list) = s.supports {
+                    sheet.push_str(&format!("supports = {list}\n"));
                 }
                 if let Some((read, write)) = s.cache {
                     sheet.push_str(&format!(

@@ -140,10 +140,6 @@ fn invalid_hints_name_their_field() {
             "provider.data_collection",
         ),
         (
-            json!({"provider": {"require_parameters": true}}),
-            "provider.require_parameters",
-        ),
-        (
             json!({"provider": {"preferred_max_latency": 0}}),
             "provider.preferred_max_latency",
         ),

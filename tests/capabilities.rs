@@ -1,0 +1,105 @@
+//! What a request needs of a model, end to end: a request with `tools` never reaches an
+//! endpoint whose sheet says it has none; when nothing can serve it the 422 names `tools`;
+//! OpenRouter's `provider.require_parameters: true` also removes models whose sheet lists
+//! nothing.
+
+mod common;
+
+use common::{header, spec, Harness, Spec};
+use serde_json::{json, Value};
+use switchyard::fake::Behavior;
+
+fn listed(name: &'static str, price: f64, supports: Option<&'static str>) -> Spec {
+    Spec {
+        supports,
+        ..spec(name, Behavior::default(), &[("m", price, price)])
+    }
+}
+
+fn with_tools(model: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
+
+async fn start() -> Harness {
+    Harness::start(
+        vec![
+            // Cheapest, but its sheet says it calls no tools.
+            listed("plain", 0.1, Some("[\"json_object\"]")),
+            // Its sheet says nothing.
+            listed("unlisted", 0.2, None),
+            listed("tooled", 1.0, Some("[\"tools\", \"tool_choice\"]")),
+        ],
+        "[routing]\nseed = 3\n",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_tools_request_never_reaches_a_model_without_tools() {
+    let h = start().await;
+    for _ in 0..20 {
+        let r = h.chat(with_tools("m", json!({}))).await;
+        assert_eq!(r.status(), 200);
+        let endpoint = header(&r, "x-switchyard-endpoint").to_owned();
+        assert_ne!(endpoint, "plain/m", "plain/m lists no tools");
+    }
+    // Without tools the cheapest serves it, as before (an endpoint never tried is now and
+    // then drawn unlikely to succeed, so most of the time).
+    let mut at_plain = 0;
+    for _ in 0..10 {
+        let r = h.chat(common::hello("m")).await;
+        at_plain += usize::from(header(&r, "x-switchyard-endpoint") == "plain/m");
+    }
+    assert!(at_plain >= 7, "{at_plain} of 10 at plain/m");
+
+    // Only the tool-less endpoint allowed: a 422 that names the capability.
+    let r = h.chat(with_tools("plain/m", json!({}))).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["param"], "tools", "{v}");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`tools` removed plain/m"), "{message}");
+
+    // require_parameters: the model whose sheet lists nothing goes too.
+    let strict = json!({"provider": {"require_parameters": true}, "tool_choice": "required"});
+    for _ in 0..10 {
+        let r = h.chat(with_tools("m", strict.clone())).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-switchyard-endpoint"), "tooled/m");
+    }
+    let r = h.chat(with_tools("unlisted/m", strict)).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["param"], "provider.require_parameters", "{v}");
+}
+
+#[tokio::test]
+async fn unknown_capabilities_can_count_as_missing() {
+    let h = Harness::start(
+        vec![
+            listed("unlisted", 0.1, None),
+            listed("tooled", 1.0, Some("[\"tools\"]")),
+        ],
+        "[routing]\nseed = 3\nunknown_capabilities = \"incapable\"\n",
+    )
+    .await;
+    for _ in 0..10 {
+        let r = h.chat(with_tools("m", json!({}))).await;
+        assert_eq!(header(&r, "x-switchyard-endpoint"), "tooled/m");
+    }
+    let mut at_unlisted = 0;
+    for _ in 0..10 {
+        let r = h.chat(common::hello("m")).await;
+        at_unlisted += usize::from(header(&r, "x-switchyard-endpoint") == "unlisted/m");
+    }
+    assert!(at_unlisted >= 7, "{at_unlisted} of 10 at unlisted/m");
+}
