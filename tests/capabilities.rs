@@ -103,3 +103,29 @@ async fn unknown_capabilities_can_count_as_missing() {
     }
     assert!(at_unlisted >= 7, "{at_unlisted} of 10 at unlisted/m");
 }
+
+/// A 1 MB base64 photo is about a thousand tokens to a provider, not 250,000: the
+/// context-window filter keeps a 128k-token model for it.
+#[tokio::test]
+async fn a_large_inline_image_does_not_fill_the_context_window() {
+    let h = Harness::start(
+        vec![Spec {
+            context_window: Some(128_000),
+            supports: Some("[\"vision\"]"),
+            ..spec("seeing", Behavior::default(), &[("m", 1.0, 1.0)])
+        }],
+        "",
+    )
+    .await;
+    let photo = format!("data:image/jpeg;base64,{}", "A".repeat(1_000_000));
+    let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in this photo?"},
+        {"type": "image_url", "image_url": {"url": photo}}]}]});
+    let r = h.chat(body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    // A text of the same size is too long for the window, as it should be.
+    let text =
+        json!({"model": "m", "messages": [{"role": "user", "content": "A".repeat(1_000_000)}]});
+    let r = h.chat(text).await;
+    assert_eq!(r.status(), 422);
+}

@@ -50,7 +50,9 @@ pub struct ChatBody<'a> {
     pub client_wants_usage: bool,
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_output_tokens: Option<u32>,
-    /// Size of the raw `messages` array in bytes: the basis of the prompt-size estimate.
+    /// Size of the raw `messages` array in bytes, the basis of the prompt-size estimate, with
+    /// each inline image (a `data:image/...` URI) counted as [`IMAGE_TEXT_BYTES`] instead of
+    /// its base64 length.
     pub messages_bytes: usize,
     /// Streams ask the provider for a usage chunk (`stream_options.include_usage`).
     ask_usage: bool,
@@ -154,7 +156,7 @@ impl<'a> ChatBody<'a> {
             client_wants_usage: shape == Shape::Responses
                 || options.and_then(|o| o.include_usage).unwrap_or(false),
             max_output_tokens,
-            messages_bytes: messages.get().len(),
+            messages_bytes: prompt_bytes(messages.get()),
             fields,
             ask_usage: shape != Shape::Responses,
         })
@@ -173,6 +175,33 @@ impl<'a> ChatBody<'a> {
         let usage = self.stream && self.ask_usage;
         upstream_fields(&self.fields, upstream_model, usage)
     }
+}
+
+/// What an inline image counts as in the prompt-size estimate: the bytes of text of about a
+/// thousand tokens (at four bytes a token). Providers charge an image by its pixels, about
+/// 765 tokens for a 1024×1024 image at OpenAI's high detail and 1,600 at most at Anthropic,
+/// whatever its encoded size; counted by its base64 length, a 1 MB photo would read as
+/// 250,000 tokens and the context-window filter would remove every model.
+pub const IMAGE_TEXT_BYTES: usize = 4_000;
+
+/// The prompt's size for the estimate: its raw length, each inline image counted as
+/// [`IMAGE_TEXT_BYTES`]. An inline image is a JSON string starting `data:image/`; the search
+/// needs no parse, since such a string's opening quote cannot appear escaped.
+fn prompt_bytes(raw: &str) -> usize {
+    const START: &[u8] = b"\"data:image/";
+    let bytes = raw.as_bytes();
+    let mut size = bytes.len();
+    let mut at = 0;
+    while let Some(found) = memchr::memmem::find(&bytes[at..], START) {
+        let start = at + found + 1;
+        // Base64 and a media type hold no quote or backslash: the string ends at the next quote.
+        let Some(len) = memchr::memchr(b'"', &bytes[start..]) else {
+            break;
+        };
+        size = size - len + IMAGE_TEXT_BYTES.min(len);
+        at = start + len;
+    }
+    size
 }
 
 /// A JSON object's top-level fields, in order, values left raw (borrowed from `bytes`).
@@ -349,129 +378,4 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::{json, Value};
-
-    fn parse(v: &Value) -> Result<Value, BodyError> {
-        let bytes = v.to_string().into_bytes();
-        let body = ChatBody::parse(&bytes)?;
-        Ok(serde_json::from_slice(&body.upstream_body("up-model")).expect("upstream is JSON"))
-    }
-
-    #[test]
-    fn upstream_body_swaps_model_and_keeps_everything_else() {
-        let req = json!({"model": "groq/llama", "messages": [{"role": "user", "content": "hi \"there\" \u{e9}"}], "temperature": 0.2, "tools": [{"type": "function"}]});
-        let up = parse(&req).expect("valid");
-        let mut expected = req.clone();
-        expected["model"] = json!("up-model");
-        assert_eq!(up, expected);
-    }
-
-    #[test]
-    fn routing_fields_never_go_upstream() {
-        let req = json!({"model": "m", "messages": [{}], "route": {"prefer": "latency"}, "provider": {"order": ["a"]}, "models": ["x"], "top_p": 1});
-        let up = parse(&req).expect("valid");
-        assert_eq!(
-            up,
-            json!({"model": "up-model", "messages": [{}], "top_p": 1})
-        );
-        let only_models = br#"{"models": ["first", "second"], "messages": [{}]}"#;
-        assert_eq!(ChatBody::parse(only_models).expect("valid").model, "first");
-    }
-
-    #[test]
-    fn streams_ask_upstream_for_usage_and_keep_other_options() {
-        let up = parse(&json!({"model": "m", "messages": [{}], "stream": true})).expect("valid");
-        assert_eq!(up["stream_options"], json!({"include_usage": true}));
-        let req = json!({"model": "m", "messages": [{}], "stream": true, "stream_options": {"include_usage": false, "x": 1}});
-        let up = parse(&req).expect("valid");
-        assert_eq!(up["stream_options"], json!({"include_usage": true, "x": 1}));
-        let bytes = req.to_string();
-        assert!(
-            !ChatBody::parse(bytes.as_bytes())
-                .expect("valid")
-                .client_wants_usage
-        );
-    }
-
-    #[test]
-    fn refusals_name_the_field() {
-        let cases = [
-            (json!({"messages": [{}]}), "model"),
-            (json!({"model": 3, "messages": [{}]}), "model"),
-            (json!({"model": " ", "messages": [{}]}), "model"),
-            (json!({"model": "m"}), "messages"),
-            (json!({"model": "m", "messages": "hi"}), "messages"),
-            (json!({"model": "m", "messages": []}), "messages"),
-            (
-                json!({"model": "m", "messages": [{}], "stream": "yes"}),
-                "stream",
-            ),
-            (
-                json!({"model": "m", "messages": [{}], "max_tokens": -1}),
-                "max_tokens",
-            ),
-            (
-                json!({"model": "m", "messages": [{}], "stream_options": 1}),
-                "stream_options",
-            ),
-        ];
-        for (req, name) in cases {
-            let err = parse(&req).unwrap_err();
-            assert_eq!(err.field(), Some(name), "{req}: {err}");
-        }
-    }
-
-    #[test]
-    fn malformed_json_and_non_objects_are_refused() {
-        assert!(matches!(
-            ChatBody::parse(b"{\"model\": "),
-            Err(BodyError::Json(_))
-        ));
-        assert!(matches!(
-            ChatBody::parse(b"[1]"),
-            Err(BodyError::NotAnObject)
-        ));
-        assert!(matches!(ChatBody::parse(b"{} x"), Err(BodyError::Json(_))));
-        let dup = br#"{"model": "a", "model": "b", "messages": [{}]}"#;
-        assert!(ChatBody::parse(dup)
-            .unwrap_err()
-            .to_string()
-            .contains("duplicate"));
-    }
-
-    #[test]
-    fn escaped_keys_and_model_names_are_decoded() {
-        let req = br#"{"mod\u0065l": "gr\u006fq/x", "messages": [{}]}"#;
-        let body = ChatBody::parse(req).expect("valid");
-        assert_eq!(body.model, "groq/x");
-    }
-
-    proptest! {
-        /// Whatever bytes arrive, parsing returns (never panics), and a body that parses
-        /// always yields valid JSON upstream with the same fields.
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            if let Ok(body) = ChatBody::parse(&bytes) {
-                let up: Value = serde_json::from_slice(&body.upstream_body("u")).expect("JSON");
-                prop_assert_eq!(&up["model"], &json!("u"));
-            }
-        }
-
-        #[test]
-        fn any_extra_fields_pass_through(extra in proptest::collection::btree_map("[a-z_]{1,8}", any::<i64>(), 0..8)) {
-            let mut req = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
-            for (k, v) in &extra {
-                let router_field = ROUTER_FIELDS.contains(&k.as_str());
-                if k != "model" && k != "messages" && !router_field && !k.starts_with("max_") && !k.starts_with("stream") {
-                    req[k] = json!(v);
-                }
-            }
-            let up = parse(&req).expect("valid");
-            req["model"] = json!("up-model");
-            prop_assert_eq!(up, req);
-        }
-    }
-}
+mod tests;

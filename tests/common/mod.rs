@@ -29,6 +29,8 @@ pub struct Spec {
     pub quality: Option<f64>,
     /// The `supports` list its sheet gives every model, as TOML (`["tools"]`).
     pub supports: Option<&'static str>,
+    /// The `context_window` its sheet gives every model.
+    pub context_window: Option<u32>,
 }
 
 pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64, f64)]) -> Spec {
@@ -42,6 +44,7 @@ pub fn spec(name: &'static str, behavior: Behavior, models: &[(&'static str, f64
         responses: false,
         quality: None,
         supports: None,
+        context_window: None,
     }
 }
 
@@ -127,6 +130,9 @@ impl Harness {
                 }
                 if let Some(q) = s.quality {
                     sheet.push_str(&format!("quality = {q:?}\n"));
+                }
+                if let Some(w) = s.context_window {
+                    sheet.push_str(&format!("context_window = {w}\n"));
                 }
                 if let Some(list) = s.supports {
                     sheet.push_str(&format!("supports = {list}\n"));
