@@ -193,6 +193,10 @@ async fn chat(
     let mut parsed = Parsed::with_presets(&chat, header, &live.presets)?;
     parsed.request.operation = operation;
     parsed.request.constraints.needs = crate::route::needs::of(&chat, shape);
+    if let Some(a) = &anthropic {
+        let c = &mut parsed.request.constraints;
+        c.needs = c.needs.union(crate::route::needs::of_anthropic(&a.body));
+    }
     if let Some(endpoint) = pinned {
         // Only the endpoint that holds the previous response can continue it.
         parsed

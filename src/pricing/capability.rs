@@ -89,6 +89,10 @@ impl Capabilities {
         Capabilities(self.0 | c.bit())
     }
 
+    pub fn union(self, other: Capabilities) -> Capabilities {
+        Capabilities(self.0 | other.0)
+    }
+
     pub fn has(self, c: Capability) -> bool {
         self.0 & c.bit() != 0
     }

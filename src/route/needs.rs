@@ -71,6 +71,34 @@ pub fn of(body: &ChatBody<'_>, shape: Shape) -> Capabilities {
     needs
 }
 
+/// What an Anthropic Messages request needs beyond what its chat form (which the planner
+/// reads through [`of`]) shows: extended `thinking` (reasoning) and `document` blocks (PDF).
+pub fn of_anthropic(body: &[u8]) -> Capabilities {
+    let mut needs = Capabilities::NONE;
+    let Ok(fields) = super::body::top_level(body) else {
+        return needs;
+    };
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
+    if get("thinking").is_some_and(|t| t != "null" && !t.contains("\"disabled\"")) {
+        needs = needs.with(Capability::Reasoning);
+    }
+    if get("messages").is_some_and(|m| typed(m.as_bytes(), b"\"document\"")) {
+        needs = needs.with(Capability::Pdf);
+    }
+    needs
+}
+
+/// Whether `raw` holds a block whose `"type"` is `value` (a quoted string): an occurrence of
+/// `value` preceded, white space aside, by `"type":`.
+fn typed(raw: &[u8], value: &[u8]) -> bool {
+    memmem::find_iter(raw, value).any(|at| {
+        let before = raw[..at].trim_ascii_end();
+        before
+            .strip_suffix(b":")
+            .is_some_and(|b| b.trim_ascii_end().ends_with(b"\"type\""))
+    })
+}
+
 fn non_empty_array(raw: &RawValue) -> bool {
     let t = raw.get().trim();
     t.starts_with('[') && !t[1..].trim_start().starts_with(']')
@@ -142,6 +170,22 @@ mod tests {
             needs(json!({"model": "m", "messages": text}), Shape::Chat),
             ""
         );
+    }
+
+    #[test]
+    fn anthropic_thinking_and_documents_are_needs() {
+        let body = json!({"model": "m", "max_tokens": 10,
+            "thinking": {"type": "enabled", "budget_tokens": 2000},
+            "messages": [{"role": "user", "content": [
+                {"type" : "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "AAAA"}},
+                {"type": "text", "text": "document"}]}]});
+        assert_eq!(
+            of_anthropic(body.to_string().as_bytes()).to_string(),
+            "pdf, reasoning"
+        );
+        let plain = json!({"model": "m", "max_tokens": 10, "thinking": {"type": "disabled"},
+            "messages": [{"role": "user", "content": "document"}]});
+        assert_eq!(of_anthropic(plain.to_string().as_bytes()).to_string(), "");
     }
 
     #[test]
