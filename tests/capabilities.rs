@@ -129,3 +129,49 @@ async fn a_large_inline_image_does_not_fill_the_context_window() {
     let r = h.chat(text).await;
     assert_eq!(r.status(), 422);
 }
+
+/// A provider's "unsupported parameter" 400 is failed over when another candidate remains,
+/// counted as `unsupported` (not against the endpoint's health), and relayed as it came
+/// when none does.
+#[tokio::test]
+async fn an_unsupported_parameter_refusal_fails_over() {
+    let refuses_tools = Behavior {
+        unsupported: Some("tools"),
+        ..Behavior::default()
+    };
+    let h = Harness::start(
+        vec![
+            spec("cheap", refuses_tools, &[("m", 0.1, 0.1)]),
+            spec("dear", Behavior::default(), &[("m", 1.0, 1.0)]),
+        ],
+        "[routing]\nseed = 4\n",
+    )
+    .await;
+    // Warm: both answer plain requests, the cheap one first.
+    for _ in 0..10 {
+        let r = h.chat(common::hello("m")).await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = h.chat(with_tools("m", json!({}))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-switchyard-endpoint"), "dear/m");
+    assert_eq!(header(&r, "x-switchyard-attempts"), "2");
+    let report = common::get_json(&h.client, h.url("/v1/endpoints")).await;
+    let cheap = report["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["id"] == "cheap/m")
+        .expect("cheap/m")
+        .clone();
+    assert_eq!(cheap["failures"]["unsupported"], 1, "{cheap}");
+    assert_eq!(
+        cheap["success_rate"], 1.0,
+        "not a failure of its health: {cheap}"
+    );
+    // Only the refusing endpoint: its 400 reaches the client as it came.
+    let r = h.chat(with_tools("cheap/m", json!({}))).await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "unsupported_parameter", "{v}");
+}

@@ -76,6 +76,9 @@ pub struct Behavior {
     /// Prompt tokens prefilled per second (OpenAI chat): the first token comes that much
     /// later for the prompt's size (bytes of `messages` / 4); none: prompt size costs nothing.
     pub prefill_tokens_per_s: Option<f64>,
+    /// A top-level request field its model does not support: a request carrying it gets
+    /// OpenAI's 400 `unsupported_parameter`.
+    pub unsupported: Option<&'static str>,
     /// Delay between two tokens of a stream.
     pub token_interval: Duration,
     /// Answer length in tokens (capped by the request's `max_tokens`).
@@ -91,6 +94,7 @@ impl Default for Behavior {
             ttft: Duration::ZERO,
             ttft_sigma: 0.0,
             prefill_tokens_per_s: None,
+            unsupported: None,
             token_interval: Duration::ZERO,
             output_tokens: 8,
             error_rate: 0.0,
@@ -371,6 +375,12 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
                 .into_response()
         }
         Fault::None | Fault::BreakAfter(_) | Fault::HangMidStream(_) | Fault::Drip(_) => {}
+    }
+    if let Some(param) = behavior.unsupported.filter(|p| request.get(*p).is_some()) {
+        let message = format!("Unsupported parameter: '{param}' is not supported with this model.");
+        let body = json!({"error": {"message": message, "type": "invalid_request_error",
+            "param": param, "code": "unsupported_parameter"}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     let prompt_tokens = request["messages"].to_string().len().div_ceil(4) as u64;
     let (ttft, failed) = draw(&behavior);

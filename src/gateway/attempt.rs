@@ -170,6 +170,15 @@ pub(crate) async fn run(
                 body,
             }) => {
                 meter.hand_over();
+                // A parameter this model lacks: another may take the request.
+                if attempts.has_next()
+                    && super::refusal::unsupported_parameter(status.as_u16(), &body)
+                {
+                    tracing::info!(endpoint = %catalog.endpoint(idx).id, status = status.as_u16(),
+                        "the provider does not support a parameter of the request; trying the next candidate");
+                    attempts.unsupported(table, status.as_u16(), now_ns());
+                    continue;
+                }
                 attempts.rejected(table);
                 let answer = Answer::Rejected {
                     status,

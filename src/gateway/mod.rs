@@ -25,6 +25,7 @@ mod messages;
 mod meter;
 mod persist;
 pub mod prices;
+mod refusal;
 mod relay;
 mod routing;
 pub mod sse;

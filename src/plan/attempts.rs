@@ -177,6 +177,25 @@ impl Attempts {
         self.failures.push((idx, failure));
     }
 
+    /// Whether another candidate may still be tried after the running attempt (the deadline
+    /// aside).
+    pub(crate) fn has_next(&self) -> bool {
+        !self.over && self.started < self.max_attempts.min(self.ranked.len())
+    }
+
+    /// The running attempt's provider said the request uses a parameter its model does not
+    /// support: counted as `unsupported` (not against the endpoint's health), remembered for
+    /// the client, and the next candidate may take it.
+    pub(crate) fn unsupported(&mut self, table: &StatsTable, status: u16, now_ns: u64) {
+        let Some((idx, _)) = self.current.take() else {
+            debug_assert!(false, "no attempt is running");
+            return;
+        };
+        table.unsupported(idx, now_ns);
+        let failure = Failure::status(FailureClass::Unsupported, status, None);
+        self.failures.push((idx, failure));
+    }
+
     /// The running attempt ended without an outcome to learn from: the provider refused the
     /// request itself (`rejected`, see [`failover_class`]). The attempts are over.
     pub(crate) fn rejected(&mut self, table: &StatsTable) {

@@ -26,6 +26,7 @@ pub struct HalfLives {
 pub struct Totals {
     pub attempts: u64,
     pub successes: u64,
+    #[serde(deserialize_with = "super::outcome::per_class")]
     pub failures: [u64; FailureClass::COUNT],
     /// Attempts abandoned because the client went away.
     pub cancelled: u64,
@@ -44,6 +45,7 @@ pub struct Totals {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Learned {
     pub successes: Decayed,
+    #[serde(deserialize_with = "super::outcome::per_class")]
     pub failures: [Decayed; FailureClass::COUNT],
     /// All classes together: what the selector reads, one decay instead of seven.
     #[serde(default)]
@@ -416,6 +418,15 @@ impl EndpointStats {
     pub fn cancelled(&mut self) {
         self.end();
         self.totals.cancelled += 1;
+    }
+
+    /// A refusal for a parameter the model does not support: counted (totals and the class's
+    /// decayed count) but not a failure the selector reads, nor one of a burst.
+    pub(crate) fn unsupported(&mut self, now_ns: u64, hl: &HalfLives) {
+        self.end();
+        let class = FailureClass::Unsupported.index();
+        self.totals.failures[class] += 1;
+        self.learned.failures[class].add(1.0, now_ns, hl.outcome);
     }
 
     pub(crate) fn rejected(&mut self) {

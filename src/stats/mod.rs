@@ -374,6 +374,13 @@ impl StatsTable {
         self.cells[idx].update(&self.stats.half_lives, EndpointStats::cancelled);
     }
 
+    /// The provider said the request uses a parameter the model does not support: counted
+    /// under its own class, not against the endpoint's health.
+    pub(crate) fn unsupported(&self, idx: EndpointIdx, now_ns: u64) {
+        let hl = self.stats.half_lives;
+        self.cells[idx].update(&hl, |e| e.unsupported(now_ns, &hl));
+    }
+
     /// The provider refused the request itself (a 4xx that is the client's to fix): the
     /// endpoint is neither credited nor blamed.
     pub(crate) fn rejected(&self, idx: EndpointIdx) {

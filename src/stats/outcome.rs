@@ -20,10 +20,14 @@ pub enum FailureClass {
     BadResponse,
     /// A stream that broke, went silent or reported an error after its first byte.
     MidStream,
+    /// A 400 saying a parameter is not supported by the model (see
+    /// `gateway::refusal`): the next candidate is tried. Counted, but not against the
+    /// endpoint's health: it answers other requests as well as before.
+    Unsupported,
 }
 
 impl FailureClass {
-    pub(crate) const COUNT: usize = 7;
+    pub(crate) const COUNT: usize = 8;
     pub(crate) const ALL: [FailureClass; Self::COUNT] = [
         FailureClass::Timeout,
         FailureClass::Connect,
@@ -32,6 +36,7 @@ impl FailureClass {
         FailureClass::Refused,
         FailureClass::BadResponse,
         FailureClass::MidStream,
+        FailureClass::Unsupported,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -47,6 +52,7 @@ impl FailureClass {
             FailureClass::Refused => "refused",
             FailureClass::BadResponse => "bad_response",
             FailureClass::MidStream => "mid_stream",
+            FailureClass::Unsupported => "unsupported",
         }
     }
 }
@@ -55,6 +61,26 @@ impl std::fmt::Display for FailureClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Reads a per-class array saved when there were fewer classes: the missing ones are zero.
+/// (Serde's own arrays take exactly their length, and a store written before a class was
+/// added must still load.)
+pub(crate) fn per_class<'de, D, T>(d: D) -> Result<[T; FailureClass::COUNT], D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default + Copy,
+{
+    let values: Vec<T> = Vec::deserialize(d)?;
+    if values.len() > FailureClass::COUNT {
+        return Err(serde::de::Error::invalid_length(
+            values.len(),
+            &"at most one value per failure class",
+        ));
+    }
+    let mut out = [T::default(); FailureClass::COUNT];
+    out[..values.len()].copy_from_slice(&values);
+    Ok(out)
 }
 
 /// A successful attempt, as measured by the gateway (or the simulator).

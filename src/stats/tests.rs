@@ -199,3 +199,30 @@ fn open_again(dir: &std::path::Path, reset: bool) -> Result<Store, StoreError> {
         }
     }
 }
+
+/// A store written before the `unsupported` failure class existed (seven classes) loads,
+/// the new class at zero; more classes than this version knows are refused.
+#[test]
+fn snapshots_with_fewer_failure_classes_load() {
+    let s = stats();
+    let t = s.table(&catalog());
+    t.begin(0);
+    t.failure(0, FailureClass::ServerError, SEC);
+    let mut v = serde_json::to_value(s.snapshot(2 * SEC)).expect("json");
+    for part in ["totals", "learned"] {
+        let a = v["endpoints"]["p/a"][part]["failures"]
+            .as_array_mut()
+            .expect("an array per class");
+        assert_eq!(a.len(), FailureClass::COUNT);
+        a.truncate(7);
+    }
+    let old: Snapshot = serde_json::from_value(v.clone()).expect("an older store loads");
+    let totals = old.endpoints["p/a"].totals;
+    assert_eq!(totals.failures[FailureClass::ServerError.index()], 1);
+    assert_eq!(totals.failures[FailureClass::Unsupported.index()], 0);
+    let e = &mut v["endpoints"]["p/a"]["totals"]["failures"];
+    e.as_array_mut()
+        .expect("array")
+        .extend([0, 0, 0].map(serde_json::Value::from));
+    assert!(serde_json::from_value::<Snapshot>(v).is_err());
+}
