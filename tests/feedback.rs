@@ -146,11 +146,33 @@ async fn poor_scores_move_min_quality_traffic_and_only_the_requests_own_client_s
     assert!(learned < 0.45, "{cheap}");
     // Traffic asking for 0.7 moves off it.
     let mut at_good = 0;
+    let mut last = String::new();
     for _ in 0..20 {
-        at_good += usize::from(ask(&h, TEAM_A).await.1 == "good/m");
+        let (id, endpoint) = ask(&h, TEAM_A).await;
+        at_good += usize::from(endpoint == "good/m");
+        last = id;
     }
     eprintln!("after feedback: {at_good} of 20 at good/m");
     assert!(at_good >= 19, "{at_good} of 20 at good/m");
+    // The decision record shows the quality the ranking used: a draw below the bar.
+    let decision: Value = h
+        .client
+        .get(h.url(&format!("/v1/decisions/{last}")))
+        .bearer_auth(TEAM_A)
+        .send()
+        .await
+        .expect("decision")
+        .json()
+        .await
+        .expect("json");
+    let candidates = decision["candidates"].as_array().expect("candidates");
+    let cheap = candidates
+        .iter()
+        .find(|c| c["endpoint"] == "cheap/m")
+        .expect("cheap/m ranked");
+    assert_eq!(cheap["quality"]["declared"], json!(0.9), "{cheap}");
+    let used = cheap["quality"]["used"].as_f64().expect("a draw");
+    assert!(used < 0.7, "{cheap}");
 
     let metrics = h.metrics().await;
     let line = |prefix: &str| {

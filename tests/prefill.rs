@@ -83,4 +83,18 @@ async fn short_prompts_go_to_the_slow_prefill_long_ones_to_the_fast() {
     let at = |k: &str| cheap["learned"]["prefill"]["ttft_median_ms_at"][k].as_f64();
     let (at_1k, at_32k) = (at("1k").expect("1k"), at("32k").expect("32k"));
     assert!(at_32k > 5.0 * at_1k, "{}", cheap["learned"]["prefill"]);
+    // A decision record shows it per candidate too.
+    let r = h.chat(request(short)).await;
+    let id = header(&r, "x-request-id").to_owned();
+    r.bytes().await.expect("whole answer");
+    let decision = get_json(&h.client, h.url(&format!("/v1/decisions/{id}"))).await;
+    let candidate = decision["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["endpoint"] == "cheap/m")
+        .expect("cheap/m ranked")
+        .clone();
+    let per_1k = candidate["prefill_now"]["ms_per_1k_prompt_tokens"].as_f64();
+    assert!(per_1k.is_some_and(|ms| ms > 5.0), "{candidate}");
 }

@@ -122,7 +122,7 @@ pub fn endpoint_entry(s: &EndpointStats, now_ns: u64, hl: &HalfLives) -> Value {
 /// The learned relation of first-token time to prompt size (see `stats::prefill`): the
 /// least-squares median at three sizes, the average growth between 1k and 32k tokens, the
 /// slope of log TTFT against `ln(1 + tokens / 1000)` (`null` while one size was seen).
-fn prefill(p: crate::stats::PrefillSummary) -> Value {
+pub(crate) fn prefill(p: crate::stats::PrefillSummary) -> Value {
     let (at_1k, at_8k, at_32k) = (p.median_at(1e3), p.median_at(8e3), p.median_at(32e3));
     json!({
         "observations": round3(p.weight()),

@@ -130,8 +130,13 @@ impl Record {
     }
 
     /// The explanation served by `GET /v1/decisions/{id}`; `changes(endpoint id)` lists the
-    /// regime changes detected on an endpoint in the ten minutes before the decision.
-    pub(crate) fn to_json(&self, changes: impl Fn(&str, u64) -> Vec<Value>) -> Value {
+    /// regime changes detected on an endpoint in the ten minutes before the decision, and
+    /// `prefill(endpoint id)` what it has learned of first-token time against prompt size.
+    pub(crate) fn to_json(
+        &self,
+        changes: impl Fn(&str, u64) -> Vec<Value>,
+        prefill: impl Fn(&str) -> Value,
+    ) -> Value {
         let cat = &self.catalog;
         let id = |i: EndpointIdx| cat.endpoint(i).id.as_str();
         let candidates: Vec<Value> = self
@@ -152,7 +157,8 @@ impl Record {
                     "sampled_latency_ms": s.latency_ms,
                     "sampled_success": s.success,
                     "sampled_tokens_per_s": s.tokens_per_s,
-                    "quality": cat.endpoint(i).price.quality,
+                    "quality": {"declared": cat.endpoint(i).price.quality, "used": s.quality},
+                    "prefill_now": prefill(id(i)),
                     "objective": s.value,
                     "changes_before": changes(id(i), self.at_unix_ms),
                 })

@@ -553,7 +553,17 @@ pub async fn decision(
                     })
                     .collect()
             };
-            axum::Json(record.to_json(changes)).into_response()
+            // The prompt-size relation as learned now (it moves slowly).
+            let prefill = |endpoint: &str| {
+                let hl = gateway.0.stats.half_lives();
+                gateway
+                    .0
+                    .stats
+                    .read(endpoint)
+                    .and_then(|s| s.view(now_ns, &hl).prefill)
+                    .map_or(serde_json::Value::Null, admin::endpoints::prefill)
+            };
+            axum::Json(record.to_json(changes, prefill)).into_response()
         }
         _ => ApiError::DecisionNotFound(id).into_response(),
     }

@@ -272,7 +272,7 @@ pub async fn preview(
         removed_total: 0,
     };
     Ok(
-        Json(json!({"would_pick": first, "decision": record.to_json(|_, _| Vec::new())}))
+        Json(json!({"would_pick": first, "decision": record.to_json(|_, _| Vec::new(), |_| Value::Null)}))
             .into_response(),
     )
 }

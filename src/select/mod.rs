@@ -74,6 +74,10 @@ pub struct Score {
     pub success: Option<f64>,
     /// Sampled median decode speed, tokens per second.
     pub tokens_per_s: Option<f64>,
+    /// The quality the ranking used: the sheet's, or a draw from the endpoint's feedback
+    /// posterior once clients have scored it (`thompson`, when the request asks about
+    /// quality).
+    pub quality: Option<f64>,
     /// Met every target in this draw.
     pub feasible: bool,
     /// [`missed`] flags.

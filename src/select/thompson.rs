@@ -390,6 +390,7 @@ impl Policy for Thompson {
                     latency_ms: Some(latency_ms),
                     success: Some(success),
                     tokens_per_s,
+                    quality,
                     feasible: miss == 0,
                     missed: miss,
                     value,
