@@ -19,6 +19,8 @@
 //! - [`clock`]: the injected wall clock (spend windows, timestamps).
 //! - [`gateway`]: the axum app, the upstream client, attempts and fallback, the SSE relay.
 //! - [`admin`]: the per-endpoint report and the Prometheus exposition.
+//! - [`affinity`]: which endpoint each conversation stays on (prompt caches), as a layer over
+//!   any ranking.
 //! - [`feedback`]: client scores of answers (`[feedback]`, the ledger of scorable answers).
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
 //! - [`sim`]: the offline simulator: scenarios, the same policies in virtual time, reports.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod affinity;
 pub mod auth;
 pub mod catalog;
 pub mod clock;

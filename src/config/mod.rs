@@ -37,6 +37,9 @@ pub struct Config {
     /// `[feedback]`: client scores of answers and the quality they teach.
     #[serde(default)]
     pub feedback: crate::feedback::FeedbackConfig,
+    /// `[affinity]`: how long a conversation's endpoint is remembered.
+    #[serde(default)]
+    pub affinity: crate::affinity::AffinityConfig,
 }
 
 /// `[server]`: where the router listens and keeps its files.
@@ -469,6 +472,9 @@ impl Config {
             }
         }
         self.feedback
+            .validate()
+            .map_err(|(field, m)| invalid(field, m))?;
+        self.affinity
             .validate()
             .map_err(|(field, m)| invalid(field, m))?;
         if let Some(fleet) = &self.fleet {

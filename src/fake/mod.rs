@@ -113,6 +113,9 @@ pub(crate) struct FakeState {
     last_sent: Mutex<Option<String>>,
     /// The `anthropic-beta` header of the last Messages request.
     last_beta: Mutex<Option<String>>,
+    /// A prompt cache per `prompt_cache_key`: the prompt tokens last seen with it, which the
+    /// next request with the key reads from the cache (OpenAI's chat completions).
+    prompt_cache: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// A running fake provider.
@@ -149,6 +152,7 @@ impl FakeProvider {
             last_auth: Mutex::new(None),
             last_sent: Mutex::new(None),
             last_beta: Mutex::new(None),
+            prompt_cache: Mutex::new(Default::default()),
         });
         let provider = FakeProvider {
             addr,
@@ -401,7 +405,17 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .or_else(|| request["max_tokens"].as_u64())
         .unwrap_or(u64::MAX);
     let n = u32::try_from(u64::from(behavior.output_tokens).min(cap)).unwrap_or(u32::MAX);
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + u64::from(n)});
+    let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + u64::from(n)});
+    if let Some(key) = request["prompt_cache_key"].as_str() {
+        // What this key's previous request sent is read from the cache (a conversation's
+        // earlier turns are a prefix of its next).
+        let mut cache = state.prompt_cache.lock().expect("cache lock");
+        let cached = cache
+            .insert(key.to_owned(), prompt_tokens)
+            .unwrap_or(0)
+            .min(prompt_tokens);
+        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
     let tokens = reply_tokens(&state.name, &model, n);
     let id = format!("chatcmpl-fake-{}", state.requests.load(Ordering::Relaxed));
     let choice = &request["tool_choice"];

@@ -238,7 +238,7 @@ async fn chat(
                 .plan(&catalog, &live.table, &parsed, now_ns, rng);
         }
     }
-    let plan = match plan {
+    let mut plan = match plan {
         // Nothing left that speaks the request's dialect: say which field did it.
         Err(crate::plan::PlanError::NoCandidates { .. }) if untranslatable.is_some() => {
             let (e, _) = untranslatable.expect("checked");
@@ -246,6 +246,18 @@ async fn chat(
         }
         plan => plan?,
     };
+    // A conversation stays where its prompt cache is warm (embeddings have none).
+    let affinity_key = (operation != Operation::Embeddings)
+        .then(|| super::affinity::key(&chat, headers, anthropic.as_ref(), caller.name()))
+        .flatten();
+    let affinity = super::affinity::apply(
+        shared,
+        &catalog,
+        &live.table,
+        affinity_key.as_deref(),
+        &mut plan.decision,
+        now_ns,
+    );
     let total = shared.upstream.total_timeout;
     let deadline = started + total;
     let deadline_ns = now_ns.saturating_add(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
@@ -292,6 +304,7 @@ async fn chat(
         answered_by,
         candidates_total: 0,
         removed_total: 0,
+        affinity: affinity.describe(),
     });
     let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
         failures,
@@ -302,10 +315,15 @@ async fn chat(
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
     if !matches!(answered.answer, Answer::Rejected { .. }) {
+        let now_ns = gateway.now_ns();
         // An answer its client may score (`POST /v1/feedback`).
         shared
             .feedback
-            .answered(request_id, caller.name(), &endpoint, gateway.now_ns());
+            .answered(request_id, caller.name(), &endpoint, now_ns);
+        // The conversation's next turn starts here.
+        if let Some(key) = &affinity_key {
+            shared.affinities.set(key, &endpoint, now_ns);
+        }
     }
     let mut response = match answered.answer {
         Answer::Json {

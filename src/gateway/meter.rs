@@ -81,7 +81,16 @@ impl AttemptMeter {
             prompt_bytes: Some(prompt_bytes as u64),
             cost_usd: usage.map(|u| u.cost(&self.rates)),
         };
-        self.table.success(self.idx, &success, self.now_ns());
+        let now_ns = self.now_ns();
+        self.table.success(self.idx, &success, now_ns);
+        if let Some(u) = usage {
+            let cached = u
+                .prompt_tokens_details
+                .as_ref()
+                .map_or(0, |d| d.cached_tokens);
+            self.table
+                .prompt_cache(self.idx, cached, u.prompt_tokens, now_ns);
+        }
         success.cost_usd
     }
 }

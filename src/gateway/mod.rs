@@ -9,6 +9,7 @@
 //! `POST /v1/embeddings`, `POST /v1/completions`, `POST /v1/responses`,
 //! `POST /v1/feedback`, `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
+mod affinity;
 mod attempt;
 mod dashboard;
 mod decisions;
@@ -121,6 +122,8 @@ pub(crate) struct Shared {
     response_pins: surfaces::ResponsePins,
     /// Recent answers a client may still score (`POST /v1/feedback`).
     feedback: crate::feedback::Ledger,
+    /// Which endpoint each recent conversation stays on.
+    affinities: crate::affinity::Affinities,
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
@@ -367,6 +370,7 @@ impl Gateway {
             price_texts: std::sync::Mutex::new(None),
             response_pins: Default::default(),
             feedback: crate::feedback::Ledger::new(&config.feedback),
+            affinities: crate::affinity::Affinities::new(&config.affinity),
         })))
     }
 

@@ -115,6 +115,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
         clients: Vec::new(),
         fleet: None,
         feedback: Default::default(),
+        affinity: Default::default(),
     };
     let mut sheets = Vec::new();
     for (provider, models) in by_provider {

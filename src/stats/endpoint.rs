@@ -67,6 +67,12 @@ pub struct Learned {
     /// half-life.
     #[serde(default)]
     pub quality: QualityStats,
+    /// Prompt tokens the provider served from its cache, and all prompt tokens (decayed with
+    /// the latency half-life): the share conversation affinity expects to save.
+    #[serde(default)]
+    pub cached_tokens: Decayed,
+    #[serde(default)]
+    pub prompt_tokens: Decayed,
 }
 
 /// The logarithms of an answer's latencies, taken once for the several fits each enters
@@ -457,6 +463,8 @@ impl EndpointStats {
             failure_ms: l.failure_ms.settled(now_ns, super::change::recent_hl()),
             prefill: l.prefill.settled(now_ns, hl.latency),
             quality: l.quality.settled(now_ns, hl.quality),
+            cached_tokens: l.cached_tokens.settled(now_ns, hl.latency),
+            prompt_tokens: l.prompt_tokens.settled(now_ns, hl.latency),
         }
     }
 
@@ -479,11 +487,22 @@ impl EndpointStats {
         learned.tokens_per_s.rebase(age_ns, now_ns, hl.latency);
         learned.prefill.rebase(age_ns, now_ns, hl.latency);
         learned.quality.rebase(age_ns, now_ns, hl.quality);
+        learned.cached_tokens.rebase(age_ns, now_ns, hl.latency);
+        learned.prompt_tokens.rebase(age_ns, now_ns, hl.latency);
         learned
             .failure_ms
             .rebase(age_ns, now_ns, super::change::recent_hl());
         self.totals = totals;
         self.learned = learned;
+    }
+
+    /// The share of prompt tokens the provider served from its cache lately, `None` before
+    /// any usage report.
+    pub fn cached_share(&self, now_ns: u64, hl: &HalfLives) -> Option<f64> {
+        let l = &self.learned;
+        let (cached, prompt) =
+            Decayed::get_pair(&l.cached_tokens, &l.prompt_tokens, now_ns, hl.latency);
+        (prompt > 0.0).then(|| (cached / prompt).clamp(0.0, 1.0))
     }
 
     /// Success share of the decayed outcomes, `None` before any.

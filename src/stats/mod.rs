@@ -368,6 +368,20 @@ impl StatsTable {
         self.stats.quality_prior
     }
 
+    /// A usage report: `cached` of `prompt` tokens came from the provider's prompt cache.
+    pub(crate) fn prompt_cache(&self, idx: EndpointIdx, cached: u64, prompt: u64, now_ns: u64) {
+        if prompt == 0 {
+            return;
+        }
+        let hl = self.stats.half_lives;
+        self.cells[idx].update(&hl, |e| {
+            let l = &mut e.learned;
+            l.cached_tokens
+                .add(cached.min(prompt) as f64, now_ns, hl.latency);
+            l.prompt_tokens.add(prompt as f64, now_ns, hl.latency);
+        });
+    }
+
     /// The client went away before the attempt ended: neither a success nor a failure of
     /// the endpoint.
     pub fn cancelled(&self, idx: EndpointIdx) {
