@@ -116,7 +116,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 11);
+    assert_eq!(n, 12);
 }
 
 #[test]
@@ -435,4 +435,42 @@ fn feedback_moves_traffic_off_an_overstated_quality() {
     assert!(learned.slo_attainment >= 0.9, "{}", learned.slo_attainment);
     assert!(learned.cost_usd / oracle.cost_usd - 1.0 <= 0.08);
     assert!(learned.mean_quality.expect("rated") >= 0.75);
+}
+
+/// Conversations with prompt caches: affinity keeps each conversation where its cache is
+/// warm, close to the oracle's cost, where sampling every turn afresh pays full price for the
+/// turns that land on a cold cache.
+#[test]
+fn affinity_keeps_conversations_where_their_cache_is_warm() {
+    let s = load("sessions.toml");
+    let only = [SimPolicy::Thompson];
+    let with = sim::simulate(&s, &only, s.seed);
+    let mut off = s.clone();
+    off.workload.sessions = off.workload.sessions.map(|mut x| {
+        x.affinity = false;
+        x
+    });
+    let without = sim::simulate(&off, &only, s.seed);
+    let get = |r: &Report, name: &str| {
+        r.policies
+            .iter()
+            .find(|p| p.policy == name)
+            .expect("ran")
+            .clone()
+    };
+    let (kept, spread, oracle) = (
+        get(&with, "thompson"),
+        get(&without, "thompson"),
+        get(&with, "oracle"),
+    );
+    eprintln!(
+        "USD: with affinity {:.4}, without {:.4}, oracle {:.4}",
+        kept.cost_usd, spread.cost_usd, oracle.cost_usd
+    );
+    assert!(kept.cost_usd / oracle.cost_usd - 1.0 <= 0.03);
+    assert!(
+        spread.cost_usd / kept.cost_usd - 1.0 >= 0.15,
+        "affinity saves"
+    );
+    assert!(kept.slo_attainment >= oracle.slo_attainment - 0.005);
 }

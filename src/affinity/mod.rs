@@ -168,6 +168,55 @@ pub fn key_of(sources: [Option<&str>; 4], client: Option<&str>) -> Option<String
     Some(format!("{}\u{0}{kind}\u{0}{value}", client.unwrap_or("")))
 }
 
+/// What endpoint `idx`'s warm cache would save on a prompt of `prompt_tokens`, USD: its
+/// learned share of cached prompt tokens × the prompt × its input price minus its
+/// cached-input price (nothing without a cache price or a usage report yet).
+pub fn discount(
+    catalog: &crate::catalog::Catalog,
+    table: &crate::stats::StatsTable,
+    idx: EndpointIdx,
+    prompt_tokens: f64,
+    now_ns: u64,
+) -> f64 {
+    let price = &catalog.endpoint(idx).price;
+    let saved_per_mtok =
+        price.input_per_mtok - price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
+    if saved_per_mtok <= 0.0 {
+        return 0.0;
+    }
+    let hl = table.half_lives();
+    let share = table
+        .with(idx, |s| s.cached_share(now_ns, &hl))
+        .unwrap_or(0.0);
+    share * prompt_tokens * saved_per_mtok / 1e6
+}
+
+/// The remembered endpoint of `key` put first in `decision` where [`apply`] says so.
+pub fn apply_remembered(
+    affinities: &Affinities,
+    catalog: &crate::catalog::Catalog,
+    table: &crate::stats::StatsTable,
+    key: Option<&str>,
+    decision: &mut Decision,
+    now_ns: u64,
+) -> Outcome {
+    let Some(endpoint) = key.and_then(|k| affinities.get(k, now_ns)) else {
+        return Outcome::None;
+    };
+    let Some(idx) = catalog.endpoints().iter().position(|e| *e.id == *endpoint) else {
+        return Outcome::Moved("no longer in the catalog".into());
+    };
+    let discount = decision
+        .ranked
+        .iter()
+        .position(|&i| i == idx)
+        .map_or(0.0, |pos| {
+            let prompt = decision.scores[pos].estimate.prompt_tokens;
+            discount(catalog, table, idx, prompt, now_ns)
+        });
+    apply(decision, Some(idx), discount)
+}
+
 /// What affinity did to a ranking.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

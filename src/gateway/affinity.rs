@@ -54,28 +54,5 @@ pub(super) fn apply(
     decision: &mut Decision,
     now_ns: u64,
 ) -> Outcome {
-    let Some(key) = key else {
-        return Outcome::None;
-    };
-    let Some(endpoint) = shared.affinities.get(key, now_ns) else {
-        return Outcome::None;
-    };
-    let Some(idx) = catalog.endpoints().iter().position(|e| *e.id == *endpoint) else {
-        return Outcome::Moved("no longer in the catalog".into());
-    };
-    let discount = decision
-        .ranked
-        .iter()
-        .position(|&i| i == idx)
-        .map_or(0.0, |pos| {
-            let price = &catalog.endpoint(idx).price;
-            let saved_per_mtok =
-                price.input_per_mtok - price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
-            let hl = table.half_lives();
-            let share = table
-                .with(idx, |s| s.cached_share(now_ns, &hl))
-                .unwrap_or(0.0);
-            share * decision.scores[pos].estimate.prompt_tokens * saved_per_mtok / 1e6
-        });
-    affinity::apply(decision, Some(idx), discount)
+    affinity::apply_remembered(&shared.affinities, catalog, table, key, decision, now_ns)
 }

@@ -23,7 +23,7 @@ use rand::SeedableRng;
 
 use super::oracle::Oracle;
 use super::scenario::{Scenario, SimPolicy};
-use super::truth::{self, catalog, nanos, request_cost, states_at, Ending, TrueState, MS};
+use super::truth::{self, catalog, nanos, request_cost_cached, states_at, Ending, TrueState, MS};
 pub use super::workload::{requests, Req};
 use crate::catalog::Catalog;
 use crate::plan::{Attempts, Planner};
@@ -122,6 +122,17 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
         o.set_states(&states, &version[0].map);
     }
     let mut in_flight = vec![0u32; states.len()];
+    // Conversations: each endpoint's prompt cache (the last prompt it served per
+    // conversation) and, unless switched off, the router's affinity map.
+    let mut caches: std::collections::HashMap<(usize, u32), u32> = Default::default();
+    // (The oracle knows every cache: it needs no memory of where a conversation went.)
+    let affinities = s
+        .workload
+        .sessions
+        .filter(|x| x.affinity && policy != SimPolicy::Oracle)
+        .map(|_| crate::affinity::Affinities::new(&Default::default()));
+    let session_key = |r: &Req| (r.session != u32::MAX).then(|| format!("s{}", r.session));
+    let mut cached_now = vec![0u32; states.len()];
 
     let mut heap: BinaryHeap<Reverse<(u64, Kind, u64)>> =
         BinaryHeap::with_capacity(reqs.len() / 4 + 16);
@@ -193,13 +204,31 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                 // Four bytes per token: the selector's default ratio recovers the length.
                 parsed.request.messages_bytes = r.prompt_tokens as usize * 4;
                 if let Some(o) = &oracle {
-                    o.set_request(r, &in_flight);
+                    if r.session != u32::MAX {
+                        for (e, c) in cached_now.iter_mut().enumerate() {
+                            *c = caches
+                                .get(&(e, r.session))
+                                .map_or(0, |&p| p.min(r.prompt_tokens));
+                        }
+                    }
+                    o.set_request(r, &in_flight, &cached_now);
                 }
                 let v = &version[i % replicas];
                 match planner.plan(&v.catalog, &v.table, parsed, t, &mut rng) {
                     // Nothing can serve it: unanswered, as the gateway's 4xx would leave it.
                     Err(_) => None,
-                    Ok(plan) => {
+                    Ok(mut plan) => {
+                        if let Some(a) = &affinities {
+                            let key = session_key(r);
+                            crate::affinity::apply_remembered(
+                                a,
+                                &v.catalog,
+                                &v.table,
+                                key.as_deref(),
+                                &mut plan.decision,
+                                t,
+                            );
+                        }
                         done[i].first = plan.decision.ranked.first().map(|&c| v.map[c]);
                         let attempts = Attempts::new(
                             plan.decision.ranked,
@@ -246,7 +275,25 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                         d.attempts = attempts.started() as u32;
                         d.ttft_ms = (first_token_ns - r.at_ns) as f64 / MS as f64;
                         d.total_ms = (t - r.at_ns) as f64 / MS as f64;
-                        d.cost_usd = request_cost(&states[e].ep, r);
+                        let cached = match r.session {
+                            u32::MAX => 0,
+                            session => caches
+                                .get(&(e, session))
+                                .map_or(0, |&p| p.min(r.prompt_tokens)),
+                        };
+                        d.cost_usd = request_cost_cached(&states[e].ep, r, cached);
+                        if r.session != u32::MAX {
+                            caches.insert((e, r.session), r.prompt_tokens);
+                            v.table.prompt_cache(
+                                current,
+                                u64::from(cached),
+                                u64::from(r.prompt_tokens),
+                                t,
+                            );
+                            if let (Some(a), Some(key)) = (&affinities, session_key(r)) {
+                                a.set(&key, &v.catalog.endpoint(current).id, t);
+                            }
+                        }
                         None
                     }
                     Ending::Rejected => {

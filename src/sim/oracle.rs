@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use rand::RngCore;
 
-use super::truth::{prefill_ms, request_cost, slowdown, TrueState};
+use super::truth::{prefill_ms, request_cost_cached, slowdown, TrueState};
 use super::workload::Req;
 use crate::route::LatencyMetric;
 use crate::select::posterior::{phi, z};
@@ -28,6 +28,8 @@ struct Truth {
     map: Vec<usize>,
     in_flight: Vec<u32>,
     req: Option<Req>,
+    /// Per scenario endpoint, the request's prompt tokens its cache holds.
+    cached: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -48,11 +50,13 @@ impl Oracle {
     }
 
     /// The request about to be decided, and the load it meets.
-    pub(crate) fn set_request(&self, r: &Req, in_flight: &[u32]) {
+    pub(crate) fn set_request(&self, r: &Req, in_flight: &[u32], cached: &[u32]) {
         let mut t = self.truth();
         t.req = Some(*r);
         t.in_flight.clear();
         t.in_flight.extend_from_slice(in_flight);
+        t.cached.clear();
+        t.cached.extend_from_slice(cached);
     }
 }
 
@@ -131,7 +135,7 @@ impl Policy for Oracle {
                     .is_none_or(|m| ep.real_quality().is_some_and(|q| q >= m));
                 let feasible =
                     late <= 1.0 && in_time && ep.error_rate <= 0.2 && quality_ok && !full;
-                let cost = request_cost(ep, &r);
+                let cost = request_cost_cached(ep, &r, truth.cached.get(e).copied().unwrap_or(0));
                 // Feasible: cheapest first, equal prices to the truly faster. Others: closest.
                 let key = if feasible {
                     cost

@@ -165,6 +165,23 @@ pub struct Workload {
     /// the answering endpoint's true quality as probability.
     #[serde(default)]
     pub feedback_rate: f64,
+    /// Conversations: requests belong to sessions whose prompts grow turn by turn.
+    pub sessions: Option<Sessions>,
+}
+
+/// `[workload.sessions]`: `concurrent` conversations at a time, each `turns` long; request
+/// `i` is a turn of conversation `i mod concurrent` (a new one every `turns` turns), and a
+/// turn's prompt is the conversation so far (the sizes drawn for its turns, added up). The
+/// router keys affinity on the conversation (as a `prompt_cache_key`) unless `affinity` is
+/// false; an endpoint that served a conversation's previous turn reads that turn's prompt
+/// from its cache, at its `cached_input_per_mtok`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    pub concurrent: u32,
+    pub turns: u32,
+    #[serde(default = "default_true")]
+    pub affinity: bool,
 }
 
 impl Workload {
@@ -243,6 +260,8 @@ pub struct SimEndpoint {
     pub id: String,
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// USD per million prompt tokens read from its prompt cache (none: no cache).
+    pub cached_input_per_mtok: Option<f64>,
     /// The quality its sheet declares (what routing starts from)...
     pub quality: Option<f64>,
     /// ...and the quality its answers really have (default: as declared): the share of
@@ -401,6 +420,16 @@ impl Scenario {
                 );
             }
         }
+        if self
+            .workload
+            .sessions
+            .is_some_and(|s| s.concurrent == 0 || s.turns == 0)
+        {
+            return bad(
+                "workload.sessions".into(),
+                "concurrent and turns must be at least 1",
+            );
+        }
         if !(0.0..=1.0).contains(&self.workload.feedback_rate) {
             return bad("workload.feedback_rate".into(), "must be in [0, 1]");
         }
@@ -472,6 +501,14 @@ impl Scenario {
             }
             if e.error_after_ms.is_some_and(|v| !positive(v)) {
                 return bad(f("error_after_ms"), "must be above zero");
+            }
+            if e.cached_input_per_mtok
+                .is_some_and(|v| !(v.is_finite() && (0.0..=e.input_per_mtok).contains(&v)))
+            {
+                return bad(
+                    f("cached_input_per_mtok"),
+                    "must be from 0 to the input price",
+                );
             }
             if e.prefill_tokens_per_s.is_some_and(|v| !positive(v)) {
                 return bad(f("prefill_tokens_per_s"), "must be above zero");

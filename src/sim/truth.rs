@@ -94,7 +94,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
                 upstream_model: None,
                 input_per_mtok: st.ep.input_per_mtok,
                 output_per_mtok: st.ep.output_per_mtok,
-                cached_input_per_mtok: None,
+                cached_input_per_mtok: st.ep.cached_input_per_mtok,
                 cache_write_per_mtok: None,
                 kind: Default::default(),
                 per_request: None,
@@ -149,8 +149,16 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
 }
 
 /// What a request costs at an endpoint's current prices (a simulation estimate in f64).
-pub(crate) fn request_cost(ep: &SimEndpoint, r: &Req) -> f64 {
-    (f64::from(r.prompt_tokens) * ep.input_per_mtok
+/// What `r` costs at `ep` when `cached` of its prompt tokens come from `ep`'s cache (at its
+/// cached-input price; none without one).
+pub(crate) fn request_cost_cached(ep: &SimEndpoint, r: &Req, cached: u32) -> f64 {
+    let cached = match ep.cached_input_per_mtok {
+        Some(_) => cached.min(r.prompt_tokens),
+        None => 0,
+    };
+    let fresh = r.prompt_tokens - cached;
+    (f64::from(fresh) * ep.input_per_mtok
+        + f64::from(cached) * ep.cached_input_per_mtok.unwrap_or(0.0)
         + f64::from(r.output_tokens) * ep.output_per_mtok)
         / 1e6
 }

@@ -32,6 +32,10 @@ pub struct Req {
     pub hint: usize,
     /// Seeds this request's attempt noise.
     pub seed: u64,
+    /// The conversation it is a turn of (`u32::MAX`: none) and the prompt tokens of that
+    /// conversation's previous turn (what a cache that served it holds).
+    pub session: u32,
+    pub previous_prompt: u32,
 }
 
 /// Parses every request shape of `s` through the gateway's parser.
@@ -145,6 +149,21 @@ pub fn requests(s: &Scenario, seed: u64) -> Vec<Req> {
             output_tokens: output.sample(&mut rng).round().clamp(1.0, 1e5) as u32,
             hint,
             seed: rng.next_u64(),
+            session: u32::MAX,
+            previous_prompt: 0,
         });
+        if let Some(s) = s.workload.sessions {
+            let i = (out.len() - 1) as u32;
+            let (slot, turn) = (i % s.concurrent, i / s.concurrent);
+            let r = out.last_mut().expect("just pushed");
+            r.session = slot + s.concurrent * (turn / s.turns);
+            if turn % s.turns > 0 {
+                // The conversation so far, then this turn's own tokens.
+                let before = out[(i - s.concurrent) as usize].prompt_tokens;
+                let r = out.last_mut().expect("just pushed");
+                r.previous_prompt = before;
+                r.prompt_tokens = r.prompt_tokens.saturating_add(before);
+            }
+        }
     }
 }
