@@ -437,8 +437,9 @@ fn feedback_moves_traffic_off_an_overstated_quality() {
     assert!(learned.mean_quality.expect("rated") >= 0.75);
 }
 
-/// Conversations with prompt caches: affinity keeps each conversation where its cache is
-/// warm, close to the oracle's cost, where sampling every turn afresh pays full price for the
+/// Conversations with prompt caches (and a fifth of the turns needing tools, which one cached
+/// provider lacks): affinity keeps each conversation where its cache is warm, close to the
+/// oracle's cost, where sampling every turn afresh pays full price for the
 /// turns that land on a cold cache.
 #[test]
 fn affinity_keeps_conversations_where_their_cache_is_warm() {
@@ -467,7 +468,7 @@ fn affinity_keeps_conversations_where_their_cache_is_warm() {
         "USD: with affinity {:.4}, without {:.4}, oracle {:.4}",
         kept.cost_usd, spread.cost_usd, oracle.cost_usd
     );
-    assert!(kept.cost_usd / oracle.cost_usd - 1.0 <= 0.03);
+    assert!(kept.cost_usd / oracle.cost_usd - 1.0 <= 0.05);
     assert!(
         spread.cost_usd / kept.cost_usd - 1.0 >= 0.15,
         "affinity saves"

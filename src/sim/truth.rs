@@ -101,7 +101,7 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
                 context_window: None,
                 max_output_tokens: None,
                 quality: st.ep.quality,
-                supports: None,
+                supports: st.ep.supports,
             },
         );
     }

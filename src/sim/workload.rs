@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::scenario::{Hints, LogNormal, Scenario, ScenarioError};
 use crate::plan::{Parsed, PlanError};
+use crate::pricing::{Capabilities, Capability};
 use crate::route::ChatBody;
 
 /// One request shape of the workload, as the router reads it.
@@ -77,15 +78,55 @@ pub(crate) fn parse_hints(s: &Scenario) -> Result<Vec<WorkloadHint>, ScenarioErr
         .collect()
 }
 
+/// A simulated prompt with the parts `needs` asks for (an image, a PDF file).
+fn messages(needs: Capabilities) -> Value {
+    let mut parts = vec![json!({"type": "text", "text": "simulated"})];
+    if needs.has(Capability::Vision) {
+        parts.push(
+            json!({"type": "image_url", "image_url": {"url": "https://simulated.invalid/a.png"}}),
+        );
+    }
+    if needs.has(Capability::Pdf) {
+        parts.push(json!({"type": "file", "file": {"file_id": "file-simulated"}}));
+    }
+    json!([{"role": "user", "content": parts}])
+}
+
+/// The body fields a client sets to need what `needs` lists.
+fn ask_for(body: &mut Map<String, Value>, needs: Capabilities) {
+    let tool = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+    for c in needs.iter() {
+        let (field, value) = match c {
+            Capability::Tools => ("tools", tool.clone()),
+            Capability::ToolChoice => ("tool_choice", json!("required")),
+            Capability::ParallelToolCalls => ("parallel_tool_calls", json!(true)),
+            Capability::JsonObject => ("response_format", json!({"type": "json_object"})),
+            Capability::JsonSchema => (
+                "response_format",
+                json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+            ),
+            Capability::Reasoning => ("reasoning_effort", json!("low")),
+            // In the prompt (above), or not something a body asks for.
+            Capability::Vision
+            | Capability::Pdf
+            | Capability::PromptCaching
+            | Capability::Responses => continue,
+        };
+        body.insert(field.into(), value);
+    }
+    // A forced choice or parallel calls need tools to choose from.
+    if needs.has(Capability::ToolChoice) || needs.has(Capability::ParallelToolCalls) {
+        body.entry("tools").or_insert(tool);
+    }
+}
+
 /// `(field, message)` on failure.
 fn parse_one(model: &str, stream: bool, h: &Hints) -> Result<Parsed, (String, String)> {
     let mut body = Map::new();
     body.insert("model".into(), json!(h.model.as_deref().unwrap_or(model)));
-    body.insert(
-        "messages".into(),
-        json!([{"role": "user", "content": "simulated"}]),
-    );
+    body.insert("messages".into(), messages(h.needs));
     body.insert("stream".into(), json!(stream));
+    ask_for(&mut body, h.needs);
     for (name, v) in [("route", &h.route), ("provider", &h.provider)] {
         if let Some(v) = v {
             body.insert(name.into(), v.clone());
@@ -99,13 +140,14 @@ fn parse_one(model: &str, stream: bool, h: &Hints) -> Result<Parsed, (String, St
         let field = e.field().unwrap_or("route").to_owned();
         (field, e.to_string())
     })?;
+    let needs = crate::route::needs::of(&chat, crate::route::body::Shape::Chat);
     let headers: Vec<(String, &str)> = h
         .headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
         .collect();
     let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-    Parsed::new(&chat, header).map_err(|e| match e {
+    let mut parsed = Parsed::new(&chat, header).map_err(|e| match e {
         PlanError::Hint(h) => {
             let field = if h.field.starts_with("x-") {
                 format!("headers.{}", h.field)
@@ -115,7 +157,9 @@ fn parse_one(model: &str, stream: bool, h: &Hints) -> Result<Parsed, (String, St
             (field, h.message)
         }
         other => ("model".to_owned(), other.to_string()),
-    })
+    })?;
+    parsed.request.constraints.needs = needs;
+    Ok(parsed)
 }
 
 /// The request stream of a scenario: Poisson arrivals, log-normal lengths, a hint each.

@@ -317,8 +317,14 @@ impl Router {
             .arg(self.child.id().to_string())
             .status()
             .expect("kill runs");
-        assert!(self.child.wait().expect("exits").success(), "graceful exit");
-        self.drain()
+        let status = self.child.wait().expect("exits");
+        let output = self.drain();
+        assert!(
+            status.success(),
+            "graceful exit, got {status}; output:\n{}",
+            String::from_utf8_lossy(&output)
+        );
+        output
     }
 
     /// SIGKILL, then waits for it to be gone.

@@ -256,6 +256,8 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Before anyone is told where to connect: from then on a SIGTERM shuts down gracefully.
+    let shutdown = gateway::shutdown_signal();
     // On stdout, for people and for scripts that started it on port 0.
     println!("switchyard listening on http://{addr}");
     tracing::info!(
@@ -264,7 +266,7 @@ async fn serve(
         providers = gateway.live().catalog.providers().len(),
         "switchyard serving"
     );
-    gateway::serve(listener, gateway, gateway::shutdown_signal())
+    gateway::serve(listener, gateway, shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
 }

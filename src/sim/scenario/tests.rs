@@ -66,6 +66,21 @@ fn errors_name_the_field() {
             "rate_rps = 5\nfeedback_rate = -0.1",
             "workload.feedback_rate",
         ),
+        (
+            "rate_rps = 5",
+            "rate_rps = 5\nsessions = { concurrent = 0, turns = 3 }",
+            "workload.sessions",
+        ),
+        (
+            "tokens_per_s = 100",
+            "tokens_per_s = 100\nsupports = [\"telepathy\"]",
+            "telepathy",
+        ),
+        (
+            "tokens_per_s = 100",
+            "tokens_per_s = 100\ncached_input_per_mtok = 2.0",
+            "endpoints[0].cached_input_per_mtok",
+        ),
     ] {
         let err = Scenario::parse(&GOOD.replace(from, to)).unwrap_err();
         assert!(err.to_string().contains(field), "{to}: {err}");
