@@ -52,7 +52,8 @@ pub struct ChatBody<'a> {
     pub max_output_tokens: Option<u32>,
     /// Size of the raw `messages` array in bytes, the basis of the prompt-size estimate, with
     /// each inline image (a `data:image/...` URI) counted as [`IMAGE_TEXT_BYTES`] instead of
-    /// its base64 length.
+    /// its base64 length, plus the tool definitions and output schema (`tools`,
+    /// `functions`, `response_format`, the Responses API's `text`).
     pub messages_bytes: usize,
     /// Streams ask the provider for a usage chunk (`stream_options.include_usage`).
     ask_usage: bool,
@@ -156,7 +157,13 @@ impl<'a> ChatBody<'a> {
             client_wants_usage: shape == Shape::Responses
                 || options.and_then(|o| o.include_usage).unwrap_or(false),
             max_output_tokens,
-            messages_bytes: prompt_bytes(messages.get()),
+            // Tool definitions and output schemas are prompt tokens too.
+            messages_bytes: prompt_bytes(messages.get())
+                + ["tools", "functions", "response_format", "text"]
+                    .iter()
+                    .filter_map(|f| get(f))
+                    .map(|v| v.get().len())
+                    .sum::<usize>(),
             fields,
             ask_usage: shape != Shape::Responses,
         })

@@ -148,3 +148,23 @@ proptest! {
         prop_assert_eq!(up, req);
     }
 }
+
+#[test]
+fn tools_and_schemas_count_in_the_prompt_size() {
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let plain = json!({"model": "m", "messages": messages}).to_string();
+    let tools = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]);
+    let format = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}});
+    let with =
+        json!({"model": "m", "messages": messages, "tools": tools, "response_format": format})
+            .to_string();
+    let (a, b) = (
+        ChatBody::parse(plain.as_bytes())
+            .expect("valid")
+            .messages_bytes,
+        ChatBody::parse(with.as_bytes())
+            .expect("valid")
+            .messages_bytes,
+    );
+    assert_eq!(b - a, tools.to_string().len() + format.to_string().len());
+}
