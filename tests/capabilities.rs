@@ -157,13 +157,7 @@ async fn an_unsupported_parameter_refusal_fails_over() {
     assert_eq!(header(&r, "x-switchyard-endpoint"), "dear/m");
     assert_eq!(header(&r, "x-switchyard-attempts"), "2");
     let report = common::get_json(&h.client, h.url("/v1/endpoints")).await;
-    let cheap = report["data"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|e| e["id"] == "cheap/m")
-        .expect("cheap/m")
-        .clone();
+    let cheap = common::endpoint_in(&report, "cheap/m").clone();
     assert_eq!(cheap["failures"]["unsupported"], 1, "{cheap}");
     assert_eq!(
         cheap["success_rate"], 1.0,

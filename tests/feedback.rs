@@ -54,13 +54,7 @@ async fn feedback(h: &Harness, key: Option<&str>, body: Value) -> (u16, Value) {
 }
 
 fn quality_of(report: &Value, id: &str) -> Value {
-    report["data"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|e| e["id"] == id)
-        .expect("endpoint listed")["quality"]
-        .clone()
+    common::endpoint_in(report, id)["quality"].clone()
 }
 
 #[tokio::test]

@@ -63,13 +63,7 @@ async fn short_prompts_go_to_the_slow_prefill_long_ones_to_the_fast() {
         dear_long += usize::from(first_endpoint(&h, long).await == "dear/m");
     }
     let report = get_json(&h.client, h.url("/v1/endpoints")).await;
-    let cheap = report["data"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|e| e["id"] == "cheap/m")
-        .expect("cheap/m")
-        .clone();
+    let cheap = common::endpoint_in(&report, "cheap/m").clone();
     eprintln!(
         "short prompts at cheap/m {cheap_short}/20, long at dear/m {dear_long}/20; {}",
         cheap["learned"]["prefill"]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use switchyard::sim::{
     self,
-    report::Report,
+    report::{PolicyReport, Report},
     scenario::{Scenario, SimPolicy},
 };
 
@@ -13,6 +13,14 @@ fn load(name: &str) -> Scenario {
         .join("simulations")
         .join(name);
     Scenario::load(&path).expect("a shipped scenario is valid")
+}
+
+/// One policy's results in a report.
+fn policy<'a>(r: &'a Report, name: &str) -> &'a PolicyReport {
+    r.policies
+        .iter()
+        .find(|p| p.policy == name)
+        .unwrap_or_else(|| panic!("{name} ran"))
 }
 
 fn run(name: &str) -> Report {
@@ -82,7 +90,7 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
 #[test]
 fn in_the_outage_thompson_loses_less_than_round_robin_and_moves_in_time() {
     let r = run("outage.toml");
-    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let get = |name: &str| policy(&r, name);
     let (ts, rr) = (get("thompson"), get("round-robin"));
     let shortfall = |p: &switchyard::sim::report::PolicyReport| p.slo_shortfall.expect("vs oracle");
     let regret = |p: &switchyard::sim::report::PolicyReport| p.cost_regret_usd.expect("vs oracle");
@@ -275,7 +283,7 @@ models = ["b/m"]
 #[test]
 fn in_brownouts_thompson_moves_within_seconds() {
     let r = run("brownout.toml");
-    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let get = |name: &str| policy(&r, name);
     let (ts, oracle) = (get("thompson"), get("oracle"));
     for m in &ts.moves {
         let s = m.seconds.unwrap_or(f64::INFINITY);
@@ -306,7 +314,7 @@ fn in_brownouts_thompson_moves_within_seconds() {
 #[test]
 fn slow_failures_are_priced_by_the_delay_they_add() {
     let r = run("slow-failures.toml");
-    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let get = |name: &str| policy(&r, name);
     let (ts, oracle, cheapest) = (get("thompson"), get("oracle"), get("cheapest"));
     let off = ts.moves[0].seconds.unwrap_or(f64::INFINITY);
     assert!(off <= 20.0, "moved off after {off} s");
@@ -382,7 +390,7 @@ fn a_store_down_throughout_shares_nothing() {
 #[test]
 fn long_prompts_go_where_their_prefill_meets_the_target() {
     let r = run("long-prompts.toml");
-    let get = |name: &str| r.policies.iter().find(|p| p.policy == name).expect("ran");
+    let get = |name: &str| policy(&r, name);
     let (ts, oracle, cheapest) = (get("thompson"), get("oracle"), get("cheapest"));
     assert!(
         oracle.slo_attainment - ts.slo_attainment <= 0.005,
@@ -410,17 +418,10 @@ fn feedback_moves_traffic_off_an_overstated_quality() {
     let mut silent = s.clone();
     silent.workload.feedback_rate = 0.0;
     let without = sim::simulate(&silent, &only, s.seed);
-    let get = |r: &Report, name: &str| {
-        r.policies
-            .iter()
-            .find(|p| p.policy == name)
-            .expect("ran")
-            .clone()
-    };
     let (learned, believed, oracle) = (
-        get(&with, "thompson"),
-        get(&without, "thompson"),
-        get(&with, "oracle"),
+        policy(&with, "thompson"),
+        policy(&without, "thompson"),
+        policy(&with, "oracle"),
     );
     eprintln!(
         "SLO / $: learned {:.4} / {:.4}, sheet believed {:.4} / {:.4}, oracle {:.4} / {:.4}",
@@ -452,17 +453,10 @@ fn affinity_keeps_conversations_where_their_cache_is_warm() {
         x
     });
     let without = sim::simulate(&off, &only, s.seed);
-    let get = |r: &Report, name: &str| {
-        r.policies
-            .iter()
-            .find(|p| p.policy == name)
-            .expect("ran")
-            .clone()
-    };
     let (kept, spread, oracle) = (
-        get(&with, "thompson"),
-        get(&without, "thompson"),
-        get(&with, "oracle"),
+        policy(&with, "thompson"),
+        policy(&without, "thompson"),
+        policy(&with, "oracle"),
     );
     eprintln!(
         "USD: with affinity {:.4}, without {:.4}, oracle {:.4}",

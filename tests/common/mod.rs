@@ -354,6 +354,16 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Valu
         .expect("json")
 }
 
+/// One endpoint's entry in a `/v1/endpoints` report.
+pub fn endpoint_in<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["data"]
+        .as_array()
+        .expect("a list of endpoints")
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("{id} listed"))
+}
+
 /// Writes a price sheet for `provider` with models `(name, input, output)` into `dir`.
 pub fn write_sheet(dir: &Path, provider: &str, models: &[(&str, f64, f64)]) {
     let mut sheet =

@@ -316,17 +316,23 @@ fn thompson_prefers_latency_quality_or_throughput_when_asked() {
     }
 }
 
-#[test]
-fn poor_feedback_moves_min_quality_traffic_off_an_overstated_endpoint() {
-    // The sheet says the cheap endpoint is 0.9; clients score its answers poorly.
-    let (cat, table) = setup(&[(0.1, 0.9), (1.0, 0.8)]);
+/// A cheap endpoint whose sheet declares `cheap_quality` and a dear one declared 0.8, both
+/// warm and alike, and a request asking for quality 0.7.
+fn cheap_and_dear_asked_for_quality(cheap_quality: f64) -> (Catalog, StatsTable, RouteRequest) {
+    let (cat, table) = setup(&[(0.1, cheap_quality), (1.0, 0.8)]);
     learn(&table, 0, 50, 100.0, 100.0, 10 * S);
     learn(&table, 1, 50, 100.0, 100.0, 10 * S);
     let c = Constraints {
         min_quality: Some(0.7),
         ..Constraints::default()
     };
-    let req = request(c, true);
+    (cat, table, request(c, true))
+}
+
+#[test]
+fn poor_feedback_moves_min_quality_traffic_off_an_overstated_endpoint() {
+    // The sheet says the cheap endpoint is 0.9; clients score its answers poorly.
+    let (cat, table, req) = cheap_and_dear_asked_for_quality(0.9);
     assert_eq!(thompson_firsts(&cat, &table, &req, 10 * S), [200, 0]);
     // A few bad scores against a prior worth twenty do not move it much...
     for _ in 0..3 {
@@ -356,14 +362,7 @@ fn poor_feedback_moves_min_quality_traffic_off_an_overstated_endpoint() {
 #[test]
 fn good_feedback_lifts_an_understated_endpoint_over_the_bar() {
     // The sheet says 0.6 (below the 0.7 asked for); clients find its answers good.
-    let (cat, table) = setup(&[(0.1, 0.6), (1.0, 0.8)]);
-    learn(&table, 0, 50, 100.0, 100.0, 10 * S);
-    learn(&table, 1, 50, 100.0, 100.0, 10 * S);
-    let c = Constraints {
-        min_quality: Some(0.7),
-        ..Constraints::default()
-    };
-    let req = request(c, true);
+    let (cat, table, req) = cheap_and_dear_asked_for_quality(0.6);
     assert_eq!(thompson_firsts(&cat, &table, &req, 10 * S), [0, 200]);
     for _ in 0..80 {
         table.feedback(0, 0.95, 10 * S);
