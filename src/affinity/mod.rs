@@ -206,6 +206,10 @@ pub fn apply_remembered(
     let Some(idx) = catalog.endpoints().iter().position(|e| *e.id == *endpoint) else {
         return Outcome::Moved("no longer in the catalog".into());
     };
+    // Its provider asked for a rest (`Retry-After`): whatever a policy's scores say.
+    if table.resting(idx, now_ns) {
+        return Outcome::Moved("its provider asked for a rest".into());
+    }
     let discount = decision
         .ranked
         .iter()

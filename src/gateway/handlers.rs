@@ -246,10 +246,12 @@ async fn chat(
         }
         plan => plan?,
     };
-    // A conversation stays where its prompt cache is warm (embeddings have none).
-    let affinity_key = (operation != Operation::Embeddings)
-        .then(|| super::affinity::key(&chat, headers, anthropic.as_ref(), caller.name()))
-        .flatten();
+    // A conversation stays where its prompt cache is warm (embeddings have none); an
+    // explicit `provider.order` comes first.
+    let affinity_key = (operation != Operation::Embeddings
+        && parsed.request.constraints.order.is_empty())
+    .then(|| super::affinity::key(&chat, headers, anthropic.as_ref(), caller.name()))
+    .flatten();
     let affinity = super::affinity::apply(
         shared,
         &catalog,
