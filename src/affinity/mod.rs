@@ -203,7 +203,7 @@ pub fn apply_remembered(
     let Some(endpoint) = key.and_then(|k| affinities.get(k, now_ns)) else {
         return Outcome::None;
     };
-    let Some(idx) = catalog.endpoints().iter().position(|e| *e.id == *endpoint) else {
+    let Some(idx) = catalog.index_of(&endpoint) else {
         return Outcome::Moved("no longer in the catalog".into());
     };
     // Its provider asked for a rest (`Retry-After`): whatever a policy's scores say.

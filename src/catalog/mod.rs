@@ -235,6 +235,16 @@ impl Catalog {
         self.names.get(model).map(Vec::as_slice)
     }
 
+    /// The endpoint whose id is `id` (one map look-up; a model name that happens to equal
+    /// an id is not mistaken for it).
+    pub fn index_of(&self, id: &str) -> Option<EndpointIdx> {
+        self.names
+            .get(id)?
+            .iter()
+            .copied()
+            .find(|&i| self.endpoints[i].id == id)
+    }
+
     pub fn endpoint(&self, idx: EndpointIdx) -> &Endpoint {
         &self.endpoints[idx]
     }
@@ -319,6 +329,13 @@ mod tests {
         assert_eq!(ids("small"), ["a/m1", "b/m1", "a/m2"]);
         assert_eq!(ids("auto").len(), 3);
         assert!(c.resolve("nope").is_none());
+        // An endpoint by its id only: a model or group name is not one.
+        assert_eq!(
+            c.index_of("b/m1").map(|i| c.endpoint(i).id.as_str()),
+            Some("b/m1")
+        );
+        assert_eq!(c.index_of("m1"), None);
+        assert_eq!(c.index_of("small"), None);
         assert_eq!(
             c.provider_of(0).chat_url.as_str(),
             "http://a/v1/chat/completions"

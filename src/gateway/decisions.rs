@@ -43,8 +43,8 @@ pub(crate) struct Record {
     /// first [`KEPT_CANDIDATES`] of each.
     pub candidates_total: usize,
     pub removed_total: usize,
-    /// What conversation affinity did to the ranking (`kept`, `moved (why)`, `none`).
-    pub affinity: String,
+    /// What conversation affinity did to the ranking.
+    pub affinity: crate::affinity::Outcome,
 }
 
 #[derive(Default)]
@@ -194,7 +194,7 @@ impl Record {
             "candidates_total": self.candidates_total,
             "removed_total": self.removed_total,
             "max_attempts": self.max_attempts,
-            "affinity": self.affinity,
+            "affinity": self.affinity.describe(),
             "attempts": attempts,
         })
     }

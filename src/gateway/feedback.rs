@@ -127,9 +127,7 @@ async fn score(gateway: &Gateway, headers: &HeaderMap, body: Body) -> Result<Val
     let live = shared.live.load_full();
     let quality = live
         .catalog
-        .endpoints()
-        .iter()
-        .position(|e| *e.id == *credit.endpoint)
+        .index_of(&credit.endpoint)
         .map(|idx| crate::admin::endpoints::quality(&live.catalog, &live.table, idx, now_ns));
     Ok(json!({
         "request_id": parsed.request_id,

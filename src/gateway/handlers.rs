@@ -193,9 +193,13 @@ async fn chat(
     let mut parsed = Parsed::with_presets(&chat, header, &live.presets)?;
     parsed.request.operation = operation;
     parsed.request.constraints.needs = crate::route::needs::of(&chat, shape);
-    if let Some(a) = &anthropic {
+    // An Anthropic client's own body, read once for what it needs and who is asking.
+    let anthropic_fields = anthropic
+        .as_ref()
+        .and_then(|a| crate::route::body::top_level(&a.body).ok());
+    if let Some(fields) = &anthropic_fields {
         let c = &mut parsed.request.constraints;
-        c.needs = c.needs.union(crate::route::needs::of_anthropic(&a.body));
+        c.needs = c.needs.union(crate::route::needs::of_anthropic(fields));
     }
     if let Some(endpoint) = pinned {
         // Only the endpoint that holds the previous response can continue it.
@@ -250,10 +254,10 @@ async fn chat(
     // explicit `provider.order` comes first.
     let affinity_key = (operation != Operation::Embeddings
         && parsed.request.constraints.order.is_empty())
-    .then(|| super::affinity::key(&chat, headers, anthropic.as_ref(), caller.name()))
+    .then(|| super::affinity::key(&chat, headers, anthropic_fields.as_deref(), caller.name()))
     .flatten();
-    let affinity = super::affinity::apply(
-        shared,
+    let affinity = crate::affinity::apply_remembered(
+        &shared.affinities,
         &catalog,
         &live.table,
         affinity_key.as_deref(),
@@ -306,7 +310,7 @@ async fn chat(
         answered_by,
         candidates_total: 0,
         removed_total: 0,
-        affinity: affinity.describe(),
+        affinity,
     });
     let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
         failures,

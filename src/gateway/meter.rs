@@ -82,14 +82,16 @@ impl AttemptMeter {
             cost_usd: usage.map(|u| u.cost(&self.rates)),
         };
         let now_ns = self.now_ns();
-        self.table.success(self.idx, &success, now_ns);
-        if let Some(u) = usage {
-            let cached = u
-                .prompt_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.cached_tokens);
-            self.table
-                .prompt_cache(self.idx, cached, u.prompt_tokens, now_ns);
+        match usage {
+            Some(u) => {
+                let cached = u
+                    .prompt_tokens_details
+                    .as_ref()
+                    .map_or(0, |d| d.cached_tokens);
+                self.table
+                    .success_cached(self.idx, &success, cached, now_ns);
+            }
+            None => self.table.success(self.idx, &success, now_ns),
         }
         success.cost_usd
     }

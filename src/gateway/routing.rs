@@ -270,7 +270,7 @@ pub async fn preview(
         answered_by: None,
         candidates_total: 0,
         removed_total: 0,
-        affinity: "none".into(),
+        affinity: crate::affinity::Outcome::None,
     };
     Ok(
         Json(json!({"would_pick": first, "decision": record.to_json(|_, _| Vec::new(), |_| Value::Null)}))

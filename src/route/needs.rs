@@ -7,6 +7,8 @@
 //! key or a whole string value, never inside a text (where its quotes would be escaped), so a
 //! byte search over the prompt finds the parts that carry it.
 
+use std::borrow::Cow;
+
 use memchr::memmem;
 use serde_json::value::RawValue;
 
@@ -73,11 +75,9 @@ pub fn of(body: &ChatBody<'_>, shape: Shape) -> Capabilities {
 
 /// What an Anthropic Messages request needs beyond what its chat form (which the planner
 /// reads through [`of`]) shows: extended `thinking` (reasoning) and `document` blocks (PDF).
-pub fn of_anthropic(body: &[u8]) -> Capabilities {
+/// `fields` are its body's top-level fields ([`super::body::top_level`]).
+pub fn of_anthropic(fields: &[(Cow<'_, str>, &RawValue)]) -> Capabilities {
     let mut needs = Capabilities::NONE;
-    let Ok(fields) = super::body::top_level(body) else {
-        return needs;
-    };
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
     if get("thinking").is_some_and(|t| t != "null" && !t.contains("\"disabled\"")) {
         needs = needs.with(Capability::Reasoning);
@@ -179,13 +179,15 @@ mod tests {
             "messages": [{"role": "user", "content": [
                 {"type" : "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "AAAA"}},
                 {"type": "text", "text": "document"}]}]});
-        assert_eq!(
-            of_anthropic(body.to_string().as_bytes()).to_string(),
-            "pdf, reasoning"
-        );
+        let needs_of = |v: &serde_json::Value| {
+            let text = v.to_string();
+            let fields = crate::route::body::top_level(text.as_bytes()).expect("an object");
+            of_anthropic(&fields).to_string()
+        };
+        assert_eq!(needs_of(&body), "pdf, reasoning");
         let plain = json!({"model": "m", "max_tokens": 10, "thinking": {"type": "disabled"},
             "messages": [{"role": "user", "content": "document"}]});
-        assert_eq!(of_anthropic(plain.to_string().as_bytes()).to_string(), "");
+        assert_eq!(needs_of(&plain), "");
     }
 
     #[test]

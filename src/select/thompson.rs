@@ -325,12 +325,12 @@ impl Policy for Thompson {
                 }
             }
             // The sheet's quality, or a draw from the feedback posterior once there is some.
-            let quality = match wants_quality {
-                true => view
-                    .quality
+            let quality = if wants_quality {
+                view.quality
                     .posterior(ep.price.quality, quality_prior, ctx.now_ns, quality_hl)
-                    .map_or(ep.price.quality, |p| Some(draw_quality(p, rng))),
-                false => ep.price.quality,
+                    .map_or(ep.price.quality, |p| Some(draw_quality(p, rng)))
+            } else {
+                ep.price.quality
             };
             let quality_ok = c
                 .min_quality

@@ -131,7 +131,7 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
         .sessions
         .filter(|x| x.affinity && policy != SimPolicy::Oracle)
         .map(|_| crate::affinity::Affinities::new(&Default::default()));
-    let session_key = |r: &Req| (r.session != u32::MAX).then(|| format!("s{}", r.session));
+    let session_key = |r: &Req| format!("s{}", r.session);
     let mut cached_now = vec![0u32; states.len()];
 
     let mut heap: BinaryHeap<Reverse<(u64, Kind, u64)>> =
@@ -218,13 +218,12 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                     // Nothing can serve it: unanswered, as the gateway's 4xx would leave it.
                     Err(_) => None,
                     Ok(mut plan) => {
-                        if let Some(a) = &affinities {
-                            let key = session_key(r);
+                        if let Some(a) = affinities.as_ref().filter(|_| r.session != u32::MAX) {
                             crate::affinity::apply_remembered(
                                 a,
                                 &v.catalog,
                                 &v.table,
-                                key.as_deref(),
+                                Some(&session_key(r)),
                                 &mut plan.decision,
                                 t,
                             );
@@ -266,7 +265,18 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                             prompt_bytes: Some(u64::from(r.prompt_tokens) * 4),
                             cost_usd: None,
                         };
-                        v.table.success(current, &success, t);
+                        let cached = match r.session {
+                            u32::MAX => None,
+                            session => Some(
+                                caches
+                                    .get(&(e, session))
+                                    .map_or(0, |&p| p.min(r.prompt_tokens)),
+                            ),
+                        };
+                        match cached {
+                            Some(c) => v.table.success_cached(current, &success, u64::from(c), t),
+                            None => v.table.success(current, &success, t),
+                        }
                         if let Some(score) = truth::feedback(s, &states[e].ep, r, e) {
                             v.table.feedback(current, score, t);
                         }
@@ -275,23 +285,11 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                         d.attempts = attempts.started() as u32;
                         d.ttft_ms = (first_token_ns - r.at_ns) as f64 / MS as f64;
                         d.total_ms = (t - r.at_ns) as f64 / MS as f64;
-                        let cached = match r.session {
-                            u32::MAX => 0,
-                            session => caches
-                                .get(&(e, session))
-                                .map_or(0, |&p| p.min(r.prompt_tokens)),
-                        };
-                        d.cost_usd = request_cost_cached(&states[e].ep, r, cached);
-                        if r.session != u32::MAX {
+                        d.cost_usd = request_cost_cached(&states[e].ep, r, cached.unwrap_or(0));
+                        if cached.is_some() {
                             caches.insert((e, r.session), r.prompt_tokens);
-                            v.table.prompt_cache(
-                                current,
-                                u64::from(cached),
-                                u64::from(r.prompt_tokens),
-                                t,
-                            );
-                            if let (Some(a), Some(key)) = (&affinities, session_key(r)) {
-                                a.set(&key, &v.catalog.endpoint(current).id, t);
+                            if let Some(a) = &affinities {
+                                a.set(&session_key(r), &v.catalog.endpoint(current).id, t);
                             }
                         }
                         None

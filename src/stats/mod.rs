@@ -309,9 +309,7 @@ impl StatsTable {
     }
 
     pub fn success(&self, idx: EndpointIdx, s: &Success, now_ns: u64) {
-        let hl = self.stats.half_lives;
-        self.cells[idx].update(&hl, |e| e.success(s, now_ns, &hl));
-        lock(self.model_cell(idx)).record(s, now_ns, hl.latency);
+        self.record_success(idx, s, None, now_ns);
     }
 
     pub fn failure(&self, idx: EndpointIdx, class: FailureClass, now_ns: u64) {
@@ -368,18 +366,30 @@ impl StatsTable {
         self.stats.quality_prior
     }
 
-    /// A usage report: `cached` of `prompt` tokens came from the provider's prompt cache.
-    pub(crate) fn prompt_cache(&self, idx: EndpointIdx, cached: u64, prompt: u64, now_ns: u64) {
-        if prompt == 0 {
-            return;
-        }
+    /// [`Self::success`] whose usage report says `cached_tokens` of its prompt came from the
+    /// provider's prompt cache, learned in the same update (one lock, one publish).
+    pub(crate) fn success_cached(
+        &self,
+        idx: EndpointIdx,
+        s: &Success,
+        cached_tokens: u64,
+        now_ns: u64,
+    ) {
+        self.record_success(idx, s, Some(cached_tokens), now_ns);
+    }
+
+    fn record_success(&self, idx: EndpointIdx, s: &Success, cached: Option<u64>, now_ns: u64) {
         let hl = self.stats.half_lives;
         self.cells[idx].update(&hl, |e| {
-            let l = &mut e.learned;
-            l.cached_tokens
-                .add(cached.min(prompt) as f64, now_ns, hl.latency);
-            l.prompt_tokens.add(prompt as f64, now_ns, hl.latency);
+            e.success(s, now_ns, &hl);
+            if let (Some(cached), Some(prompt)) = (cached, s.prompt_tokens.filter(|&p| p > 0)) {
+                let l = &mut e.learned;
+                l.cached_tokens
+                    .add(cached.min(prompt) as f64, now_ns, hl.latency);
+                l.prompt_tokens.add(prompt as f64, now_ns, hl.latency);
+            }
         });
+        lock(self.model_cell(idx)).record(s, now_ns, hl.latency);
     }
 
     /// The client went away before the attempt ended: neither a success nor a failure of

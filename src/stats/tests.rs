@@ -226,3 +226,23 @@ fn snapshots_with_fewer_failure_classes_load() {
         .extend([0, 0, 0].map(serde_json::Value::from));
     assert!(serde_json::from_value::<Snapshot>(v).is_err());
 }
+
+/// The share of prompt tokens a provider served from its cache is learned from answers with
+/// a usage report, in the same update as the answer; answers without one leave it alone.
+#[test]
+fn the_cached_share_of_prompts_is_learned_with_the_answer() {
+    let s = stats();
+    let t = s.table(&catalog());
+    let hl = s.half_lives();
+    assert_eq!(t.read(0).cached_share(SEC, &hl), None);
+    for (k, cached) in [(1, 0), (2, 5), (3, 10)] {
+        t.begin(0);
+        t.success_cached(0, &ok(50.0, 100.0, 5), cached, k * SEC);
+    }
+    t.begin(0);
+    t.success(0, &ok(50.0, 100.0, 5), 4 * SEC);
+    let share = t.read(0).cached_share(4 * SEC, &hl).expect("learned");
+    // Prompts of 10 tokens: 0, 5 and 10 cached, a little decay between them.
+    assert!((share - 0.5).abs() < 0.01, "{share}");
+    assert_eq!(t.read(0).totals.successes, 4);
+}
