@@ -21,6 +21,7 @@
 //! - [`admin`]: the per-endpoint report and the Prometheus exposition.
 //! - [`affinity`]: which endpoint each conversation stays on (prompt caches), as a layer over
 //!   any ranking.
+//! - [`log`]: the request log (batched append, retention, export), read back by replay.
 //! - [`feedback`]: client scores of answers (`[feedback]`, the ledger of scorable answers).
 //! - [`fake`]: a simulated OpenAI-compatible provider, shared by tests, benches and the demo.
 //! - [`sim`]: the offline simulator: scenarios, the same policies in virtual time, reports.
@@ -42,6 +43,7 @@ pub mod feedback;
 pub mod fleet;
 pub mod gateway;
 pub(crate) mod http;
+pub mod log;
 pub mod plan;
 pub mod presets;
 pub mod pricing;

@@ -40,6 +40,12 @@ pub struct Config {
     /// `[affinity]`: how long a conversation's endpoint is remembered.
     #[serde(default)]
     pub affinity: crate::affinity::AffinityConfig,
+    /// `[hedge]`: hedged attempts, off unless enabled here, per group or per request.
+    #[serde(default)]
+    pub hedge: crate::plan::hedge::HedgeConfig,
+    /// `[log]`: the request log and its retention.
+    #[serde(default)]
+    pub log: crate::log::LogConfig,
 }
 
 /// `[server]`: where the router listens and keeps its files.
@@ -475,6 +481,12 @@ impl Config {
             .validate()
             .map_err(|(field, m)| invalid(field, m))?;
         self.affinity
+            .validate()
+            .map_err(|(field, m)| invalid(field, m))?;
+        self.hedge
+            .validate()
+            .map_err(|(field, m)| invalid(field, m))?;
+        self.log
             .validate()
             .map_err(|(field, m)| invalid(field, m))?;
         if let Some(fleet) = &self.fleet {

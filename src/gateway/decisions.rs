@@ -45,6 +45,8 @@ pub(crate) struct Record {
     pub removed_total: usize,
     /// What conversation affinity did to the ranking.
     pub affinity: crate::affinity::Outcome,
+    /// What hedging did, when the request was hedged.
+    pub hedge: Option<super::hedge::HedgeOutcome>,
 }
 
 #[derive(Default)]
@@ -196,6 +198,13 @@ impl Record {
             "max_attempts": self.max_attempts,
             "affinity": self.affinity.describe(),
             "attempts": attempts,
+            "hedge": self.hedge.as_ref().map(|h| json!({
+                "started": h.started.map(id),
+                "won": h.won,
+                "after_ms": h.after_ms,
+                "skipped": h.skipped,
+                "wasted_usd": h.wasted_usd,
+            })),
         })
     }
 }

@@ -62,6 +62,7 @@ pub(super) async fn serve(
     prepare: impl FnOnce(Bytes) -> Result<(Bytes, ClientBody), ApiError>,
 ) -> Response {
     let (mut rng, request_id, caller) = begin(gateway, caller);
+    let arrived_ms = gateway.0.clock.unix_ms();
     let served = async {
         let bytes = read_request(gateway, headers, body).await?;
         let (planning, client) = prepare(bytes)?;
@@ -71,12 +72,37 @@ pub(super) async fn serve(
             headers,
             &planning,
             client,
-            &request_id,
+            Served {
+                id: &request_id,
+                surface,
+                arrived_ms,
+            },
             &mut rng,
         )
         .await
     };
-    counted(gateway, surface, served.await, &request_id)
+    let served = served.await;
+    if let (Err(e), Some(log)) = (&served, &gateway.0.log) {
+        // Failed attempts were logged with them; a refusal has no attempts to log.
+        if !matches!(e, ApiError::AllAttemptsFailed { .. }) {
+            let status = e.status().as_u16();
+            log.write(super::request_log::refused(
+                &request_id,
+                arrived_ms,
+                caller.name(),
+                surface,
+                status,
+            ));
+        }
+    }
+    counted(gateway, surface, served, &request_id)
+}
+
+/// Who a request is, as the request log knows it.
+struct Served<'a> {
+    id: &'a str,
+    surface: &'a str,
+    arrived_ms: u64,
 }
 
 /// Keeps to the providers that do not speak `excluded`: the request cannot be said in it.
@@ -164,10 +190,15 @@ async fn chat(
     headers: &HeaderMap,
     bytes: &[u8],
     client: ClientBody,
-    request_id: &str,
+    served: Served<'_>,
     rng: &mut SmallRng,
 ) -> Result<Response, ApiError> {
     let shared = &*gateway.0;
+    let Served {
+        id: request_id,
+        surface,
+        arrived_ms,
+    } = served;
     let started = Instant::now();
     use crate::dialect::Protocol;
     use crate::route::body::Shape;
@@ -280,7 +311,61 @@ async fn chat(
         embeddings,
         operation,
     };
-    let result = attempt::run(shared, &catalog, &live.table, &out, attempts, deadline).await;
+    let est_prompt_tokens = plan
+        .decision
+        .scores
+        .first()
+        .map_or(0.0, |s| s.estimate.prompt_tokens);
+    let hedge = shared
+        .hedging
+        .config
+        .settings(parsed.request.constraints.hedge, &chat.model)
+        .map(|settings| super::hedge::Hedge {
+            settings,
+            costs: plan
+                .decision
+                .scores
+                .iter()
+                .map(|s| s.estimate.cost_usd)
+                .collect(),
+            prompt_tokens: est_prompt_tokens,
+        });
+    let mut hedged = super::hedge::HedgeOutcome::default();
+    let result = attempt::run(
+        shared,
+        &catalog,
+        &live.table,
+        &out,
+        attempts,
+        deadline,
+        hedge.as_ref(),
+        &mut hedged,
+    )
+    .await;
+    let draft = shared.log.as_ref().map(|_| {
+        let trace = match &result {
+            Ok(a) => &a.trace,
+            Err(e) => &e.trace,
+        };
+        super::request_log::Draft::new(
+            request_id,
+            arrived_ms,
+            caller.name(),
+            surface,
+            &chat,
+            headers,
+            started,
+            super::request_log::Attempted {
+                catalog: &catalog,
+                ranked: &plan.decision.ranked,
+                est_prompt_tokens,
+                trace,
+                arrived_ns: now_ns,
+                hedge: &hedged,
+                hedging: hedge.is_some(),
+            },
+        )
+    });
     let named = |failures: &[(usize, Failure)]| -> Vec<AttemptFailure> {
         failures
             .iter()
@@ -311,12 +396,26 @@ async fn chat(
         candidates_total: 0,
         removed_total: 0,
         affinity,
+        hedge: hedge.is_some().then(|| hedged.clone()),
     });
-    let answered = result.map_err(|e| ApiError::AllAttemptsFailed {
-        failures,
-        deadline_hit: e.deadline_hit,
-        retry_after: e.retry_after,
-    })?;
+    let log = |line: crate::log::Line| {
+        if let Some(log) = &shared.log {
+            log.write(line);
+        }
+    };
+    let answered = match result {
+        Ok(answered) => answered,
+        Err(e) => {
+            if let Some(d) = draft {
+                log(d.finish(crate::log::Outcome::Failed, 502, None, None, None));
+            }
+            return Err(ApiError::AllAttemptsFailed {
+                failures,
+                deadline_hit: e.deadline_hit,
+                retry_after: e.retry_after,
+            });
+        }
+    };
 
     let endpoint = catalog.endpoint(answered.endpoint).id.clone();
     let attempts = answered.attempts();
@@ -342,6 +441,11 @@ async fn chat(
             if let (Some(client), Some(cost)) = (&caller.0, cost) {
                 client.charge(cost);
             }
+            shared.hedging.spent(cost, gateway.now_ns());
+            if let Some(d) = draft {
+                let usage = facts.usage.as_ref();
+                log(d.finish(crate::log::Outcome::Answered, 200, None, usage, cost));
+            }
             let body = match cost {
                 _ if for_anthropic => super::dialects::json_for_anthropic(&body, native),
                 Some(cost) => facts.with_cost(&body, cost).map_or(body, Bytes::from),
@@ -363,14 +467,17 @@ async fn chat(
             let messages_bytes = chat.messages_bytes;
             let client = caller.0.clone();
             let broke = tap.clone();
+            let logged = gateway.clone();
             let on_end = move |summary: StreamSummary| {
+                let shared = &*logged.0;
                 if let (Some(tap), StreamEnd::Broken(why)) = (&broke, &summary.end) {
                     tap.broke(why);
                 }
                 tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     usage = ?summary.usage, "stream finished");
-                match summary.end {
+                use crate::log::Outcome;
+                let (outcome, cost) = match summary.end {
                     StreamEnd::Completed => {
                         // The cost is in the usage chunk if the client asked for one.
                         let cost = meter.succeed(
@@ -381,12 +488,22 @@ async fn chat(
                         if let (Some(client), Some(cost)) = (&client, cost) {
                             client.charge(cost);
                         }
+                        shared.hedging.spent(cost, logged.now_ns());
+                        (Outcome::Answered, cost)
                     }
                     StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
-                        meter.fail(FailureClass::MidStream)
+                        meter.fail(FailureClass::MidStream);
+                        (Outcome::Broken, None)
                     }
                     // Dropping the meter untold records the attempt as cancelled.
-                    StreamEnd::ClientGone => drop(meter),
+                    StreamEnd::ClientGone => {
+                        drop(meter);
+                        (Outcome::ClientGone, None)
+                    }
+                };
+                if let (Some(d), Some(log)) = (draft, &shared.log) {
+                    let usage = summary.usage.as_ref();
+                    log.write(d.finish(outcome, 200, summary.first_token, usage, cost));
                 }
             };
             let idle = shared.upstream.idle_timeout;
@@ -422,6 +539,15 @@ async fn chat(
             body,
         } => {
             tracing::debug!(request_id, %endpoint, status = status.as_u16(), "provider refused the request");
+            if let Some(d) = draft {
+                log(d.finish(
+                    crate::log::Outcome::Rejected,
+                    status.as_u16(),
+                    None,
+                    None,
+                    None,
+                ));
+            }
             let anthropic_provider = catalog.provider_of(answered.endpoint).protocol
                 == crate::dialect::Protocol::Anthropic;
             if for_anthropic != anthropic_provider {
@@ -442,6 +568,9 @@ async fn chat(
         h.insert(ENDPOINT_HEADER, v);
     }
     h.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    if let Some(v) = hedged.header() {
+        h.insert(super::HEDGED_HEADER, HeaderValue::from_static(v));
+    }
     Ok(response)
 }
 
@@ -588,6 +717,24 @@ pub async fn decision(
                     .map_or(serde_json::Value::Null, admin::endpoints::prefill)
             };
             axum::Json(record.to_json(changes, prefill)).into_response()
+        }
+        Some(_) => ApiError::DecisionNotFound(id).into_response(),
+        None => from_log(&gateway, caller.name(), id).await,
+    }
+}
+
+/// A decision the ring has moved past, as the request log recorded it.
+async fn from_log(gateway: &Gateway, client: Option<&str>, id: String) -> Response {
+    let Some(dir) = gateway.0.log.as_ref().map(|l| l.dir.clone()) else {
+        return ApiError::DecisionNotFound(id).into_response();
+    };
+    let wanted = id.clone();
+    let found = tokio::task::spawn_blocking(move || crate::log::read::find(&dir, &wanted)).await;
+    match found {
+        Ok(Ok(Some(record))) if record.client.as_deref() == client => {
+            let mut value = serde_json::to_value(&record).unwrap_or_default();
+            value["source"] = json!("request_log");
+            axum::Json(value).into_response()
         }
         _ => ApiError::DecisionNotFound(id).into_response(),
     }

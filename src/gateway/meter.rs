@@ -46,6 +46,11 @@ impl AttemptMeter {
         }
     }
 
+    /// The endpoint attempted.
+    pub(crate) fn endpoint(&self) -> EndpointIdx {
+        self.idx
+    }
+
     fn now_ns(&self) -> u64 {
         nanos_since(self.epoch)
     }

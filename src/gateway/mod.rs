@@ -22,12 +22,14 @@ mod fleet;
 pub mod fuzzing;
 pub mod guard;
 mod handlers;
+mod hedge;
 mod messages;
 mod meter;
 mod persist;
 pub mod prices;
 mod refusal;
 mod relay;
+mod request_log;
 mod routing;
 pub mod sse;
 mod surfaces;
@@ -64,6 +66,8 @@ pub(crate) const ENDPOINT_HEADER: &str = "x-switchyard-endpoint";
 pub(crate) const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
 /// The router's id for the request.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+/// `won` or `lost` when a hedge was started (see [`hedge`]).
+pub(crate) const HEDGED_HEADER: &str = "x-switchyard-hedged";
 /// What a non-streamed answer cost, in USD (streams carry it in `usage.cost`).
 pub(crate) const COST_HEADER: &str = "x-switchyard-cost-usd";
 
@@ -124,6 +128,10 @@ pub(crate) struct Shared {
     feedback: crate::feedback::Ledger,
     /// Which endpoint each recent conversation stays on.
     affinities: crate::affinity::Affinities,
+    /// Hedged attempts: the budget and what hedging did.
+    hedging: hedge::Hedging,
+    /// The request log's writer (`[log]`); `None` when off or without a state directory.
+    log: Option<crate::log::LogHandle>,
 }
 
 /// Reads an environment variable (injected, so tests need not touch the real environment).
@@ -233,6 +241,8 @@ pub enum BuildError {
     Presets(#[from] crate::presets::PresetErrors),
     #[error(transparent)]
     Fleet(#[from] crate::fleet::sync::FleetError),
+    #[error("cannot start the request log: {0}")]
+    Log(std::io::Error),
 }
 
 /// What tests (and reproducible runs) may fix instead of taking it from the system.
@@ -337,6 +347,21 @@ impl Gateway {
             crate::presets::Presets::new(crate::presets::load_dir(&config.server.routing_dir)?, 0);
         presets.check(&catalog, &config.server.routing_dir)?;
         let live = Live::new(Arc::new(catalog), &stats, 0, Arc::new(presets));
+        // The request log lives beside the store (a router without one keeps none).
+        let log = match (&store, config.log.enabled) {
+            (Some(_), true) => {
+                let clock = hooks.clock.clone();
+                let dir = crate::log::dir_of(&config.server.state_dir);
+                let log = crate::log::LogHandle::start(dir, &config.log, move || clock.unix_ms())
+                    .map_err(BuildError::Log)?;
+                log.write(crate::log::Line::Catalog(crate::log::CatalogLine::of(
+                    &live.catalog,
+                    hooks.clock.unix_ms(),
+                )));
+                Some(log)
+            }
+            _ => None,
+        };
         Ok(Gateway(Arc::new(Shared {
             live: ArcSwap::from_pointee(live),
             admin_token: env(&config.server.admin_token_env)
@@ -371,6 +396,8 @@ impl Gateway {
             response_pins: Default::default(),
             feedback: crate::feedback::Ledger::new(&config.feedback),
             affinities: crate::affinity::Affinities::new(&config.affinity),
+            hedging: hedge::Hedging::new(&config.hedge),
+            log,
         })))
     }
 

@@ -271,6 +271,7 @@ pub async fn preview(
         candidates_total: 0,
         removed_total: 0,
         affinity: crate::affinity::Outcome::None,
+        hedge: None,
     };
     Ok(
         Json(json!({"would_pick": first, "decision": record.to_json(|_, _| Vec::new(), |_| Value::Null)}))

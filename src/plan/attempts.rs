@@ -96,6 +96,35 @@ pub struct Exhausted {
     pub deadline_hit: bool,
     /// The shortest `Retry-After` any provider asked for.
     pub retry_after: Option<Duration>,
+    /// Every attempt, in order.
+    pub trace: Vec<Tried>,
+}
+
+/// How an attempt ended, as far as the machine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Still running (or, for the answering attempt, answered: its driver knows when).
+    Running,
+    Answered,
+    Failed(FailureClass, Option<u16>),
+    /// Refused for a parameter its model lacks.
+    Unsupported(u16),
+    /// The request's own fault, relayed.
+    Rejected,
+    /// Lost a hedge race.
+    Cancelled,
+}
+
+/// One attempt, as the request log records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tried {
+    pub endpoint: EndpointIdx,
+    pub started_ns: u64,
+    /// When it ended (failed, refused, cancelled); 0 while running or when it answered.
+    pub ended_ns: u64,
+    pub end: End,
+    /// Started beside a running attempt.
+    pub hedge: bool,
 }
 
 /// The attempts of one request.
@@ -107,12 +136,15 @@ pub struct Attempts {
     max_retry_after: Duration,
     /// Attempts started so far.
     started: usize,
+    /// Of which hedges: started beside a running attempt.
+    hedges: u32,
     /// An answer or a rejection ended the attempts.
     over: bool,
-    /// The running attempt and when it started.
-    current: Option<(EndpointIdx, u64)>,
+    /// The running attempts and when each started: one, or more while hedged.
+    running: Vec<(EndpointIdx, u64)>,
     failures: Vec<(EndpointIdx, Failure)>,
     retry_after: Option<Duration>,
+    trace: Vec<Tried>,
 }
 
 impl Attempts {
@@ -130,39 +162,90 @@ impl Attempts {
             deadline_ns,
             max_retry_after,
             started: 0,
+            hedges: 0,
             over: false,
-            current: None,
+            running: Vec::new(),
             failures: Vec::new(),
             retry_after: None,
+            trace: Vec::new(),
         }
     }
 
     /// The next candidate to try at `now_ns`, counted in flight in `table`; `None` when the
-    /// attempts are over.
+    /// attempts are over, or one is still running (see [`Attempts::hedge`] to start one
+    /// beside it).
     pub fn next(&mut self, table: &StatsTable, now_ns: u64) -> Option<EndpointIdx> {
-        if self.current.is_some() {
-            debug_assert!(false, "an attempt is still running");
+        if !self.running.is_empty() {
             return None;
         }
-        if self.over
-            || self.started >= self.max_attempts.min(self.ranked.len())
-            || now_ns >= self.deadline_ns
-        {
+        self.start(table, now_ns)
+    }
+
+    /// A hedge: the next candidate, started at `now_ns` beside the running attempt, if
+    /// fewer than `max_hedges` were started, a candidate is left and the deadline has not
+    /// passed.
+    pub fn hedge(
+        &mut self,
+        table: &StatsTable,
+        max_hedges: u32,
+        now_ns: u64,
+    ) -> Option<EndpointIdx> {
+        if self.running.is_empty() || self.hedges >= max_hedges {
+            return None;
+        }
+        let idx = self.start(table, now_ns)?;
+        self.hedges += 1;
+        if let Some(t) = self.trace.last_mut() {
+            t.hedge = true;
+        }
+        Some(idx)
+    }
+
+    /// The candidate a hedge would start now, if one may be started.
+    pub fn hedge_candidate(&self, max_hedges: u32) -> Option<EndpointIdx> {
+        (!self.running.is_empty() && self.hedges < max_hedges && self.has_next())
+            .then(|| self.ranked[self.started])
+    }
+
+    fn start(&mut self, table: &StatsTable, now_ns: u64) -> Option<EndpointIdx> {
+        if !self.has_next() || now_ns >= self.deadline_ns {
             return None;
         }
         let idx = self.ranked[self.started];
         self.started += 1;
-        self.current = Some((idx, now_ns));
+        self.running.push((idx, now_ns));
+        self.trace.push(Tried {
+            endpoint: idx,
+            started_ns: now_ns,
+            ended_ns: 0,
+            end: End::Running,
+            hedge: false,
+        });
         table.begin(idx);
         Some(idx)
     }
 
-    /// The running attempt failed at `now_ns`: rest the endpoint if the provider asked,
-    /// record the failure with the time it took (what the next attempt starts late by),
-    /// remember it for the client.
-    pub fn failed(&mut self, table: &StatsTable, failure: Failure, now_ns: u64) {
-        let Some((idx, started_ns)) = self.current.take() else {
-            debug_assert!(false, "no attempt is running");
+    /// Takes `idx` off the running attempts as ended at `now_ns` by `end`, returning when it
+    /// started.
+    fn stop(&mut self, idx: EndpointIdx, end: End, now_ns: u64) -> Option<u64> {
+        let at = self.running.iter().position(|&(i, _)| i == idx);
+        debug_assert!(at.is_some(), "no attempt is running at {idx}");
+        let started = self.running.swap_remove(at?).1;
+        if let Some(t) = self.trace.iter_mut().rev().find(|t| t.endpoint == idx) {
+            t.end = end;
+            if end != End::Answered {
+                t.ended_ns = now_ns;
+            }
+        }
+        Some(started)
+    }
+
+    /// The running attempt at `idx` failed at `now_ns`: rest the endpoint if the provider
+    /// asked, record the failure with the time it took (what the next attempt starts late
+    /// by), remember it for the client.
+    pub fn failed(&mut self, table: &StatsTable, idx: EndpointIdx, failure: Failure, now_ns: u64) {
+        let Some(started_ns) = self.stop(idx, End::Failed(failure.class, failure.status), now_ns)
+        else {
             return;
         };
         let mut failure = failure;
@@ -183,33 +266,77 @@ impl Attempts {
         !self.over && self.started < self.max_attempts.min(self.ranked.len())
     }
 
-    /// The running attempt's provider said the request uses a parameter its model does not
-    /// support: counted as `unsupported` (not against the endpoint's health), remembered for
-    /// the client, and the next candidate may take it.
-    pub(crate) fn unsupported(&mut self, table: &StatsTable, status: u16, now_ns: u64) {
-        let Some((idx, _)) = self.current.take() else {
-            debug_assert!(false, "no attempt is running");
+    /// The running attempt at `idx` was refused for a parameter its model does not support:
+    /// counted as `unsupported` (not against the endpoint's health), remembered for the
+    /// client, and the next candidate may take the request.
+    pub(crate) fn unsupported(
+        &mut self,
+        table: &StatsTable,
+        idx: EndpointIdx,
+        status: u16,
+        now_ns: u64,
+    ) {
+        if self.stop(idx, End::Unsupported(status), now_ns).is_none() {
             return;
-        };
+        }
         table.unsupported(idx, now_ns);
         let failure = Failure::status(FailureClass::Unsupported, status, None);
         self.failures.push((idx, failure));
     }
 
-    /// The running attempt ended without an outcome to learn from: the provider refused the
-    /// request itself (`rejected`, see [`failover_class`]). The attempts are over.
-    pub(crate) fn rejected(&mut self, table: &StatsTable) {
-        if let Some((idx, _)) = self.current.take() {
+    /// The running attempt at `idx` ended without an outcome to learn from: the provider
+    /// refused the request itself (`rejected`, see [`failover_class`]). The attempts are
+    /// over; a hedge still running is cancelled (returned, for its driver to stop).
+    pub(crate) fn rejected(
+        &mut self,
+        table: &StatsTable,
+        idx: EndpointIdx,
+        now_ns: u64,
+    ) -> Vec<EndpointIdx> {
+        if self.stop(idx, End::Rejected, now_ns).is_some() {
             table.rejected(idx);
         }
         self.over = true;
+        self.cancel_rest(table, now_ns)
     }
 
-    /// The running attempt answered; its driver records the success (or, for a stream that
-    /// breaks later, the mid-stream failure). The attempts are over.
-    pub fn answered(&mut self) -> Option<EndpointIdx> {
+    /// The running attempt at `idx` answered first (its driver records the success, or, for
+    /// a stream that breaks later, the mid-stream failure). The attempts are over; the
+    /// others still running lost the race and are cancelled, penalising no one: they are
+    /// returned, for their driver to stop.
+    pub fn answered(
+        &mut self,
+        table: &StatsTable,
+        idx: EndpointIdx,
+        now_ns: u64,
+    ) -> Vec<EndpointIdx> {
+        self.stop(idx, End::Answered, now_ns);
         self.over = true;
-        self.current.take().map(|(idx, _)| idx)
+        self.cancel_rest(table, now_ns)
+    }
+
+    fn cancel_rest(&mut self, table: &StatsTable, now_ns: u64) -> Vec<EndpointIdx> {
+        let losers: Vec<EndpointIdx> = self.running.iter().map(|&(idx, _)| idx).collect();
+        for &idx in &losers {
+            self.stop(idx, End::Cancelled, now_ns);
+            table.cancelled(idx);
+        }
+        losers
+    }
+
+    /// Every attempt started, in order.
+    pub fn trace(&self) -> &[Tried] {
+        &self.trace
+    }
+
+    /// Hedges started so far.
+    pub fn hedges(&self) -> u32 {
+        self.hedges
+    }
+
+    /// Attempts running now.
+    pub fn running(&self) -> usize {
+        self.running.len()
     }
 
     /// Attempts started so far.
@@ -228,6 +355,7 @@ impl Attempts {
             failures: self.failures,
             deadline_hit: now_ns >= self.deadline_ns,
             retry_after: self.retry_after,
+            trace: self.trace,
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   become candidate tiers (`model`, then each of `models`), the hard constraints remove
 //!   what they rule out, and the policy (the group's, else the router's) ranks the rest:
 //!   a [`Plan`].
+//! - [`hedge`]: when a silent attempt gets a second one beside it, and what that may cost.
 //! - [`attempts`]: the attempt machine that walks a plan: which candidate next, how an
 //!   attempt's outcome is classified and recorded, when a provider's `Retry-After` rests an
 //!   endpoint, and when to stop (`max_attempts`, the deadline, the candidates running out).
@@ -14,7 +15,8 @@
 //! `max_attempts`, rests and the failure break exactly as live traffic does.
 
 pub mod attempts;
+pub mod hedge;
 pub mod request;
 
-pub use attempts::{AttemptFailure, Attempts, Exhausted, Failure};
+pub use attempts::{AttemptFailure, Attempts, End, Exhausted, Failure, Tried};
 pub use request::{Parsed, Plan, PlanError, Planner};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::body::ChatBody;
+use crate::plan::hedge::{After, HedgeAsk};
 
 /// Which latency a target is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +95,9 @@ pub struct Constraints {
     /// OpenRouter's `provider.require_parameters: true`: endpoints whose sheet does not
     /// list every capability the request uses are removed, unknown ones too.
     pub require_parameters: bool,
+    /// `route.hedge`: whether (and how) to hedge a silent attempt; `None` leaves it to the
+    /// `[hedge]` config (see [`crate::plan::hedge`]).
+    pub hedge: Option<HedgeAsk>,
 }
 
 /// A hint that cannot be taken; `field` is the body field or header at fault.
@@ -127,6 +131,15 @@ struct RouteHint {
     ignore: Option<Vec<String>>,
     max_attempts: Option<u32>,
     allow_fallbacks: Option<bool>,
+    /// `true`, `false`, or [`HedgeWith`]; read on its own so an error names its field.
+    hedge: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HedgeWith {
+    after: Option<After>,
+    max_extra_cost_usd: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -369,6 +382,8 @@ pub(crate) fn gather<'h>(
         }
     }
 
+    let hedge = route.hedge.map(hedge_ask).transpose()?.flatten();
+
     let mut latency = Vec::new();
     if let Some(max_ms) = min_opt(r_latency, h_latency) {
         let p = match (r_percentile, h_percentile) {
@@ -469,6 +484,7 @@ pub(crate) fn gather<'h>(
         fallback_models: models,
         merge_models,
         require_parameters: provider.require_parameters.unwrap_or(false),
+        hedge,
         ..Constraints::default()
     };
     Ok(Gathered {
@@ -476,6 +492,44 @@ pub(crate) fn gather<'h>(
         prefer: route.prefer.or(sort_prefer).or(suffix).or(h_prefer),
         metric: route.latency_metric,
     })
+}
+
+/// `route.hedge`: `true`, `false`, `null`, or `{ after, max_extra_cost_usd }`.
+fn hedge_ask(v: serde_json::Value) -> Result<Option<HedgeAsk>, HintError> {
+    let with = match v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::Bool(false) => return Ok(Some(HedgeAsk::Off)),
+        serde_json::Value::Bool(true) => HedgeWith {
+            after: None,
+            max_extra_cost_usd: None,
+        },
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| {
+            let field = if e.to_string().contains("percentile") {
+                "route.hedge.after"
+            } else {
+                "route.hedge"
+            };
+            err(field, e.to_string())
+        })?,
+        _ => {
+            return Err(err(
+                "route.hedge",
+                "must be true, false or an object with `after` and `max_extra_cost_usd`",
+            ))
+        }
+    };
+    if let Some(v) = with.max_extra_cost_usd {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(err(
+                "route.hedge.max_extra_cost_usd",
+                format!("must be zero or more, got {v}"),
+            ));
+        }
+    }
+    Ok(Some(HedgeAsk::On {
+        after: with.after,
+        max_extra_cost_usd: with.max_extra_cost_usd,
+    }))
 }
 
 fn sort_by(by: &str) -> Result<Prefer, HintError> {

@@ -71,6 +71,7 @@ impl Default for Constraints {
             merge_models: false,
             needs: crate::pricing::Capabilities::NONE,
             require_parameters: false,
+            hedge: None,
         }
     }
 }

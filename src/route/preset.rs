@@ -2,7 +2,7 @@
 //! wins, as between a request's body and its headers (the lowest maximum, the highest
 //! minimum, the strictest target per percentile; `only` lists intersect, `ignore` lists add
 //! up; fallbacks are allowed only if both allow them). For what is a choice rather than a
-//! bound — the objective, the latency metric, `provider.order` — the request's own word wins
+//! bound — the objective, the latency metric, `provider.order`, `route.hedge` — the request's own word wins
 //! and the preset's is the default.
 
 use serde_json::value::{to_raw_value, RawValue};
@@ -70,6 +70,7 @@ pub(crate) fn merge(request: Gathered, preset: &Gathered) -> Gathered {
     r.max_price.request = min_opt(r.max_price.request, p.max_price.request);
     r.only.extend(p.only.iter().cloned());
     r.ignore.extend(p.ignore.iter().cloned());
+    r.hedge = r.hedge.or(p.hedge);
     if r.order.is_empty() {
         r.order = p.order.clone();
     }

@@ -26,6 +26,7 @@ use super::scenario::{Scenario, SimPolicy};
 use super::truth::{self, catalog, nanos, request_cost_cached, states_at, Ending, TrueState, MS};
 pub use super::workload::{requests, Req};
 use crate::catalog::Catalog;
+use crate::plan::hedge::{delay_ms, loser_cost, HedgeBudget, HedgeSettings};
 use crate::plan::{Attempts, Planner};
 use crate::select::{self, Policy};
 use crate::stats::{Stats, StatsTable, Success};
@@ -42,7 +43,12 @@ pub struct Done {
     /// Client-side time to first token and to the end, for answered requests.
     pub ttft_ms: f64,
     pub total_ms: f64,
+    /// What the answer cost, and what a hedge race's loser was estimated to cost (included).
     pub cost_usd: f64,
+    /// A hedge was started; it answered first.
+    pub hedged: bool,
+    pub hedge_won: bool,
+    pub hedge_wasted_usd: f64,
 }
 
 /// One catalog version: what requests arriving while it is in force plan against.
@@ -71,23 +77,70 @@ enum Kind {
     Change,
     /// The replicas of a simulated fleet share what they learned.
     Sync,
-    AttemptEnd(usize),
+    /// Request `i`'s attempt number `n` ends (or, in a hedge race, gets its first byte).
+    AttemptEnd(usize, u32),
+    FirstByte(usize, u32),
+    /// Request `i`'s attempt `n` is due a hedge.
+    Hedge(usize, u32),
     Arrival(usize),
+}
+
+/// One running attempt: its number, catalog index, start, and how it will end.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    n: u32,
+    current: usize,
+    started_ns: u64,
+    end_ns: u64,
+    ending: Ending,
 }
 
 /// A request between its arrival and its end.
 struct Pending {
     version: Rc<Version>,
     attempts: Attempts,
-    /// The running attempt: its catalog index, start, and how it will end.
-    current: usize,
-    started_ns: u64,
-    ending: Ending,
+    /// The running attempts: one, or two in a hedge race.
+    runs: Vec<Run>,
+    /// How it is hedged, if it is; whether an attempt has won (it then only runs out).
+    hedge: Option<HedgeSettings>,
+    decided: bool,
+}
+
+/// One request's attempts as the request log records them (see [`run_traced`]).
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub tried: Vec<crate::plan::Tried>,
+    /// The answering attempt's first token and end (virtual ns), and its endpoint.
+    pub answer: Option<(usize, u64, u64)>,
+    /// Catalog index → scenario index, for `tried`.
+    pub map: Vec<usize>,
 }
 
 /// Runs one policy over the scenario's request stream (through the scenario's fleet of
 /// replicas, round robin, when it has one).
 pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done> {
+    run_inner(s, policy, reqs, seed, None)
+}
+
+/// [`run`], also keeping every request's attempts (what a request log would hold).
+pub fn run_traced(
+    s: &Scenario,
+    policy: SimPolicy,
+    reqs: &[Req],
+    seed: u64,
+) -> (Vec<Done>, Vec<Trace>) {
+    let mut traces = vec![Trace::default(); reqs.len()];
+    let done = run_inner(s, policy, reqs, seed, Some(&mut traces));
+    (done, traces)
+}
+
+fn run_inner(
+    s: &Scenario,
+    policy: SimPolicy,
+    reqs: &[Req],
+    seed: u64,
+    mut traces: Option<&mut Vec<Trace>>,
+) -> Vec<Done> {
     let replicas = s.fleet.replicas.max(1) as usize;
     let stats: Vec<Arc<Stats>> = (0..replicas)
         .map(|_| {
@@ -133,6 +186,16 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
         .map(|_| crate::affinity::Affinities::new(&Default::default()));
     let session_key = |r: &Req| format!("s{}", r.session);
     let mut cached_now = vec![0u32; states.len()];
+    // How each request shape is hedged, and the budget hedging keeps to.
+    let hedges: Vec<Option<HedgeSettings>> = s
+        .hints
+        .iter()
+        .map(|h| {
+            s.hedge
+                .settings(h.parsed.request.constraints.hedge, &h.parsed.model)
+        })
+        .collect();
+    let mut budget = HedgeBudget::new(&s.hedge);
 
     let mut heap: BinaryHeap<Reverse<(u64, Kind, u64)>> =
         BinaryHeap::with_capacity(reqs.len() / 4 + 16);
@@ -235,25 +298,87 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                             t.saturating_add(total_timeout_ns),
                             s.max_retry_after,
                         );
-                        Some((i, v.clone(), attempts))
+                        Some((i, v.clone(), attempts, Vec::new()))
                     }
                 }
             }
-            Kind::AttemptEnd(i) => {
-                let p = pending[i].take().expect("an attempt of a pending request");
-                let Pending {
-                    version: v,
-                    mut attempts,
+            Kind::Hedge(i, n) => {
+                let due = pending[i].as_ref().is_some_and(|p| {
+                    !p.decided
+                        && p.runs.len() == 1
+                        && p.runs[0].n == n
+                        && p.runs[0].first_byte_ns(s.workload.stream) > t
+                });
+                if due {
+                    let p = pending[i].as_mut().expect("checked");
+                    let settings = p.hedge.expect("a hedge is due only when hedging");
+                    let r = &reqs[i];
+                    let allowed = p
+                        .attempts
+                        .hedge_candidate(settings.max_hedges)
+                        .filter(|&c| {
+                            let ep = &states[p.version.map[c]].ep;
+                            truth::request_cost_cached(ep, r, 0) <= settings.max_extra_cost_usd
+                                && budget.allows(t)
+                        });
+                    if allowed.is_some() {
+                        let hedge = p.attempts.hedge(&p.version.table, settings.max_hedges, t);
+                        if let Some(current) = hedge {
+                            done[i].hedged = true;
+                            let run = start_run(s, &states, &mut in_flight, p, current, r, t);
+                            schedule(&mut heap, &mut push, i, &run, s.workload.stream);
+                            p.runs.push(run);
+                        }
+                    }
+                }
+                None
+            }
+            Kind::FirstByte(i, n) => {
+                // In a hedge race, the first attempt with a first token wins.
+                if let Some(p) = pending[i].as_mut().filter(|p| !p.decided) {
+                    let mut race = Race {
+                        states: &states,
+                        in_flight: &mut in_flight,
+                        budget: &mut budget,
+                    };
+                    race.settle(p, n, &reqs[i], &mut done[i], t);
+                }
+                None
+            }
+            Kind::AttemptEnd(i, n) => {
+                let Some(p) = pending[i].as_mut() else {
+                    continue;
+                };
+                let Some(at) = p.runs.iter().position(|x| x.n == n) else {
+                    continue;
+                };
+                if matches!(p.runs[at].ending, Ending::Answer { .. }) && !p.decided {
+                    // The first to end wins (a non-streamed answer's first byte is its end).
+                    let mut race = Race {
+                        states: &states,
+                        in_flight: &mut in_flight,
+                        budget: &mut budget,
+                    };
+                    race.settle(p, n, &reqs[i], &mut done[i], t);
+                }
+                let at = p
+                    .runs
+                    .iter()
+                    .position(|x| x.n == n)
+                    .expect("the winner runs on");
+                let Run {
                     current,
                     started_ns,
                     ending,
-                } = p;
+                    ..
+                } = p.runs.swap_remove(at);
+                let v = p.version.clone();
                 let e = v.map[current];
                 in_flight[e] -= 1;
                 let r = &reqs[i];
                 match ending {
                     Ending::Answer { first_token_ns } => {
-                        attempts.answered();
+                        let p = pending[i].take().expect("pending");
                         let success = Success {
                             ttft_ms: s
                                 .workload
@@ -282,48 +407,169 @@ pub fn run(s: &Scenario, policy: SimPolicy, reqs: &[Req], seed: u64) -> Vec<Done
                         }
                         let d = &mut done[i];
                         d.answered_by = Some(e);
-                        d.attempts = attempts.started() as u32;
+                        d.attempts = (p.attempts.started() - usize::from(d.hedged)) as u32;
                         d.ttft_ms = (first_token_ns - r.at_ns) as f64 / MS as f64;
                         d.total_ms = (t - r.at_ns) as f64 / MS as f64;
-                        d.cost_usd = request_cost_cached(&states[e].ep, r, cached.unwrap_or(0));
+                        let cost = request_cost_cached(&states[e].ep, r, cached.unwrap_or(0));
+                        budget.spent(cost, t);
+                        d.cost_usd = cost + d.hedge_wasted_usd;
                         if cached.is_some() {
                             caches.insert((e, r.session), r.prompt_tokens);
                             if let Some(a) = &affinities {
                                 a.set(&session_key(r), &v.catalog.endpoint(current).id, t);
                             }
                         }
+                        if let Some(tr) = traces.as_deref_mut() {
+                            tr[i] = Trace {
+                                tried: p.attempts.trace().to_vec(),
+                                answer: Some((e, first_token_ns, t)),
+                                map: v.map.clone(),
+                            };
+                        }
                         None
                     }
                     Ending::Rejected => {
-                        attempts.rejected(&v.table);
-                        done[i].attempts = attempts.started() as u32;
+                        let mut p = pending[i].take().expect("pending");
+                        for loser in p.attempts.rejected(&v.table, current, t) {
+                            in_flight[v.map[loser]] -= 1;
+                        }
+                        done[i].attempts = p.attempts.started() as u32;
+                        if let Some(tr) = traces.as_deref_mut() {
+                            tr[i].tried = p.attempts.trace().to_vec();
+                            tr[i].map = v.map.clone();
+                        }
                         None
                     }
                     Ending::Failed(failure) => {
-                        attempts.failed(&v.table, failure, t);
-                        done[i].attempts = attempts.started() as u32;
-                        Some((i, v, attempts))
+                        p.attempts.failed(&v.table, current, failure, t);
+                        done[i].attempts = p.attempts.started() as u32;
+                        if !p.runs.is_empty() {
+                            // The other attempt of a hedge race runs on.
+                            continue;
+                        }
+                        let p = pending[i].take().expect("pending");
+                        Some((i, p.version, p.attempts, p.runs))
                     }
                 }
             }
         };
         // Start the next attempt of a request that has one.
-        if let Some((i, v, mut attempts)) = next {
+        if let Some((i, v, mut attempts, runs)) = next {
             if let Some(current) = attempts.next(&v.table, t) {
-                let e = v.map[current];
-                in_flight[e] += 1;
-                let n = attempts.started() - 1;
-                let (end, ending) = truth::attempt(s, &states[e], e, in_flight[e], &reqs[i], n, t);
-                pending[i] = Some(Pending {
+                let hedge = hedges[reqs[i].hint];
+                let mut p = Pending {
                     version: v,
                     attempts,
-                    current,
-                    started_ns: t,
-                    ending,
-                });
-                push(&mut heap, end, Kind::AttemptEnd(i));
+                    runs,
+                    hedge,
+                    decided: false,
+                };
+                let r = &reqs[i];
+                let run = start_run(s, &states, &mut in_flight, &p, current, r, t);
+                schedule(
+                    &mut heap,
+                    &mut push,
+                    i,
+                    &run,
+                    hedge.is_some() && s.workload.stream,
+                );
+                if let Some(h) =
+                    hedge.filter(|h| p.attempts.hedge_candidate(h.max_hedges).is_some())
+                {
+                    let view = p.version.table.view(current, t);
+                    let tokens = f64::from(r.prompt_tokens);
+                    if let Some(ms) = delay_ms(h.after, &view, s.workload.stream, tokens) {
+                        push(
+                            &mut heap,
+                            t + (ms * MS as f64) as u64,
+                            Kind::Hedge(i, run.n),
+                        );
+                    }
+                }
+                p.runs.push(run);
+                pending[i] = Some(p);
+            } else if let Some(tr) = traces.as_deref_mut() {
+                tr[i].tried = attempts.trace().to_vec();
+                tr[i].map = v.map.clone();
             }
         }
     }
     done
+}
+
+impl Run {
+    /// When the attempt's first byte comes: its first token, or the end of a failure.
+    fn first_byte_ns(&self, stream: bool) -> u64 {
+        match self.ending {
+            Ending::Answer { first_token_ns } if stream => first_token_ns,
+            _ => self.end_ns,
+        }
+    }
+}
+
+/// What settling a hedge race touches.
+struct Race<'a> {
+    states: &'a [TrueState],
+    in_flight: &'a mut [u32],
+    budget: &'a mut HedgeBudget,
+}
+
+impl Race<'_> {
+    /// Attempt `n` of `p` answered first at `t`: the machine ends the attempts and the
+    /// others still running are cancelled, their prompt counted as hedging's waste.
+    fn settle(&mut self, p: &mut Pending, n: u32, r: &Req, d: &mut Done, t: u64) {
+        let Some(run) = p.runs.iter().find(|x| x.n == n).copied() else {
+            return;
+        };
+        p.decided = true;
+        let losers = p.attempts.answered(&p.version.table, run.current, t);
+        d.hedge_won = d.hedged && p.runs.last().is_some_and(|x| x.n == n);
+        for loser in losers {
+            let e = p.version.map[loser];
+            self.in_flight[e] -= 1;
+            let wasted = loser_cost(f64::from(r.prompt_tokens), self.states[e].ep.input_per_mtok);
+            self.budget.wasted(wasted, t);
+            d.hedge_wasted_usd += wasted;
+        }
+        p.runs.retain(|x| x.n == n);
+    }
+}
+
+/// Starts attempt `current` (just taken from the machine) of request `r` at `t`.
+fn start_run(
+    s: &Scenario,
+    states: &[TrueState],
+    in_flight: &mut [u32],
+    p: &Pending,
+    current: usize,
+    r: &Req,
+    t: u64,
+) -> Run {
+    let e = p.version.map[current];
+    in_flight[e] += 1;
+    let n = p.attempts.started() - 1;
+    let (end_ns, ending) = truth::attempt(s, &states[e], e, in_flight[e], r, n, t);
+    Run {
+        n: n as u32,
+        current,
+        started_ns: t,
+        end_ns,
+        ending,
+    }
+}
+
+/// The events of a run: its end, and (when it may race a hedge) its first token.
+fn schedule(
+    heap: &mut BinaryHeap<Reverse<(u64, Kind, u64)>>,
+    push: &mut impl FnMut(&mut BinaryHeap<Reverse<(u64, Kind, u64)>>, u64, Kind),
+    i: usize,
+    run: &Run,
+    racing: bool,
+) {
+    if racing {
+        if let Ending::Answer { first_token_ns } = run.ending {
+            push(heap, first_token_ns, Kind::FirstByte(i, run.n));
+        }
+    }
+    push(heap, run.end_ns, Kind::AttemptEnd(i, run.n));
 }

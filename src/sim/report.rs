@@ -51,6 +51,19 @@ pub struct PolicyReport {
     /// Per minute: USD spent on requests arriving in that minute.
     pub cost_by_minute: Vec<f64>,
     pub moves: Vec<EventMove>,
+    /// What hedging did, when any request was hedged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedging: Option<HedgeReport>,
+}
+
+/// Hedges started and won, and what the losers cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct HedgeReport {
+    pub started: usize,
+    pub won: usize,
+    pub extra_usd: f64,
+    /// `extra_usd` as a share of the policy's whole cost.
+    pub extra_share: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,7 +228,19 @@ pub(crate) fn summarize(
         traffic: traffic(s, done),
         cost_by_minute: cost_by_minute(s, done),
         moves: moves(s, done),
+        hedging: hedging(done, cost),
     }
+}
+
+fn hedging(done: &[Done], cost: f64) -> Option<HedgeReport> {
+    let started = done.iter().filter(|d| d.hedged).count();
+    let extra: f64 = done.iter().map(|d| d.hedge_wasted_usd).sum();
+    (started > 0).then(|| HedgeReport {
+        started,
+        won: done.iter().filter(|d| d.hedge_won).count(),
+        extra_usd: extra,
+        extra_share: if cost > 0.0 { extra / cost } else { 0.0 },
+    })
 }
 
 impl Report {
@@ -244,6 +269,27 @@ impl Report {
                 p.slo_shortfall
                     .map_or("-".into(), |r| format!("{:+.1}%", r * 100.0)),
             ));
+        }
+        let hedged: Vec<(&str, &HedgeReport)> = self
+            .policies
+            .iter()
+            .filter_map(|p| Some((p.policy.as_str(), p.hedging.as_ref()?)))
+            .collect();
+        if !hedged.is_empty() {
+            out.push_str(&format!(
+                "\nhedging:\n{:<17} {:>9} {:>9} {:>11} {:>8}\n",
+                "policy", "started", "won", "extra $", "of cost"
+            ));
+            for (policy, h) in hedged {
+                out.push_str(&format!(
+                    "{:<17} {:>9} {:>9} {:>11.4} {:>7.2}%\n",
+                    policy,
+                    h.started,
+                    h.won,
+                    h.extra_usd,
+                    h.extra_share * 100.0
+                ));
+            }
         }
         let with_moves: Vec<&PolicyReport> = self
             .policies

@@ -52,6 +52,10 @@ pub struct Scenario {
     /// Routers serving the workload and how they share (`[fleet]`; one router by default).
     #[serde(default)]
     pub fleet: super::fleet::SimFleet,
+    /// `[hedge]`, as in the router's config: which requests are hedged by default, the
+    /// defaults, and the budget (a request's own `route.hedge` still decides).
+    #[serde(default)]
+    pub hedge: crate::plan::hedge::HedgeConfig,
     /// The workload's request shapes, parsed by the router's own request parser when the
     /// scenario is loaded (one per `mix` entry, or the single one).
     #[serde(skip)]
@@ -314,6 +318,12 @@ pub struct TtftSpec {
     pub median_ms: f64,
     #[serde(default)]
     pub sigma: f64,
+    /// A heavy tail: this share of first tokens stalls, for about `stall_ms` more (a
+    /// log-normal with spread 0.5 around it): a queue, a cold replica, a slow shard.
+    #[serde(default)]
+    pub stall_rate: f64,
+    #[serde(default)]
+    pub stall_ms: f64,
 }
 
 /// A change to one endpoint's behaviour for a while.

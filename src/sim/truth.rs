@@ -116,6 +116,8 @@ pub(crate) fn catalog(states: &[TrueState]) -> (Catalog, Vec<usize>) {
         fleet: None,
         feedback: Default::default(),
         affinity: Default::default(),
+        hedge: Default::default(),
+        log: Default::default(),
     };
     let mut sheets = Vec::new();
     for (provider, models) in by_provider {
@@ -231,7 +233,12 @@ pub(crate) fn attempt(
         return (at(20.0), Ending::Failed(failure));
     }
     let slow = slowdown(in_flight, ep.capacity);
-    let ttft = ep.ttft.median_ms * (ep.ttft.sigma * z).exp() * slow + prefill_ms(ep, r);
+    let mut ttft = ep.ttft.median_ms * (ep.ttft.sigma * z).exp() * slow + prefill_ms(ep, r);
+    // Drawn only where a tail is set, so other scenarios keep their luck.
+    if ep.ttft.stall_rate > 0.0 && luck.random::<f64>() < ep.ttft.stall_rate {
+        let z: f64 = StandardNormal.sample(&mut luck);
+        ttft += ep.ttft.stall_ms * (0.5 * z).exp();
+    }
     if coin < ep.error_rate {
         let status = ep.error_status.unwrap_or(500);
         let ending = match failover_class(status) {

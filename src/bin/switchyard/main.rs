@@ -69,6 +69,10 @@ enum Command {
         /// thompson).
         #[arg(long)]
         replicas: Option<u32>,
+        /// Hedge every request that does not say otherwise (`on`), or none that does not
+        /// ask (`off`), overriding the scenario's `[hedge] enabled`.
+        #[arg(long, value_parser = ["on", "off"])]
+        hedge: Option<String>,
     },
     /// Check, import and compare price sheets.
     #[command(subcommand)]
@@ -206,10 +210,14 @@ fn main() -> ExitCode {
                 json,
                 out,
                 replicas,
-            } => match replicas {
-                Some(n) => offline::compare_fleets(&file, &policies, seed, n, json),
-                None => offline::simulate(&file, &policies, seed, json, out.as_deref()),
-            },
+                hedge,
+            } => {
+                let hedge = hedge.map(|h| h == "on");
+                match replicas {
+                    Some(n) => offline::compare_fleets(&file, &policies, seed, n, json),
+                    None => offline::simulate(&file, &policies, seed, json, out.as_deref(), hedge),
+                }
+            }
             Command::Demo {
                 listen,
                 control,

@@ -83,12 +83,16 @@ pub fn simulate(
     seed: Option<u64>,
     json: bool,
     out: Option<&Path>,
+    hedge: Option<bool>,
 ) -> Result<(), String> {
     use switchyard::sim::{
         self,
         scenario::{Scenario, SimPolicy},
     };
-    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let mut scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    if let Some(on) = hedge {
+        scenario.hedge.enabled = on;
+    }
     let chosen = policies
         .iter()
         .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))

@@ -91,6 +91,14 @@ impl Scenario {
                     "median_ms must be above zero and sigma in [0, 3]",
                 );
             }
+            if !((0.0..=1.0).contains(&e.ttft.stall_rate)
+                && (0.0..f64::INFINITY).contains(&e.ttft.stall_ms))
+            {
+                return bad(
+                    f("ttft"),
+                    "stall_rate must be in [0, 1] and stall_ms zero or more",
+                );
+            }
             if !positive(e.tokens_per_s) {
                 return bad(f("tokens_per_s"), "must be above zero");
             }
@@ -157,6 +165,9 @@ impl Scenario {
                 );
             }
         }
+        self.hedge
+            .validate()
+            .map_err(|(field, message)| ScenarioError::Field { field, message })?;
         Ok(())
     }
 }

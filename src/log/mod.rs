@@ -1,0 +1,124 @@
+//! The request log: every request leaves a compact record ([`record`]) in an append-only
+//! log in the state directory, written off the request path in batches ([`writer`]), kept
+//! within `[log]` retention, and read back by `switchyard log export`, by
+//! `GET /v1/decisions/{id}` once the in-memory ring has moved on, and by
+//! `switchyard simulate --replay` ([`read`]).
+
+pub mod read;
+pub mod record;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use record::{AttemptLine, CatalogLine, HedgeLine, Hints, Line, Outcome, Record};
+pub use writer::LogCounters;
+
+/// `[log]`: the request log's place and retention.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Keep a request log (in `<state_dir>/log`).
+    pub enabled: bool,
+    /// Records older than this are removed (a segment at a time).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// The log's largest size; the oldest segments go first.
+    pub max_bytes: u64,
+    /// A segment's size and age before the next one starts.
+    pub segment_bytes: u64,
+    #[serde(with = "humantime_serde")]
+    pub segment_age: Duration,
+    /// Lines written at once, at most.
+    pub batch: usize,
+    /// Lines waiting to be written, at most; more are dropped (and counted).
+    pub queue: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            enabled: true,
+            max_age: Duration::from_secs(7 * 86_400),
+            max_bytes: 1 << 30,
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(3_600),
+            batch: 1_024,
+            queue: 65_536,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the values a file may get wrong: the field at fault and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: &str| Err((format!("log.{f}"), m.to_owned()));
+        if self.max_age.is_zero() {
+            return bad("max_age", "must be above zero");
+        }
+        if self.segment_age.is_zero() {
+            return bad("segment_age", "must be above zero");
+        }
+        if self.segment_bytes == 0 || self.max_bytes < self.segment_bytes {
+            return bad(
+                "segment_bytes",
+                "must be above zero and at most log.max_bytes",
+            );
+        }
+        if self.batch == 0 || self.queue == 0 {
+            return bad("queue", "batch and queue must be above zero");
+        }
+        Ok(())
+    }
+}
+
+/// The log directory of a state directory.
+pub fn dir_of(state_dir: &Path) -> PathBuf {
+    state_dir.join("log")
+}
+
+/// Where requests hand their lines to the writer.
+#[derive(Clone)]
+pub struct LogHandle {
+    tx: SyncSender<Line>,
+    pub counters: Arc<LogCounters>,
+    pub dir: PathBuf,
+}
+
+impl LogHandle {
+    /// Starts the writer thread for `dir` (created if missing); `clock` gives unix ms.
+    pub fn start(
+        dir: PathBuf,
+        config: &LogConfig,
+        clock: impl Fn() -> u64 + Send + 'static,
+    ) -> std::io::Result<LogHandle> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = sync_channel(config.queue);
+        let counters = Arc::new(LogCounters::default());
+        let writer = writer::Writer {
+            dir: dir.clone(),
+            config: config.clone(),
+            counters: counters.clone(),
+            clock: Box::new(clock),
+        };
+        std::thread::Builder::new()
+            .name("request-log".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(LogHandle { tx, counters, dir })
+    }
+
+    /// Queues a line without waiting; a full queue drops it (counted).
+    pub fn write(&self, line: Line) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
