@@ -37,6 +37,21 @@ pub struct RequestCounts {
     pub cost_disagreements: u64,
     /// Per client surface: answered, refused, failed.
     pub by_surface: std::collections::BTreeMap<&'static str, [u64; 3]>,
+    /// What hedging did.
+    pub hedges: HedgeCounts,
+    /// The request log's lines written, dropped (queue full) and failed, when it is kept.
+    #[serde(skip)]
+    pub log: Option<[u64; 3]>,
+}
+
+/// Hedges started, won (the hedge answered first), paused by the budget, and what the
+/// losers were estimated to cost.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct HedgeCounts {
+    pub started: u64,
+    pub won: u64,
+    pub paused: u64,
+    pub wasted_usd: f64,
 }
 
 /// The fleet link's figures for `/metrics`.
@@ -128,6 +143,38 @@ impl Collector for Snapshot {
             ("refused", self.requests.feedback[1]),
         ] {
             ConstCounter::new(n).encode(m.encode_family(&[("result", result)])?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "hedges",
+            "Hedged attempts: started beside a silent attempt, won (answered first), or paused because hedging's waste reached its budget",
+            None,
+            MetricType::Counter,
+        )?;
+        let h = &self.requests.hedges;
+        for (result, n) in [("started", h.started), ("won", h.won), ("paused", h.paused)] {
+            ConstCounter::new(n).encode(m.encode_family(&[("result", result)])?)?;
+        }
+        let m = enc.encode_descriptor(
+            "hedge_wasted_usd",
+            "Estimated cost of hedge races' losing attempts (their prompts), USD",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(h.wasted_usd).encode(m)?;
+        if let Some([written, dropped, failed]) = self.requests.log {
+            let mut m = enc.encode_descriptor(
+                "request_log_lines",
+                "Request log lines: written, dropped because the writer's queue was full, or lost to a failed write",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [
+                ("written", written),
+                ("dropped", dropped),
+                ("failed", failed),
+            ] {
+                ConstCounter::new(n).encode(m.encode_family(&[("result", result)])?)?;
+            }
         }
         let mut m = enc.encode_descriptor(
             "endpoint_quality",

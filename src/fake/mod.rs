@@ -11,7 +11,7 @@
 //! what the router sent. [`FakeProvider::stop`] closes the listener (new connections are
 //! refused) and [`FakeProvider::restart`] opens it again on the same port.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +85,9 @@ pub struct Behavior {
     pub output_tokens: u32,
     /// Fraction of requests answered with a 500.
     pub error_rate: f64,
+    /// A heavy tail, deterministic: every `k`th request (counting from the first) waits this
+    /// much longer for its first token.
+    pub stall_every: Option<(u64, Duration)>,
     pub fault: Fault,
 }
 
@@ -98,6 +101,7 @@ impl Default for Behavior {
             token_interval: Duration::ZERO,
             output_tokens: 8,
             error_rate: 0.0,
+            stall_every: None,
             fault: Fault::None,
         }
     }
@@ -107,6 +111,8 @@ pub(crate) struct FakeState {
     name: String,
     behavior: Mutex<Behavior>,
     requests: AtomicU64,
+    /// Streams whose client closed the connection before the stream's end.
+    disconnects: AtomicU64,
     last_body: Mutex<Option<Value>>,
     last_auth: Mutex<Option<String>>,
     /// The last event stream sent in Anthropic's dialect, whole.
@@ -148,6 +154,7 @@ impl FakeProvider {
             name: name.to_owned(),
             behavior: Mutex::new(behavior),
             requests: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
             last_body: Mutex::new(None),
             last_auth: Mutex::new(None),
             last_sent: Mutex::new(None),
@@ -231,6 +238,11 @@ impl FakeProvider {
     /// Requests received since start.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// OpenAI streams its client closed before their end (a cancelled hedge, a client gone).
+    pub fn disconnects(&self) -> u64 {
+        self.state.disconnects.load(Ordering::Relaxed)
     }
 
     /// The JSON body of the last request received.
@@ -320,7 +332,7 @@ fn error(status: u16, message: &str) -> Response {
 }
 
 async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
-    state.requests.fetch_add(1, Ordering::Relaxed);
+    let nth = state.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let behavior = state.behavior.lock().expect("behavior lock").clone();
     let auth = headers
         .get("authorization")
@@ -388,7 +400,12 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
     }
     let prompt_tokens = request["messages"].to_string().len().div_ceil(4) as u64;
     let (ttft, failed) = draw(&behavior);
+    let stall = match behavior.stall_every {
+        Some((k, extra)) if k > 0 && nth % k == 0 => extra,
+        _ => Duration::ZERO,
+    };
     let ttft = ttft
+        + stall
         + behavior
             .prefill_tokens_per_s
             .map_or(Duration::ZERO, |rate| {
@@ -502,16 +519,35 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         }
         _ => {}
     }
-    let items = texts.enumerate();
-    let body = stream::iter(items).then(move |(i, text)| async move {
-        sleep_if(if i == 0 { ttft } else { interval }).await;
-        // Break only after a pause, so the tokens before it have been flushed.
-        if break_after == Some(i) {
-            return Err(std::io::Error::other(
-                "fake provider: injected stream break",
-            ));
+    let texts: Vec<String> = texts.collect();
+    let last = texts.len() - 1;
+    // Counts a stream dropped before its end: its client closed the connection.
+    let watch = Disconnects {
+        state: state.clone(),
+        finished: Arc::new(AtomicBool::new(false)),
+    };
+    let finished = watch.finished.clone();
+    let items = texts.into_iter().enumerate();
+    let body = stream::iter(items).then(move |(i, text)| {
+        let finished = finished.clone();
+        async move {
+            sleep_if(if i == 0 { ttft } else { interval }).await;
+            if i == last {
+                finished.store(true, Ordering::Relaxed);
+            }
+            // Break only after a pause, so the tokens before it have been flushed.
+            if break_after == Some(i) {
+                return Err(std::io::Error::other(
+                    "fake provider: injected stream break",
+                ));
+            }
+            Ok::<_, std::io::Error>(Bytes::from(text))
         }
-        Ok::<_, std::io::Error>(Bytes::from(text))
+    });
+    // The watch lives as long as the body does.
+    let body = body.map(move |item| {
+        let _ = &watch;
+        item
     });
     // Stop at the first error so the connection breaks right there.
     let body = body.scan(false, |broke, item| {
@@ -525,6 +561,20 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(body))
         .expect("static headers are valid")
+}
+
+/// Counts a stream dropped before its last event was produced.
+struct Disconnects {
+    state: Arc<FakeState>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Drop for Disconnects {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Relaxed) {
+            self.state.disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// This answer's first-token delay and whether it fails, drawn from `behavior`.

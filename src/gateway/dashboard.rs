@@ -58,7 +58,7 @@ pub async fn data(
         "prices_version": live.version,
         "policy": shared.planner.policy_for("").name(),
         "sample_interval_ms": shared.config.stats.sample_interval.as_millis() as u64,
-        "requests": shared.counters.load(),
+        "requests": shared.request_counts(),
         "endpoints": dashboard::endpoints(&live.catalog, &live.table, now_ns),
         "endpoint_count": live.catalog.endpoints().len(),
         "timeline": shared.timeline.to_json(),

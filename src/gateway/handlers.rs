@@ -759,7 +759,7 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
             replicas: f.status.replicas(),
             sync_failures: f.status.sync_failures(),
         }),
-        ..shared.counters.load()
+        ..shared.request_counts()
     };
     let live = shared.live.load_full();
     let text = admin::metrics::render(&live.catalog, &live.table, requests, gateway.now_ns());

@@ -202,6 +202,28 @@ pub(crate) const SURFACES: [&str; 5] = [
     "embeddings",
 ];
 
+impl Shared {
+    /// The request counters, hedging's and the request log's included (without the
+    /// per-client reports).
+    pub(crate) fn request_counts(&self) -> crate::admin::metrics::RequestCounts {
+        let n = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        let h = &self.hedging;
+        crate::admin::metrics::RequestCounts {
+            hedges: crate::admin::metrics::HedgeCounts {
+                started: n(&h.started),
+                won: n(&h.won),
+                paused: n(&h.paused),
+                wasted_usd: n(&h.wasted_micro_usd) as f64 / 1e6,
+            },
+            log: self.log.as_ref().map(|l| {
+                let c = &l.counters;
+                [n(&c.written), n(&c.dropped), n(&c.failed)]
+            }),
+            ..self.counters.load()
+        }
+    }
+}
+
 impl Counters {
     /// The counts as of now (without the per-client reports).
     pub fn load(&self) -> crate::admin::metrics::RequestCounts {
@@ -217,6 +239,8 @@ impl Counters {
             clients: Vec::new(),
             fleet: None,
             cost_disagreements: 0,
+            hedges: Default::default(),
+            log: None,
             by_surface: SURFACES
                 .iter()
                 .zip(&self.by_surface)

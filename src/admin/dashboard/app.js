@@ -160,6 +160,11 @@
       // Answered requests per surface (operation), those in use.
       ...Object.entries(r.by_surface || {}).filter(([, c]) => c[0] + c[1] + c[2] > 0)
         .map(([name, c]) => [`${name} answered`, fmt.int(c[0])]),
+      // Hedging, once it has done anything: started / won, and what the losers cost.
+      ...(r.hedges && r.hedges.started + r.hedges.paused > 0 ? [
+        ["hedges won / started", `${fmt.int(r.hedges.won)} / ${fmt.int(r.hedges.started)}`],
+        ["hedging waste", fmt.usd(r.hedges.wasted_usd)],
+      ] : []),
     ];
     document.getElementById("cards").replaceChildren(...items.map(([k, v]) =>
       el("div", { class: "card" }, el("div", { class: "v" }, v), el("div", { class: "k" }, k))));
