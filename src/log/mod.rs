@@ -122,3 +122,6 @@ impl LogHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -162,19 +162,21 @@ impl Writer {
         let Ok(mut segs) = segments(&self.dir) else {
             return;
         };
-        let Some(_newest) = segs.pop() else { return };
+        let Some(newest) = segs.pop() else { return };
         let now = (self.clock)();
         let oldest_kept = now.saturating_sub(self.config.max_age.as_millis() as u64);
         let sizes: Vec<u64> = segs
             .iter()
             .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
             .collect();
-        let newest_size = fs::metadata(&_newest.1).map_or(0, |m| m.len());
+        let newest_size = fs::metadata(&newest.1).map_or(0, |m| m.len());
         let mut total: u64 = sizes.iter().sum::<u64>() + newest_size;
         for (i, (_, path)) in segs.iter().enumerate() {
-            // Every line of segment i is older than the start of segment i + 1.
-            let next_start = segs.get(i + 1).map_or(_newest.0, |(s, _)| *s);
-            if total > self.config.max_bytes || next_start < oldest_kept {
+            // Every line of segment i is older than the start of segment i + 1, and dated at
+            // most as its last line says.
+            let next_start = segs.get(i + 1).map_or(newest.0, |(s, _)| *s);
+            let newest_line = last_line_at(path).unwrap_or(next_start).min(next_start);
+            if total > self.config.max_bytes || newest_line < oldest_kept {
                 if fs::remove_file(path).is_ok() {
                     total -= sizes[i];
                 }
@@ -183,6 +185,21 @@ impl Writer {
             }
         }
     }
+}
+
+/// The date of the last whole line of a segment, read from its tail.
+fn last_line_at(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    tail.split(|&b| b == b'\n')
+        .rev()
+        .find_map(|l| serde_json::from_slice::<Line>(l).ok())
+        .map(|l| l.at_ms())
 }
 
 fn push_line(buf: &mut Vec<u8>, line: &Line) {

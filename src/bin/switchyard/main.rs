@@ -2,6 +2,7 @@
 //!
 //! [`pricing`] runs the `pricing` subcommands, [`offline`] `simulate` and `stats`.
 
+mod log;
 mod offline;
 mod pricing;
 
@@ -77,6 +78,9 @@ enum Command {
     /// Check, import and compare price sheets.
     #[command(subcommand)]
     Pricing(PricingCommand),
+    /// Read the request log a router keeps in its state directory.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Run one simulated provider (for benchmarks and manual tests).
     #[command(hide = true)]
     FakeProvider {
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
                 json,
             } => offline::print_stats(&state_dir, config.as_deref(), json),
             Command::Pricing(cmd) => pricing::run(cmd),
+            Command::Log(cmd) => log::run(cmd),
             Command::Keygen { name } => {
                 let (key, hex) = switchyard::auth::generate_key();
                 print_lines([
