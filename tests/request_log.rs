@@ -57,8 +57,10 @@ fn requests(lines: &[Value]) -> Vec<&Value> {
 async fn ask(client: &reqwest::Client, url: &str, stream: bool, model: &str) -> (u16, String) {
     let r = client
         .post(format!("{url}/v1/chat/completions"))
-        .json(&json!({"model": model, "stream": stream, "route": {"max_attempts": 2},
-            "messages": [{"role": "user", "content": PROMPT}]}))
+        .json(
+            &json!({"model": model, "stream": stream, "route": {"max_attempts": 2},
+            "messages": [{"role": "user", "content": PROMPT}]}),
+        )
         .send()
         .await
         .expect("answers");
@@ -117,7 +119,10 @@ async fn the_log_survives_sigkill_and_restart_exports_json_lines_and_serves_old_
     assert_eq!(first["outcome"], "answered");
     assert_eq!(first["attempts"][0]["endpoint"], "p/m");
     assert_eq!(first["attempts"][0]["outcome"], "answered");
-    assert!(first["cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{first}");
+    assert!(
+        first["cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+        "{first}"
+    );
     assert!(first["prompt_bytes"].as_u64().is_some_and(|b| b > 0));
     assert_eq!(first["hints"]["route"]["max_attempts"], 2);
     let streamed = logged[1];

@@ -124,7 +124,7 @@ fn every_shipped_scenario_is_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 12);
+    assert_eq!(n, 13);
 }
 
 #[test]
@@ -468,4 +468,28 @@ fn affinity_keeps_conversations_where_their_cache_is_warm() {
         "affinity saves"
     );
     assert!(kept.slo_attainment >= oracle.slo_attainment - 0.005);
+}
+
+#[test]
+fn hedging_prices_the_tail_in_the_heavy_tail_scenario() {
+    let mut s = load("heavy-tail.toml");
+    let with = sim::simulate(&s, &[SimPolicy::Thompson], s.seed);
+    s.hedge.enabled = false;
+    let without = sim::simulate(&s, &[SimPolicy::Thompson], s.seed);
+    let (w, wo) = (policy(&with, "thompson"), policy(&without, "thompson"));
+    let p99 = |p: &PolicyReport| p.ttft_ms.as_ref().expect("answers").p99;
+    assert!(
+        p99(w) < p99(wo) / 2.0,
+        "p99 TTFT {} with hedging, {} without",
+        p99(w),
+        p99(wo)
+    );
+    assert!(wo.hedging.is_none(), "nothing hedged when off");
+    let h = w.hedging.as_ref().expect("hedges ran");
+    // At most one hedge per request, and only a minority of requests (the silent ones).
+    assert!(h.started > 0 && h.started < w.requests / 5, "{h:?}");
+    assert!(h.won > 0 && h.won <= h.started);
+    // The losers' waste stays within the budget's share of spend.
+    assert!(h.extra_share <= s.hedge.budget_share, "{h:?}");
+    assert!(w.cost_usd > wo.cost_usd, "hedging is not free");
 }

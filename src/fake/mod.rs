@@ -11,7 +11,7 @@
 //! what the router sent. [`FakeProvider::stop`] closes the listener (new connections are
 //! refused) and [`FakeProvider::restart`] opens it again on the same port.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 mod anthropic;
 mod embeddings;
+mod sse;
 mod surfaces;
 pub use embeddings::vector as embedding_vector;
 
@@ -281,32 +282,6 @@ async fn reset_connection(mut tcp: tokio::net::TcpStream) {
     drop(tcp);
 }
 
-/// A body sent one byte at a time, `interval` apart.
-fn drip(text: String, interval: Duration, content_type: &'static str) -> Response {
-    let bytes = Bytes::from(text);
-    let body = stream::iter(0..bytes.len()).then(move |i| {
-        let byte = bytes.slice(i..i + 1);
-        async move {
-            tokio::time::sleep(interval).await;
-            Ok::<_, std::io::Error>(byte)
-        }
-    });
-    Response::builder()
-        .header("content-type", content_type)
-        .body(Body::from_stream(body))
-        .expect("static headers are valid")
-}
-
-/// Sends `text`, then stays silent with the connection open.
-fn then_hang(text: String, content_type: &'static str) -> Response {
-    let body = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(text)) })
-        .chain(stream::pending());
-    Response::builder()
-        .header("content-type", content_type)
-        .body(Body::from_stream(body))
-        .expect("static headers are valid")
-}
-
 /// The answer text a fake provider gives: deterministic, so tests can compare it whole.
 pub fn reply_text(provider: &str, model: &str, tokens: u32) -> String {
     reply_tokens(provider, model, tokens).concat()
@@ -458,10 +433,10 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
             "usage": usage,
         });
         return match behavior.fault {
-            Fault::Drip(interval) => drip(body.to_string(), interval, "application/json"),
+            Fault::Drip(interval) => sse::drip(body.to_string(), interval, "application/json"),
             Fault::HangMidStream(_) => {
                 let text = body.to_string();
-                then_hang(text[..text.len() / 2].to_owned(), "application/json")
+                sse::then_hang(text[..text.len() / 2].to_owned(), "application/json")
             }
             _ => axum::Json(body).into_response(),
         };
@@ -512,69 +487,14 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: Byt
         .map(|e| format!("data: {e}\n\n"))
         .chain(std::iter::once("data: [DONE]\n\n".to_owned()));
     match behavior.fault {
-        Fault::Drip(every) => return drip(texts.collect(), every, "text/event-stream"),
+        Fault::Drip(every) => return sse::drip(texts.collect(), every, "text/event-stream"),
         Fault::HangMidStream(k) => {
             let sent: String = texts.take(k as usize).collect();
-            return then_hang(sent, "text/event-stream");
+            return sse::then_hang(sent, "text/event-stream");
         }
         _ => {}
     }
-    let texts: Vec<String> = texts.collect();
-    let last = texts.len() - 1;
-    // Counts a stream dropped before its end: its client closed the connection.
-    let watch = Disconnects {
-        state: state.clone(),
-        finished: Arc::new(AtomicBool::new(false)),
-    };
-    let finished = watch.finished.clone();
-    let items = texts.into_iter().enumerate();
-    let body = stream::iter(items).then(move |(i, text)| {
-        let finished = finished.clone();
-        async move {
-            sleep_if(if i == 0 { ttft } else { interval }).await;
-            if i == last {
-                finished.store(true, Ordering::Relaxed);
-            }
-            // Break only after a pause, so the tokens before it have been flushed.
-            if break_after == Some(i) {
-                return Err(std::io::Error::other(
-                    "fake provider: injected stream break",
-                ));
-            }
-            Ok::<_, std::io::Error>(Bytes::from(text))
-        }
-    });
-    // The watch lives as long as the body does.
-    let body = body.map(move |item| {
-        let _ = &watch;
-        item
-    });
-    // Stop at the first error so the connection breaks right there.
-    let body = body.scan(false, |broke, item| {
-        let out = if *broke { None } else { Some(item) };
-        if matches!(out, Some(Err(_))) {
-            *broke = true;
-        }
-        futures_util::future::ready(out)
-    });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(body))
-        .expect("static headers are valid")
-}
-
-/// Counts a stream dropped before its last event was produced.
-struct Disconnects {
-    state: Arc<FakeState>,
-    finished: Arc<AtomicBool>,
-}
-
-impl Drop for Disconnects {
-    fn drop(&mut self) {
-        if !self.finished.load(Ordering::Relaxed) {
-            self.state.disconnects.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    sse::paced(&state, texts.collect(), ttft, interval, break_after)
 }
 
 /// This answer's first-token delay and whether it fails, drawn from `behavior`.

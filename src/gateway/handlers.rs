@@ -9,13 +9,12 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::json;
 use tokio::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -24,14 +23,11 @@ use rand::RngCore;
 use super::attempt::{self, Answer, ClientBody};
 use super::decisions::Record;
 use super::guard::Caller;
-use super::relay::{relay, StreamEnd, StreamSummary};
-use super::usage::Usage;
-use super::{ApiError, Gateway, ATTEMPTS_HEADER, COST_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
-use crate::admin;
+
+use super::{ApiError, Gateway, ATTEMPTS_HEADER, ENDPOINT_HEADER, REQUEST_ID_HEADER};
 use crate::catalog::Catalog;
 use crate::plan::{AttemptFailure, Attempts, Failure, Parsed};
 use crate::route::ChatBody;
-use crate::stats::FailureClass;
 
 pub(crate) async fn chat_completions(
     State(gateway): State<Gateway>,
@@ -331,7 +327,7 @@ async fn chat(
             prompt_tokens: est_prompt_tokens,
         });
     let mut hedged = super::hedge::HedgeOutcome::default();
-    let result = attempt::run(
+    let result = super::drive::run(
         shared,
         &catalog,
         &live.table,
@@ -430,139 +426,21 @@ async fn chat(
             shared.affinities.set(key, &endpoint, now_ns);
         }
     }
-    let mut response = match answered.answer {
-        Answer::Json {
-            body,
-            cost,
-            facts,
-            native,
-        } => {
-            log_answer(request_id, &endpoint, started, facts.usage.as_ref());
-            if let (Some(client), Some(cost)) = (&caller.0, cost) {
-                client.charge(cost);
-            }
-            shared.hedging.spent(cost, gateway.now_ns());
-            if let Some(d) = draft {
-                let usage = facts.usage.as_ref();
-                log(d.finish(crate::log::Outcome::Answered, 200, None, usage, cost));
-            }
-            let body = match cost {
-                _ if for_anthropic => super::dialects::json_for_anthropic(&body, native),
-                Some(cost) => facts.with_cost(&body, cost).map_or(body, Bytes::from),
-                None => body,
-            };
-            let mut response = ([(CONTENT_TYPE, "application/json")], body).into_response();
-            if let Some(v) = cost.and_then(|c| HeaderValue::from_str(&c.to_string()).ok()) {
-                response.headers_mut().insert(COST_HEADER, v);
-            }
-            response
-        }
-        Answer::Stream {
-            first,
-            rest,
-            meter,
-            tap,
-        } => {
-            let (id, ep) = (request_id.to_owned(), endpoint.clone());
-            let messages_bytes = chat.messages_bytes;
-            let client = caller.0.clone();
-            let broke = tap.clone();
-            let logged = gateway.clone();
-            let on_end = move |summary: StreamSummary| {
-                let shared = &*logged.0;
-                if let (Some(tap), StreamEnd::Broken(why)) = (&broke, &summary.end) {
-                    tap.broke(why);
-                }
-                tracing::debug!(request_id = %id, endpoint = %ep, end = ?summary.end,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    usage = ?summary.usage, "stream finished");
-                use crate::log::Outcome;
-                let (outcome, cost) = match summary.end {
-                    StreamEnd::Completed => {
-                        // The cost is in the usage chunk if the client asked for one.
-                        let cost = meter.succeed(
-                            summary.first_token,
-                            summary.usage.as_ref(),
-                            messages_bytes,
-                        );
-                        if let (Some(client), Some(cost)) = (&client, cost) {
-                            client.charge(cost);
-                        }
-                        shared.hedging.spent(cost, logged.now_ns());
-                        (Outcome::Answered, cost)
-                    }
-                    StreamEnd::Broken(_) | StreamEnd::UpstreamError => {
-                        meter.fail(FailureClass::MidStream);
-                        (Outcome::Broken, None)
-                    }
-                    // Dropping the meter untold records the attempt as cancelled.
-                    StreamEnd::ClientGone => {
-                        drop(meter);
-                        (Outcome::ClientGone, None)
-                    }
-                };
-                if let (Some(d), Some(log)) = (draft, &shared.log) {
-                    let usage = summary.usage.as_ref();
-                    log.write(d.finish(outcome, 200, summary.first_token, usage, cost));
-                }
-            };
-            let idle = shared.upstream.idle_timeout;
-            let rates = catalog.endpoint(answered.endpoint).rates;
-            let stream = relay(
-                first,
-                rest,
-                !chat.client_wants_usage,
-                Some(rates),
-                idle,
-                on_end,
-            );
-            let mut response = match (tap, for_anthropic) {
-                (Some(tap), _) => Response::new(Body::from_stream(super::dialects::native_stream(
-                    stream, tap,
-                ))),
-                (None, true) => {
-                    let events = super::dialects::openai_to_anthropic_stream(stream);
-                    Response::new(Body::from_stream(events))
-                }
-                (None, false) => Response::new(Body::from_stream(stream)),
-            };
-            let h = response.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            // Tell buffering proxies in front of the router to pass events on at once.
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            response
-        }
-        Answer::Rejected {
-            status,
-            content_type,
-            body,
-        } => {
-            tracing::debug!(request_id, %endpoint, status = status.as_u16(), "provider refused the request");
-            if let Some(d) = draft {
-                log(d.finish(
-                    crate::log::Outcome::Rejected,
-                    status.as_u16(),
-                    None,
-                    None,
-                    None,
-                ));
-            }
-            let anthropic_provider = catalog.provider_of(answered.endpoint).protocol
-                == crate::dialect::Protocol::Anthropic;
-            if for_anthropic != anthropic_provider {
-                // The refusal in the client's dialect.
-                let body = super::dialects::rejection_for(for_anthropic, status.as_u16(), &body);
-                (status, [(CONTENT_TYPE, "application/json")], body).into_response()
-            } else {
-                let mut response = (status, body).into_response();
-                if let Some(ct) = content_type {
-                    response.headers_mut().insert(CONTENT_TYPE, ct);
-                }
-                response
-            }
-        }
-    };
+    let mut response = super::answer::respond(
+        super::answer::Answering {
+            gateway,
+            request_id,
+            endpoint: &endpoint,
+            idx: answered.endpoint,
+            catalog: &catalog,
+            caller,
+            started,
+            draft,
+            for_anthropic,
+            chat: &chat,
+        },
+        answered.answer,
+    );
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&endpoint) {
         h.insert(ENDPOINT_HEADER, v);
@@ -572,26 +450,6 @@ async fn chat(
         h.insert(super::HEDGED_HEADER, HeaderValue::from_static(v));
     }
     Ok(response)
-}
-
-fn log_answer(request_id: &str, endpoint: &str, started: Instant, usage: Option<&Usage>) {
-    tracing::debug!(request_id, endpoint, elapsed_ms = started.elapsed().as_millis() as u64,
-        usage = ?usage, "answered");
-}
-
-/// The client routes an endpoint serves.
-fn operations(catalog: &Catalog, idx: usize) -> Vec<&'static str> {
-    let provider = catalog.provider_of(idx);
-    let openai = provider.protocol == crate::dialect::Protocol::Openai;
-    match (catalog.endpoint(idx).kind.is_chat(), openai) {
-        (true, true) if provider.responses => {
-            vec!["chat.completions", "messages", "completions", "responses"]
-        }
-        (true, true) => vec!["chat.completions", "messages", "completions"],
-        (true, false) => vec!["chat.completions", "messages"],
-        (false, true) => vec!["embeddings"],
-        (false, false) => vec![],
-    }
 }
 
 /// Reads at most `limit` bytes of body; a declared or actual larger body is a 413.
@@ -609,206 +467,5 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
             Err(ApiError::PayloadTooLarge { limit })
         }
         Err(e) => Err(ApiError::BodyRead(e.to_string())),
-    }
-}
-
-pub async fn models(State(gateway): State<Gateway>) -> Response {
-    let body = gateway.0.live.load().models_json.clone();
-    ([(CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// The OpenAI model list, extended: every endpoint with its prices and limits, every model
-/// served by several providers, every group, every preset, and `auto`, each with what it
-/// covers.
-pub(crate) fn models_json(catalog: &Catalog, presets: &crate::presets::Presets) -> Bytes {
-    let ids = |idxs: &[usize]| -> Vec<&str> {
-        idxs.iter()
-            .map(|&i| catalog.endpoint(i).id.as_str())
-            .collect()
-    };
-    let mut data = Vec::new();
-    for (i, ep) in catalog.endpoints().iter().enumerate() {
-        let p = &ep.price;
-        data.push(json!({
-            "id": ep.id, "object": "model", "created": 0,
-            "owned_by": catalog.provider_of(i).name,
-            "kind": "endpoint",
-            "model_kind": ep.kind,
-            "operations": operations(catalog, i),
-            "upstream_model": ep.upstream_model,
-            "pricing": {
-                "input_per_mtok": p.input_per_mtok,
-                "output_per_mtok": p.output_per_mtok,
-                "cached_input_per_mtok": p.cached_input_per_mtok,
-                "per_request": p.per_request,
-            },
-            "context_window": p.context_window,
-            "max_output_tokens": p.max_output_tokens,
-            "quality": p.quality,
-        }));
-    }
-    let mut shared: Vec<_> = catalog.shared_models().collect();
-    shared.sort_by_key(|(name, _)| *name);
-    for (name, idxs) in shared {
-        data.push(
-            json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard",
-            "kind": "model", "endpoints": ids(idxs)}),
-        );
-    }
-    for (name, idxs) in catalog.groups() {
-        data.push(
-            json!({"id": name, "object": "model", "created": 0, "owned_by": "switchyard",
-            "kind": "group", "endpoints": ids(idxs)}),
-        );
-    }
-    // The default preset is not a model to ask for: it applies to every other request.
-    for p in presets.all().filter(|p| p.name != crate::presets::DEFAULT) {
-        data.push(
-            json!({"id": format!("{}{}", crate::presets::PREFIX, p.name), "object": "model",
-            "created": 0, "owned_by": "switchyard", "kind": "preset", "models": p.models,
-            "policy": p.policy, "description": p.description, "presets_version": presets.version}),
-        );
-    }
-    let all = catalog.resolve("auto").unwrap_or(&[]);
-    data.push(
-        json!({"id": "auto", "object": "model", "created": 0, "owned_by": "switchyard",
-        "kind": "auto", "endpoints": ids(all)}),
-    );
-    Bytes::from(json!({"object": "list", "data": data}).to_string())
-}
-
-/// `GET /v1/decisions/{id}`: why a recent request was routed as it was.
-/// A client key sees only its own decisions.
-pub async fn decision(
-    State(gateway): State<Gateway>,
-    caller: Option<Extension<Caller>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
-    match gateway.0.decisions.find(&id) {
-        Some(record) if record.client.as_deref() == caller.name() => {
-            let (now_ns, now_ms) = (gateway.now_ns(), gateway.unix_ms());
-            // Changes detected at most ten minutes before the decision, as then known.
-            let changes = |endpoint: &str, decided_ms: u64| -> Vec<serde_json::Value> {
-                let Some(s) = gateway.0.stats.read(endpoint) else {
-                    return Vec::new();
-                };
-                s.changes
-                    .newest_first()
-                    .filter_map(|c| {
-                        let at_ms =
-                            now_ms.saturating_sub(now_ns.saturating_sub(c.at_ns) / 1_000_000);
-                        let before = decided_ms.checked_sub(at_ms)?;
-                        (before <= 600_000).then(|| {
-                            json!({"stream": c.stream, "seconds_before": before as f64 / 1000.0,
-                                "old": c.old, "new": c.new})
-                        })
-                    })
-                    .collect()
-            };
-            // The prompt-size relation as learned now (it moves slowly).
-            let prefill = |endpoint: &str| {
-                let hl = gateway.0.stats.half_lives();
-                gateway
-                    .0
-                    .stats
-                    .read(endpoint)
-                    .and_then(|s| s.view(now_ns, &hl).prefill)
-                    .map_or(serde_json::Value::Null, admin::endpoints::prefill)
-            };
-            axum::Json(record.to_json(changes, prefill)).into_response()
-        }
-        Some(_) => ApiError::DecisionNotFound(id).into_response(),
-        None => from_log(&gateway, caller.name(), id).await,
-    }
-}
-
-/// A decision the ring has moved past, as the request log recorded it.
-async fn from_log(gateway: &Gateway, client: Option<&str>, id: String) -> Response {
-    let Some(dir) = gateway.0.log.as_ref().map(|l| l.dir.clone()) else {
-        return ApiError::DecisionNotFound(id).into_response();
-    };
-    let wanted = id.clone();
-    let found = tokio::task::spawn_blocking(move || crate::log::read::find(&dir, &wanted)).await;
-    match found {
-        Ok(Ok(Some(record))) if record.client.as_deref() == client => {
-            let mut value = serde_json::to_value(&record).unwrap_or_default();
-            value["source"] = json!("request_log");
-            axum::Json(value).into_response()
-        }
-        _ => ApiError::DecisionNotFound(id).into_response(),
-    }
-}
-
-/// `GET /v1/endpoints`: what the router has seen of every endpoint.
-pub async fn endpoints(State(gateway): State<Gateway>) -> Response {
-    let shared = &*gateway.0;
-    let live = shared.live.load_full();
-    let report = admin::endpoints::report(&live.catalog, &live.table, gateway.now_ns());
-    axum::Json(report).into_response()
-}
-
-/// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics(State(gateway): State<Gateway>) -> Response {
-    let shared = &*gateway.0;
-    let requests = admin::metrics::RequestCounts {
-        clients: shared.clients.all().iter().map(|c| c.report()).collect(),
-        cost_disagreements: super::usage::COST_DISAGREEMENTS.load(Ordering::Relaxed),
-        fleet: shared.fleet.as_ref().map(|f| admin::metrics::FleetGauges {
-            connected: f.status.connected(),
-            replicas: f.status.replicas(),
-            sync_failures: f.status.sync_failures(),
-        }),
-        ..shared.request_counts()
-    };
-    let live = shared.live.load_full();
-    let text = admin::metrics::render(&live.catalog, &live.table, requests, gateway.now_ns());
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-        .into_response()
-}
-
-pub async fn healthz(State(gateway): State<Gateway>) -> Response {
-    let shared = &*gateway.0;
-    let live = shared.live.load_full();
-    let endpoints = live.catalog.endpoints().len();
-    let state = shared.store.as_ref().map(|store| {
-        let last = &shared.last_save;
-        let at = last.at_unix_ms.load(Ordering::Relaxed);
-        json!({
-            "path": store.path().display().to_string(),
-            "saved_at_unix_ms": (at > 0).then_some(at),
-            "saved_attempts": last.attempts.load(Ordering::Relaxed),
-        })
-    });
-    (
-        StatusCode::OK,
-        axum::Json(json!({
-            "status": "ok",
-            "endpoints": endpoints,
-            "prices_version": live.version,
-            "state": state,
-            "fleet": shared.fleet.as_ref().map(|f| f.status.report()),
-        })),
-    )
-        .into_response()
-}
-
-pub(crate) async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
-}
-
-/// A known route asked with a method it does not answer: 405, OpenAI-shaped. axum adds the
-/// `Allow` header with the route's methods to this answer (it knows them; a table here would
-/// drift from the routes).
-pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
     }
 }

@@ -10,10 +10,12 @@
 //! `POST /v1/feedback`, `GET /v1/models`, `GET /v1/endpoints`, `GET /metrics`, `GET /healthz`.
 
 mod affinity;
+mod answer;
 mod attempt;
 mod dashboard;
 mod decisions;
 mod dialects;
+mod drive;
 mod embeddings;
 mod error;
 mod feedback;
@@ -23,6 +25,7 @@ pub mod fuzzing;
 pub mod guard;
 mod handlers;
 mod hedge;
+mod inspect;
 mod messages;
 mod meter;
 mod persist;
@@ -159,7 +162,7 @@ impl Live {
         version: u64,
         presets: Arc<crate::presets::Presets>,
     ) -> Live {
-        let models_json = handlers::models_json(&catalog, &presets);
+        let models_json = inspect::models_json(&catalog, &presets);
         let table = Arc::new(stats.table(&catalog));
         Live {
             catalog,
@@ -477,9 +480,9 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/v1/responses", post(surfaces::responses))
         .route_layer(from_fn_with_state(gateway.clone(), guard::chat_limits));
     let v1 = Router::new()
-        .route("/v1/models", get(handlers::models))
-        .route("/v1/endpoints", get(handlers::endpoints))
-        .route("/v1/decisions/{id}", get(handlers::decision))
+        .route("/v1/models", get(inspect::models))
+        .route("/v1/endpoints", get(inspect::endpoints))
+        .route("/v1/decisions/{id}", get(inspect::decision))
         .merge(chat)
         .route_layer(from_fn_with_state(gateway.clone(), guard::client_auth));
     // Anthropic's Messages API: the same guard, errors in Anthropic's shape.
@@ -510,10 +513,10 @@ pub fn app(gateway: Gateway) -> Router {
             axum::routing::put(routing::put).delete(routing::delete),
         )
         .route("/v1/feedback", post(feedback::feedback))
-        .route("/metrics", get(handlers::metrics))
-        .route("/healthz", get(handlers::healthz))
-        .fallback(handlers::no_route)
-        .method_not_allowed_fallback(handlers::wrong_method)
+        .route("/metrics", get(inspect::metrics))
+        .route("/healthz", get(inspect::healthz))
+        .fallback(inspect::no_route)
+        .method_not_allowed_fallback(inspect::wrong_method)
         .with_state(gateway)
 }
 

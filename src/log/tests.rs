@@ -103,7 +103,10 @@ fn lines_are_exported_in_order_with_the_prices_first_and_a_torn_end_is_skipped()
     std::thread::sleep(Duration::from_millis(50));
     // A torn last line, as a SIGKILL mid-write leaves.
     let (_, last) = segments(dir.path()).expect("segments").pop().expect("one");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .expect("open");
     std::io::Write::write_all(&mut f, b"{\"kind\":\"request\",\"id\":\"req_torn").expect("write");
 
     let mut out = Vec::new();
@@ -155,12 +158,17 @@ fn retention_keeps_the_log_within_its_size_and_age() {
         max_age: Duration::from_secs(2 * 3600),
         ..LogConfig::default()
     };
-    let line_bytes = serde_json::to_vec(&record("req_0000", 0)).expect("json").len() as u64;
+    let line_bytes = serde_json::to_vec(&record("req_0000", 0))
+        .expect("json")
+        .len() as u64;
     let log = start(dir.path(), config.clone(), &clock);
     write_one(&log, prices(100 * HOUR_MS));
     for i in 0..80u64 {
         clock.fetch_add(1, Ordering::Relaxed);
-        write_one(&log, record(&format!("req_{i:04}"), clock.load(Ordering::Relaxed)));
+        write_one(
+            &log,
+            record(&format!("req_{i:04}"), clock.load(Ordering::Relaxed)),
+        );
         // Never more than the cap, give or take the segment being written.
         assert!(
             dir_bytes(dir.path()) <= config.max_bytes + config.segment_bytes + line_bytes,

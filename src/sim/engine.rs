@@ -26,7 +26,7 @@ use super::scenario::{Scenario, SimPolicy};
 use super::truth::{self, catalog, nanos, request_cost_cached, states_at, Ending, TrueState, MS};
 pub use super::workload::{requests, Req};
 use crate::catalog::Catalog;
-use crate::plan::hedge::{delay_ms, loser_cost, HedgeBudget, HedgeSettings};
+use crate::plan::hedge::{delay_ms, HedgeBudget, HedgeSettings};
 use crate::plan::{Attempts, Planner};
 use crate::select::{self, Policy};
 use crate::stats::{Stats, StatsTable, Success};
@@ -83,16 +83,6 @@ enum Kind {
     /// Request `i`'s attempt `n` is due a hedge.
     Hedge(usize, u32),
     Arrival(usize),
-}
-
-/// One running attempt: its number, catalog index, start, and how it will end.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    n: u32,
-    current: usize,
-    started_ns: u64,
-    end_ns: u64,
-    ending: Ending,
 }
 
 /// A request between its arrival and its end.
@@ -497,79 +487,5 @@ fn run_inner(
     done
 }
 
-impl Run {
-    /// When the attempt's first byte comes: its first token, or the end of a failure.
-    fn first_byte_ns(&self, stream: bool) -> u64 {
-        match self.ending {
-            Ending::Answer { first_token_ns } if stream => first_token_ns,
-            _ => self.end_ns,
-        }
-    }
-}
-
-/// What settling a hedge race touches.
-struct Race<'a> {
-    states: &'a [TrueState],
-    in_flight: &'a mut [u32],
-    budget: &'a mut HedgeBudget,
-}
-
-impl Race<'_> {
-    /// Attempt `n` of `p` answered first at `t`: the machine ends the attempts and the
-    /// others still running are cancelled, their prompt counted as hedging's waste.
-    fn settle(&mut self, p: &mut Pending, n: u32, r: &Req, d: &mut Done, t: u64) {
-        let Some(run) = p.runs.iter().find(|x| x.n == n).copied() else {
-            return;
-        };
-        p.decided = true;
-        let losers = p.attempts.answered(&p.version.table, run.current, t);
-        d.hedge_won = d.hedged && p.runs.last().is_some_and(|x| x.n == n);
-        for loser in losers {
-            let e = p.version.map[loser];
-            self.in_flight[e] -= 1;
-            let wasted = loser_cost(f64::from(r.prompt_tokens), self.states[e].ep.input_per_mtok);
-            self.budget.wasted(wasted, t);
-            d.hedge_wasted_usd += wasted;
-        }
-        p.runs.retain(|x| x.n == n);
-    }
-}
-
-/// Starts attempt `current` (just taken from the machine) of request `r` at `t`.
-fn start_run(
-    s: &Scenario,
-    states: &[TrueState],
-    in_flight: &mut [u32],
-    p: &Pending,
-    current: usize,
-    r: &Req,
-    t: u64,
-) -> Run {
-    let e = p.version.map[current];
-    in_flight[e] += 1;
-    let n = p.attempts.started() - 1;
-    let (end_ns, ending) = truth::attempt(s, &states[e], e, in_flight[e], r, n, t);
-    Run {
-        n: n as u32,
-        current,
-        started_ns: t,
-        end_ns,
-        ending,
-    }
-}
-
-/// The events of a run: its end, and (when it may race a hedge) its first token.
-fn schedule(
-    heap: &mut BinaryHeap<Reverse<(u64, Kind, u64)>>,
-    push: &mut impl FnMut(&mut BinaryHeap<Reverse<(u64, Kind, u64)>>, u64, Kind),
-    i: usize,
-    run: &Run,
-    racing: bool,
-) {
-    if racing {
-        if let Ending::Answer { first_token_ns } = run.ending {
-            push(heap, first_token_ns, Kind::FirstByte(i, run.n));
-        }
-    }
-    push(heap, run.end_ns, Kind::AttemptEnd(i, run.n));
-}
+mod race;
+use race::{schedule, start_run, Race, Run};
