@@ -150,6 +150,25 @@ async fn the_log_survives_sigkill_and_restart_exports_json_lines_and_serves_old_
     // `--until` an hour ago: nothing of this test.
     assert!(requests(&export(dir.path(), &["--until", "1h"])).is_empty());
 
+    // The export replays.
+    let file = dir.path().join("export.jsonl");
+    export(dir.path(), &["--out", file.to_str().expect("utf-8 path")]);
+    let out = Command::new(BIN)
+        .args(["simulate", "--replay"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("recorded") && table.contains("p/m"),
+        "{table}"
+    );
+
     // Neither a key nor the prompt is anywhere in the log's files.
     for entry in std::fs::read_dir(dir.path().join("state/log")).expect("log dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use record::{AttemptLine, CatalogLine, HedgeLine, Hints, Line, Outcome, Record};
+pub use record::{
+    AttemptLine, CatalogLine, EndpointPrice, HedgeLine, Hints, Line, Outcome, Record,
+};
 pub use writer::LogCounters;
 
 /// `[log]`: the request log's place and retention.

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fleet;
 mod oracle;
 pub mod plot;
+pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod truth;
@@ -30,6 +31,17 @@ pub fn simulate_with_progress(
     s: &Scenario,
     policies: &[SimPolicy],
     seed: u64,
+    progress: impl FnMut(&str, usize),
+) -> Report {
+    simulate_requests(s, policies, &engine::requests(s, seed), seed, progress)
+}
+
+/// [`simulate_with_progress`] on a given request stream (a replayed log's).
+pub fn simulate_requests(
+    s: &Scenario,
+    policies: &[SimPolicy],
+    reqs: &[engine::Req],
+    seed: u64,
     mut progress: impl FnMut(&str, usize),
 ) -> Report {
     let mut chosen: Vec<SimPolicy> = if policies.is_empty() {
@@ -45,8 +57,7 @@ pub fn simulate_with_progress(
         ];
     }
     chosen.retain(|p| *p != SimPolicy::Oracle);
-    let reqs = engine::requests(s, seed);
-    let oracle_done = engine::run(s, SimPolicy::Oracle, &reqs, seed);
+    let oracle_done = engine::run(s, SimPolicy::Oracle, reqs, seed);
     let oracle = summarize(s, SimPolicy::Oracle, &oracle_done, None);
     progress("oracle", chosen.len());
     let reference = Some((oracle.cost_usd, oracle.slo_attainment));
@@ -54,7 +65,7 @@ pub fn simulate_with_progress(
         .iter()
         .enumerate()
         .map(|(i, &p)| {
-            let r = summarize(s, p, &engine::run(s, p, &reqs, seed), reference);
+            let r = summarize(s, p, &engine::run(s, p, reqs, seed), reference);
             progress(p.name(), chosen.len() - i - 1);
             r
         })

@@ -398,6 +398,17 @@ impl Scenario {
         })
     }
 
+    /// A scenario built as JSON (a replayed log's), validated as a file would be.
+    pub fn from_json(value: serde_json::Value) -> Result<Scenario, ScenarioError> {
+        let mut s: Scenario = serde_json::from_value(value).map_err(|e| ScenarioError::Field {
+            field: "scenario".into(),
+            message: e.to_string(),
+        })?;
+        s.validate()?;
+        s.hints = super::workload::parse_hints(&s)?;
+        Ok(s)
+    }
+
     /// Parses and validates; the error names the field.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         let mut s: Scenario = toml::from_str(text)?;

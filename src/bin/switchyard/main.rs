@@ -51,8 +51,20 @@ enum Command {
     },
     /// Run a routing scenario in virtual time against several policies and the oracle.
     Simulate {
-        /// The scenario file (see simulations/).
-        file: PathBuf,
+        /// The scenario file (see simulations/); not with --replay.
+        #[arg(required_unless_present = "replay", conflicts_with = "replay")]
+        file: Option<PathBuf>,
+        /// Replay a request log (`switchyard log export`) instead: its arrivals and hints,
+        /// each endpoint's behaviour fitted from what the log observed.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// Also write the first policy's run as a request log (JSON lines), to try
+        /// --replay on.
+        #[arg(long, conflicts_with_all = ["replay", "replicas"])]
+        log_out: Option<PathBuf>,
+        /// With --replay: the time windows endpoint behaviour is fitted over.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
         /// Policies to compare (the scenario's list when absent).
         #[arg(long = "policy")]
         policies: Vec<String>,
@@ -216,11 +228,28 @@ fn main() -> ExitCode {
                 out,
                 replicas,
                 hedge,
+                replay,
+                window,
+                log_out,
             } => {
                 let hedge = hedge.map(|h| h == "on");
-                match replicas {
-                    Some(n) => offline::compare_fleets(&file, &policies, seed, n, json),
-                    None => offline::simulate(&file, &policies, seed, json, out.as_deref(), hedge),
+                match (replay, file, replicas) {
+                    (Some(log), _, _) => {
+                        offline::replay(&log, &policies, seed, json, hedge, window)
+                    }
+                    (None, Some(file), Some(n)) => {
+                        offline::compare_fleets(&file, &policies, seed, n, json)
+                    }
+                    (None, Some(file), None) => {
+                        let options = offline::SimOptions {
+                            json,
+                            out: out.as_deref(),
+                            hedge,
+                            log_out: log_out.as_deref(),
+                        };
+                        offline::simulate(&file, &policies, seed, options)
+                    }
+                    (None, None, _) => Err("a scenario file or --replay LOG".into()),
                 }
             }
             Command::Demo {

@@ -77,14 +77,29 @@ pub fn compare_fleets(
     Ok(())
 }
 
+/// How `switchyard simulate FILE` reports.
+pub struct SimOptions<'a> {
+    pub json: bool,
+    /// Where report.json, traffic.csv and charts go.
+    pub out: Option<&'a Path>,
+    /// Overrides the scenario's `[hedge] enabled`.
+    pub hedge: Option<bool>,
+    /// Where the first policy's run is written as a request log.
+    pub log_out: Option<&'a Path>,
+}
+
 pub fn simulate(
     file: &Path,
     policies: &[String],
     seed: Option<u64>,
-    json: bool,
-    out: Option<&Path>,
-    hedge: Option<bool>,
+    options: SimOptions<'_>,
 ) -> Result<(), String> {
+    let SimOptions {
+        json,
+        out,
+        hedge,
+        log_out,
+    } = options;
     use switchyard::sim::{
         self,
         scenario::{Scenario, SimPolicy},
@@ -124,6 +139,9 @@ pub fn simulate(
         },
     );
     bar.finish_and_clear();
+    if let Some(path) = log_out {
+        write_log(&scenario, &chosen, seed.unwrap_or(scenario.seed), path)?;
+    }
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -138,5 +156,79 @@ pub fn simulate(
     } else {
         print_lines(report.table().lines().map(str::to_owned));
     }
+    Ok(())
+}
+
+/// `switchyard simulate --replay LOG`: the logged traffic under each policy.
+pub fn replay(
+    log: &Path,
+    policies: &[String],
+    seed: Option<u64>,
+    json: bool,
+    hedge: Option<bool>,
+    window: std::time::Duration,
+) -> Result<(), String> {
+    use switchyard::sim::{replay::Replay, scenario::SimPolicy};
+    let (lines, skipped) =
+        switchyard::log::read::lines_of(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut replay =
+        Replay::from_lines(&lines, window).map_err(|e| format!("{}: {e}", log.display()))?;
+    if skipped > 0 {
+        replay
+            .notes
+            .push(format!("{skipped} unreadable lines skipped"));
+    }
+    if let Some(on) = hedge {
+        replay.scenario.hedge.enabled = on;
+    }
+    let mut chosen = policies
+        .iter()
+        .map(|p| SimPolicy::parse(p).ok_or_else(|| format!("--policy: unknown policy `{p}`")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if chosen.is_empty() {
+        chosen = vec![
+            SimPolicy::Thompson,
+            SimPolicy::RoundRobin,
+            SimPolicy::Cheapest,
+        ];
+    }
+    let report = replay.run(&chosen, seed.unwrap_or(1));
+    if json {
+        print_lines([serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?]);
+    } else {
+        print_lines(report.table().lines().map(str::to_owned));
+    }
+    Ok(())
+}
+
+/// Writes the first policy's run (thompson without one) as a request log.
+fn write_log(
+    scenario: &switchyard::sim::scenario::Scenario,
+    chosen: &[switchyard::sim::scenario::SimPolicy],
+    seed: u64,
+    path: &Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    use switchyard::sim::{engine, replay::log_of, scenario::SimPolicy};
+    let policy = chosen
+        .first()
+        .or(scenario.policies.first())
+        .copied()
+        .unwrap_or(SimPolicy::Thompson);
+    let reqs = engine::requests(scenario, seed);
+    let (done, traces) = engine::run_traced(scenario, policy, &reqs, seed);
+    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(at)?);
+    for line in log_of(scenario, &reqs, &done, &traces) {
+        serde_json::to_writer(&mut w, &line).map_err(|e| e.to_string())?;
+        w.write_all(b"\n").map_err(at)?;
+    }
+    w.flush().map_err(at)?;
+    eprintln!(
+        "{} requests of {} written to {}",
+        reqs.len(),
+        policy.name(),
+        path.display()
+    );
     Ok(())
 }
