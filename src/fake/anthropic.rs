@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -169,32 +169,21 @@ pub(super) async fn messages(
         _ => None,
     };
     let interval = behavior.token_interval;
-    let body = stream::iter(events.into_iter().enumerate())
-        .then(move |(i, text)| async move {
-            sleep_if(if i == 0 {
-                ttft
-            } else if i > 2 {
-                interval
-            } else {
-                Default::default()
-            })
-            .await;
-            if break_after == Some(i) {
-                return Err(std::io::Error::other(
-                    "fake provider: injected stream break",
-                ));
-            }
-            Ok::<_, std::io::Error>(Bytes::from(text))
+    let body = stream::iter(events.into_iter().enumerate()).then(move |(i, text)| async move {
+        sleep_if(if i == 0 {
+            ttft
+        } else if i > 2 {
+            interval
+        } else {
+            Default::default()
         })
-        .scan(false, |broke, item| {
-            let out = if *broke { None } else { Some(item) };
-            if matches!(out, Some(Err(_))) {
-                *broke = true;
-            }
-            futures_util::future::ready(out)
-        });
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from_stream(body))
-        .expect("static headers are valid")
+        .await;
+        if break_after == Some(i) {
+            return Err(std::io::Error::other(
+                "fake provider: injected stream break",
+            ));
+        }
+        Ok::<_, std::io::Error>(Bytes::from(text))
+    });
+    super::sse::event_stream(body)
 }

@@ -51,7 +51,14 @@ pub(super) fn paced(
         let _ = &watch;
         item
     });
-    // Stop at the first error so the connection breaks right there.
+    event_stream(body)
+}
+
+/// An event stream response of `body`, ended at its first error so the connection breaks
+/// right there.
+pub(super) fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
     let body = body.scan(false, |broke, item| {
         let out = if *broke { None } else { Some(item) };
         if matches!(out, Some(Err(_))) {

@@ -53,13 +53,7 @@ impl Draft {
             .trace
             .iter()
             .map(|t| {
-                let (outcome, status) = match t.end {
-                    End::Running | End::Answered => ("answered".to_owned(), None),
-                    End::Failed(class, status) => (class.to_string(), status),
-                    End::Unsupported(status) => ("unsupported".to_owned(), Some(status)),
-                    End::Rejected => ("rejected".to_owned(), None),
-                    End::Cancelled => ("cancelled".to_owned(), None),
-                };
+                let (outcome, status) = AttemptLine::outcome_of(t.end);
                 AttemptLine {
                     endpoint: id_of(t.endpoint),
                     start_ms: ms(t.started_ns),

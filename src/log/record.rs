@@ -135,6 +135,20 @@ pub struct AttemptLine {
     pub hedge: bool,
 }
 
+impl AttemptLine {
+    /// The `outcome` and `status` of an attempt that ended so.
+    pub fn outcome_of(end: crate::plan::End) -> (String, Option<u16>) {
+        use crate::plan::End;
+        match end {
+            End::Running | End::Answered => ("answered".to_owned(), None),
+            End::Failed(class, status) => (class.to_string(), status),
+            End::Unsupported(status) => ("unsupported".to_owned(), Some(status)),
+            End::Rejected => ("rejected".to_owned(), None),
+            End::Cancelled => ("cancelled".to_owned(), None),
+        }
+    }
+}
+
 /// What hedging did for the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HedgeLine {

@@ -46,13 +46,7 @@ pub fn log_of(s: &Scenario, reqs: &[Req], done: &[Done], traces: &[Trace]) -> Ve
                 let answer = t
                     .answer
                     .filter(|&(w, _, _)| w == e && a.end == End::Answered);
-                let (outcome, status) = match a.end {
-                    End::Running | End::Answered => ("answered".to_owned(), None),
-                    End::Failed(class, status) => (class.to_string(), status),
-                    End::Unsupported(status) => ("unsupported".to_owned(), Some(status)),
-                    End::Rejected => ("rejected".to_owned(), None),
-                    End::Cancelled => ("cancelled".to_owned(), None),
-                };
+                let (outcome, status) = AttemptLine::outcome_of(a.end);
                 AttemptLine {
                     endpoint: s.endpoints[e].id.clone(),
                     start_ms: ms(a.started_ns),
