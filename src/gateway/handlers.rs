@@ -294,12 +294,15 @@ async fn chat(
     let total = shared.upstream.total_timeout;
     let deadline = started + total;
     let deadline_ns = now_ns.saturating_add(u64::try_from(total.as_nanos()).unwrap_or(u64::MAX));
-    let attempts = Attempts::new(
+    let mut attempts = Attempts::new(
         plan.decision.ranked.clone(),
         plan.max_attempts,
         deadline_ns,
         shared.config.routing.max_retry_after,
     );
+    if shared.log.is_some() {
+        attempts = attempts.traced();
+    }
     let for_anthropic = anthropic.is_some();
     let out = attempt::Outbound {
         chat: &chat,

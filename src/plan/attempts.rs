@@ -96,8 +96,49 @@ pub struct Exhausted {
     pub deadline_hit: bool,
     /// The shortest `Retry-After` any provider asked for.
     pub retry_after: Option<Duration>,
-    /// Every attempt, in order.
+    /// Every attempt, in order (when traced).
     pub trace: Vec<Tried>,
+}
+
+/// Attempts that may run at once: the first and three hedges.
+const MAX_RUNNING: usize = 4;
+
+/// The running attempts, inline.
+#[derive(Debug, Clone, Copy, Default)]
+struct Running {
+    slots: [(EndpointIdx, u64); MAX_RUNNING],
+    len: usize,
+}
+
+impl Running {
+    fn all(&self) -> &[(EndpointIdx, u64)] {
+        &self.slots[..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == MAX_RUNNING
+    }
+
+    fn push(&mut self, run: (EndpointIdx, u64)) {
+        debug_assert!(!self.is_full());
+        if self.len < MAX_RUNNING {
+            self.slots[self.len] = run;
+            self.len += 1;
+        }
+    }
+
+    /// Takes `idx` off, returning when it started.
+    fn remove(&mut self, idx: EndpointIdx) -> Option<u64> {
+        let at = self.all().iter().position(|&(i, _)| i == idx)?;
+        let started = self.slots[at].1;
+        self.len -= 1;
+        self.slots[at] = self.slots[self.len];
+        Some(started)
+    }
 }
 
 /// How an attempt ended, as far as the machine knows.
@@ -140,11 +181,13 @@ pub struct Attempts {
     hedges: u32,
     /// An answer or a rejection ended the attempts.
     over: bool,
-    /// The running attempts and when each started: one, or more while hedged.
-    running: Vec<(EndpointIdx, u64)>,
+    /// The running attempts and when each started: one, or more while hedged (inline: no
+    /// allocation per request).
+    running: Running,
     failures: Vec<(EndpointIdx, Failure)>,
     retry_after: Option<Duration>,
-    trace: Vec<Tried>,
+    /// Every attempt, when asked for ([`Attempts::traced`]).
+    trace: Option<Vec<Tried>>,
 }
 
 impl Attempts {
@@ -164,11 +207,18 @@ impl Attempts {
             started: 0,
             hedges: 0,
             over: false,
-            running: Vec::new(),
+            running: Running::default(),
             failures: Vec::new(),
             retry_after: None,
-            trace: Vec::new(),
+            trace: None,
         }
+    }
+
+    /// Keeps every attempt's start, end and outcome ([`Attempts::trace`]), for the request
+    /// log; off by default (it costs an allocation per request).
+    pub fn traced(mut self) -> Attempts {
+        self.trace = Some(Vec::new());
+        self
     }
 
     /// The next candidate to try at `now_ns`, counted in flight in `table`; `None` when the
@@ -190,12 +240,12 @@ impl Attempts {
         max_hedges: u32,
         now_ns: u64,
     ) -> Option<EndpointIdx> {
-        if self.running.is_empty() || self.hedges >= max_hedges {
+        if self.running.is_empty() || self.hedges >= max_hedges || self.running.is_full() {
             return None;
         }
         let idx = self.start(table, now_ns)?;
         self.hedges += 1;
-        if let Some(t) = self.trace.last_mut() {
+        if let Some(t) = self.trace.as_mut().and_then(|t| t.last_mut()) {
             t.hedge = true;
         }
         Some(idx)
@@ -203,8 +253,11 @@ impl Attempts {
 
     /// The candidate a hedge would start now, if one may be started.
     pub fn hedge_candidate(&self, max_hedges: u32) -> Option<EndpointIdx> {
-        (!self.running.is_empty() && self.hedges < max_hedges && self.has_next())
-            .then(|| self.ranked[self.started])
+        (!self.running.is_empty()
+            && !self.running.is_full()
+            && self.hedges < max_hedges
+            && self.has_next())
+        .then(|| self.ranked[self.started])
     }
 
     fn start(&mut self, table: &StatsTable, now_ns: u64) -> Option<EndpointIdx> {
@@ -214,13 +267,15 @@ impl Attempts {
         let idx = self.ranked[self.started];
         self.started += 1;
         self.running.push((idx, now_ns));
-        self.trace.push(Tried {
-            endpoint: idx,
-            started_ns: now_ns,
-            ended_ns: 0,
-            end: End::Running,
-            hedge: false,
-        });
+        if let Some(trace) = &mut self.trace {
+            trace.push(Tried {
+                endpoint: idx,
+                started_ns: now_ns,
+                ended_ns: 0,
+                end: End::Running,
+                hedge: false,
+            });
+        }
         table.begin(idx);
         Some(idx)
     }
@@ -228,10 +283,11 @@ impl Attempts {
     /// Takes `idx` off the running attempts as ended at `now_ns` by `end`, returning when it
     /// started.
     fn stop(&mut self, idx: EndpointIdx, end: End, now_ns: u64) -> Option<u64> {
-        let at = self.running.iter().position(|&(i, _)| i == idx);
-        debug_assert!(at.is_some(), "no attempt is running at {idx}");
-        let started = self.running.swap_remove(at?).1;
-        if let Some(t) = self.trace.iter_mut().rev().find(|t| t.endpoint == idx) {
+        let started = self.running.remove(idx);
+        debug_assert!(started.is_some(), "no attempt is running at {idx}");
+        let started = started?;
+        let traced = self.trace.as_mut().into_iter().flatten();
+        if let Some(t) = traced.rev().find(|t| t.endpoint == idx) {
             t.end = end;
             if end != End::Answered {
                 t.ended_ns = now_ns;
@@ -316,7 +372,7 @@ impl Attempts {
     }
 
     fn cancel_rest(&mut self, table: &StatsTable, now_ns: u64) -> Vec<EndpointIdx> {
-        let losers: Vec<EndpointIdx> = self.running.iter().map(|&(idx, _)| idx).collect();
+        let losers: Vec<EndpointIdx> = self.running.all().iter().map(|&(idx, _)| idx).collect();
         for &idx in &losers {
             self.stop(idx, End::Cancelled, now_ns);
             table.cancelled(idx);
@@ -324,9 +380,9 @@ impl Attempts {
         losers
     }
 
-    /// Every attempt started, in order.
+    /// Every attempt started, in order (empty unless [`Attempts::traced`]).
     pub fn trace(&self) -> &[Tried] {
-        &self.trace
+        self.trace.as_deref().unwrap_or_default()
     }
 
     /// Hedges started so far.
@@ -336,7 +392,7 @@ impl Attempts {
 
     /// Attempts running now.
     pub fn running(&self) -> usize {
-        self.running.len()
+        self.running.len
     }
 
     /// Attempts started so far.
@@ -355,7 +411,7 @@ impl Attempts {
             failures: self.failures,
             deadline_hit: now_ns >= self.deadline_ns,
             retry_after: self.retry_after,
-            trace: self.trace,
+            trace: self.trace.unwrap_or_default(),
         }
     }
 }

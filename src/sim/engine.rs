@@ -78,11 +78,11 @@ enum Kind {
     /// The replicas of a simulated fleet share what they learned.
     Sync,
     /// Request `i`'s attempt number `n` ends (or, in a hedge race, gets its first byte).
-    AttemptEnd(usize, u32),
-    FirstByte(usize, u32),
+    AttemptEnd(u32, u32),
+    FirstByte(u32, u32),
     /// Request `i`'s attempt `n` is due a hedge.
-    Hedge(usize, u32),
-    Arrival(usize),
+    Hedge(u32, u32),
+    Arrival(u32),
 }
 
 /// A request between its arrival and its end.
@@ -186,6 +186,8 @@ fn run_inner(
         })
         .collect();
     let mut budget = HedgeBudget::new(&s.hedge);
+    // Finished requests' run lists, reused: no allocation per request.
+    let mut pool: Vec<Vec<Run>> = Vec::new();
 
     let mut heap: BinaryHeap<Reverse<(u64, Kind, u64)>> =
         BinaryHeap::with_capacity(reqs.len() / 4 + 16);
@@ -227,7 +229,7 @@ fn run_inner(
         if next_arrival < reqs.len() {
             let t = reqs[next_arrival].at_ns;
             if heap.peek().is_none_or(|Reverse((top, _, _))| *top > t) {
-                push(&mut heap, t, Kind::Arrival(next_arrival));
+                push(&mut heap, t, Kind::Arrival(next_arrival as u32));
                 next_arrival += 1;
             }
         }
@@ -252,6 +254,7 @@ fn run_inner(
                 None
             }
             Kind::Arrival(i) => {
+                let i = i as usize;
                 let r = &reqs[i];
                 let parsed = &mut templates[r.hint];
                 // Four bytes per token: the selector's default ratio recovers the length.
@@ -282,17 +285,21 @@ fn run_inner(
                             );
                         }
                         done[i].first = plan.decision.ranked.first().map(|&c| v.map[c]);
-                        let attempts = Attempts::new(
+                        let mut attempts = Attempts::new(
                             plan.decision.ranked,
                             plan.max_attempts,
                             t.saturating_add(total_timeout_ns),
                             s.max_retry_after,
                         );
-                        Some((i, v.clone(), attempts, Vec::new()))
+                        if traces.is_some() {
+                            attempts = attempts.traced();
+                        }
+                        Some((i, v.clone(), attempts, pool.pop().unwrap_or_default()))
                     }
                 }
             }
             Kind::Hedge(i, n) => {
+                let i = i as usize;
                 let due = pending[i].as_ref().is_some_and(|p| {
                     !p.decided
                         && p.runs.len() == 1
@@ -324,6 +331,7 @@ fn run_inner(
                 None
             }
             Kind::FirstByte(i, n) => {
+                let i = i as usize;
                 // In a hedge race, the first attempt with a first token wins.
                 if let Some(p) = pending[i].as_mut().filter(|p| !p.decided) {
                     let mut race = Race {
@@ -336,6 +344,7 @@ fn run_inner(
                 None
             }
             Kind::AttemptEnd(i, n) => {
+                let i = i as usize;
                 let Some(p) = pending[i].as_mut() else {
                     continue;
                 };
@@ -416,6 +425,7 @@ fn run_inner(
                                 map: v.map.clone(),
                             };
                         }
+                        pool.push(p.runs);
                         None
                     }
                     Ending::Rejected => {
@@ -428,6 +438,8 @@ fn run_inner(
                             tr[i].tried = p.attempts.trace().to_vec();
                             tr[i].map = v.map.clone();
                         }
+                        p.runs.clear();
+                        pool.push(p.runs);
                         None
                     }
                     Ending::Failed(failure) => {
@@ -472,15 +484,18 @@ fn run_inner(
                         push(
                             &mut heap,
                             t + (ms * MS as f64) as u64,
-                            Kind::Hedge(i, run.n),
+                            Kind::Hedge(i as u32, run.n),
                         );
                     }
                 }
                 p.runs.push(run);
                 pending[i] = Some(p);
-            } else if let Some(tr) = traces.as_deref_mut() {
-                tr[i].tried = attempts.trace().to_vec();
-                tr[i].map = v.map.clone();
+            } else {
+                pool.push(runs);
+                if let Some(tr) = traces.as_deref_mut() {
+                    tr[i].tried = attempts.trace().to_vec();
+                    tr[i].map = v.map.clone();
+                }
             }
         }
     }

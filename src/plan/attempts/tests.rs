@@ -125,7 +125,7 @@ fn a_failure_is_recorded_with_the_time_it_took() {
 #[test]
 fn a_hedge_starts_the_next_candidate_beside_the_running_one_and_the_loser_is_cancelled() {
     let t = table(3);
-    let mut a = Attempts::new(vec![2, 0, 1], 3, 100 * S, Duration::from_secs(60));
+    let mut a = Attempts::new(vec![2, 0, 1], 3, 100 * S, Duration::from_secs(60)).traced();
     assert_eq!(a.hedge(&t, 1, S), None, "nothing runs yet");
     assert_eq!(a.next(&t, S), Some(2));
     assert_eq!(a.next(&t, S), None, "one runs: only a hedge may start");

@@ -91,8 +91,8 @@ pub(super) fn schedule(
 ) {
     if racing {
         if let Ending::Answer { first_token_ns } = run.ending {
-            push(heap, first_token_ns, Kind::FirstByte(i, run.n));
+            push(heap, first_token_ns, Kind::FirstByte(i as u32, run.n));
         }
     }
-    push(heap, run.end_ns, Kind::AttemptEnd(i, run.n));
+    push(heap, run.end_ns, Kind::AttemptEnd(i as u32, run.n));
 }
