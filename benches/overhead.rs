@@ -14,7 +14,8 @@
 //! `OVERHEAD_SECONDS` sets each run's length (default 8). Then 1,000 req/s direct and through
 //! the router at the same time, requests interleaved (`interleaved`), the router's memory
 //! with 200 endpoints (`memory`) and its start-up with 5,000 (`startup`); `OVERHEAD_PARTS`
-//! picks.
+//! picks. `OVERHEAD_ROUTER_CONFIG` is appended to the router's config (e.g.
+//! `$'[log]\nenabled = false'` to measure the request log's share).
 
 mod common;
 
@@ -135,7 +136,8 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{}\n",
+            std::env::var("OVERHEAD_ROUTER_CONFIG").unwrap_or_default()
         ),
     )
     .expect("config");

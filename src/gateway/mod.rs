@@ -558,7 +558,12 @@ pub async fn serve(
         let host: Arc<dyn crate::fleet::sync::Host> = Arc::new(gateway.clone());
         tokio::spawn(fleet.run(host))
     });
+    let log = shared.log.clone();
     let result = serve_until(listener, gateway, shutdown).await;
+    if let Some(log) = log {
+        // What the last requests logged is written before the router exits.
+        let _ = tokio::task::spawn_blocking(move || log.close()).await;
+    }
     if let Some(fleet) = fleet {
         fleet.abort();
     }

@@ -36,6 +36,11 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     #[serde(with = "humantime_serde")]
     pub segment_age: Duration,
+    /// How long the writer rests after each batch: lines queue meanwhile and go out in one
+    /// write. A router killed loses at most this much of the log; a request never wakes the
+    /// writer while it rests.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
     /// Lines written at once, at most.
     pub batch: usize,
     /// Lines waiting to be written, at most; more are dropped (and counted).
@@ -50,7 +55,8 @@ impl Default for LogConfig {
             max_bytes: 1 << 30,
             segment_bytes: 64 << 20,
             segment_age: Duration::from_secs(3_600),
-            batch: 1_024,
+            flush_interval: Duration::from_millis(200),
+            batch: 4_096,
             queue: 65_536,
         }
     }
@@ -72,6 +78,9 @@ impl LogConfig {
                 "must be above zero and at most log.max_bytes",
             );
         }
+        if self.flush_interval > Duration::from_secs(60) {
+            return bad("flush_interval", "must be at most a minute");
+        }
         if self.batch == 0 || self.queue == 0 {
             return bad("queue", "batch and queue must be above zero");
         }
@@ -87,7 +96,9 @@ pub fn dir_of(state_dir: &Path) -> PathBuf {
 /// Where requests hand their lines to the writer.
 #[derive(Clone)]
 pub struct LogHandle {
-    tx: SyncSender<Line>,
+    /// Lines, and `None` to write what is queued and stop.
+    tx: SyncSender<Option<Line>>,
+    writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     pub counters: Arc<LogCounters>,
     pub dir: PathBuf,
 }
@@ -108,15 +119,31 @@ impl LogHandle {
             counters: counters.clone(),
             clock: Box::new(clock),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("request-log".into())
             .spawn(move || writer.run(rx))?;
-        Ok(LogHandle { tx, counters, dir })
+        Ok(LogHandle {
+            tx,
+            writer: Arc::new(std::sync::Mutex::new(Some(thread))),
+            counters,
+            dir,
+        })
+    }
+
+    /// Writes what is queued and stops the writer (a graceful shutdown); lines written
+    /// after are dropped. Blocks until it is done.
+    pub fn close(&self) {
+        let thread = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = self.tx.send(None);
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 
     /// Queues a line without waiting; a full queue drops it (counted).
     pub fn write(&self, line: Line) {
-        match self.tx.try_send(line) {
+        match self.tx.try_send(Some(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);

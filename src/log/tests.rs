@@ -60,6 +60,10 @@ fn prices(at_ms: u64) -> Line {
 
 /// A writer on `dir` whose clock is `clock` (unix ms).
 fn start(dir: &std::path::Path, config: LogConfig, clock: &Arc<AtomicU64>) -> LogHandle {
+    let config = LogConfig {
+        flush_interval: Duration::ZERO,
+        ..config
+    };
     let c = clock.clone();
     LogHandle::start(dir.to_owned(), &config, move || c.load(Ordering::Relaxed)).expect("starts")
 }

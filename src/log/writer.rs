@@ -3,8 +3,9 @@
 //!
 //! Requests hand their line over a bounded channel without waiting (a full queue drops the
 //! line and counts it); the thread writes whatever has queued up, up to `batch` lines, with
-//! one `write` per batch, so a killed router loses at most the batch being written (a torn
-//! last line, which readers skip). A segment is `requests-<unix ms of its first line>.jsonl`;
+//! one `write` per batch, then rests `flush_interval`, so a busy router wakes it a few times
+//! a second rather than once per request. A killed router loses what was queued and at most
+//! the batch being written (a torn last line, which readers skip). A segment is `requests-<unix ms of its first line>.jsonl`;
 //! a new one starts at each start, when the current one passes `segment_bytes`, and after
 //! `segment_age`; each begins with the prices in force, so retention never strands a record
 //! from its prices. Retention removes the oldest segments while the directory holds more
@@ -64,27 +65,32 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Runs until every sender is gone, then writes what is left.
-    pub fn run(self, lines: Receiver<Line>) {
+    /// Runs until told to stop (`None`) or every sender is gone, then writes what is left.
+    pub fn run(self, lines: Receiver<Option<Line>>) {
         let mut segment: Option<Segment> = None;
         let mut prices: Option<Line> = None;
         let mut batch: Vec<Line> = Vec::with_capacity(self.config.batch);
         let mut buf: Vec<u8> = Vec::new();
         self.retain();
-        loop {
+        let mut stopping = false;
+        while !stopping {
             match lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => batch.push(line),
+                Ok(Some(line)) => batch.push(line),
+                Ok(None) | Err(RecvTimeoutError::Disconnected) => stopping = true,
                 Err(RecvTimeoutError::Timeout) => {
                     self.retain();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
             }
             while batch.len() < self.config.batch {
                 match lines.try_recv() {
-                    Ok(line) => batch.push(line),
+                    Ok(Some(line)) => batch.push(line),
+                    Ok(None) => stopping = true,
                     Err(_) => break,
                 }
+            }
+            if batch.is_empty() {
+                continue;
             }
             let now = (self.clock)();
             let rolled = match &segment {
@@ -105,16 +111,20 @@ impl Writer {
                     }
                 }
             }
+            let mut requests = 0;
             for line in batch.drain(..) {
                 push_line(&mut buf, &line);
                 if matches!(line, Line::Catalog(_)) {
                     prices = Some(line);
                 } else {
-                    self.counters.written.fetch_add(1, Ordering::Relaxed);
+                    requests += 1;
                 }
             }
             match segment.as_mut().map(|s| (s.file.write_all(&buf), s)) {
-                Some((Ok(()), s)) => s.bytes += buf.len() as u64,
+                Some((Ok(()), s)) => {
+                    s.bytes += buf.len() as u64;
+                    self.counters.written.fetch_add(requests, Ordering::Relaxed);
+                }
                 Some((Err(e), _)) => {
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, "cannot write the request log");
@@ -123,6 +133,10 @@ impl Writer {
                 None => {
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            // Rest while lines queue (a stop unparks it early).
+            if !stopping && !self.config.flush_interval.is_zero() {
+                std::thread::park_timeout(self.config.flush_interval);
             }
         }
         if let Some(s) = segment {
