@@ -15,44 +15,17 @@
 //! the router at the same time, requests interleaved (`interleaved`), the router's memory
 //! with 200 endpoints (`memory`) and its start-up with 5,000 (`startup`); `OVERHEAD_PARTS`
 //! picks. `OVERHEAD_ROUTER_CONFIG` is appended to the router's config (e.g.
-//! `$'[log]\nenabled = false'` to measure the request log's share).
+//! `$'[log]\nenabled = false'` to measure the request log's share). `nginx` and `streams`
+//! put the router beside nginx, the reference proxy (see `common/reference.rs`; without
+//! nginx installed, `apt-get install nginx`, its column is skipped).
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ms, open_loop, open_loop_over, peak_rss_kib, spawn, BODY, STREAM_BODY};
-
-/// Closed loop: `conns` workers back to back for `secs`; completed requests per second.
-async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs: u64) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut workers = Vec::new();
-    for _ in 0..conns {
-        let (client, url, done) = (client.clone(), url.to_owned(), done.clone());
-        workers.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                if let Ok(r) = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(BODY)
-                    .send()
-                    .await
-                {
-                    if r.status().is_success() && r.bytes().await.is_ok() {
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    done.load(Ordering::Relaxed) as f64 / secs as f64
-}
+use common::{
+    max_throughput, ms, open_loop, open_loop_over, peak_rss_kib, spawn, BODY, STREAM_BODY,
+};
 
 /// Writes a config and price sheets for `providers` × `models` endpoints, every provider
 /// pointing at `upstream`, into `dir`; returns the config's path.
@@ -116,10 +89,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    // `OVERHEAD_PARTS`: any of latency, interleaved, anthropic, fleet, memory, startup
-    // (default: all).
-    let parts = std::env::var("OVERHEAD_PARTS")
-        .unwrap_or_else(|_| "latency,interleaved,anthropic,fleet,memory,startup".into());
+    // `OVERHEAD_PARTS`: any of latency, interleaved, nginx, streams, anthropic, fleet, memory,
+    // startup (default: all).
+    let parts = std::env::var("OVERHEAD_PARTS").unwrap_or_else(|_| {
+        "latency,interleaved,nginx,streams,anthropic,fleet,memory,startup".into()
+    });
     let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let (_upstream, upstream_url) = spawn(
         &["fake-provider", "--tokens", "16"],
@@ -201,6 +175,9 @@ fn main() {
     if part("interleaved") {
         interleaved(&rt, &direct, &routed, secs);
     }
+    if part("nginx") {
+        common::reference::plain(&rt, &upstream_url, &routed, secs);
+    }
     if part("anthropic") {
         anthropic(&rt, &upstream_url, secs);
     }
@@ -208,6 +185,14 @@ fn main() {
         fleet(&rt, &upstream_url, secs);
     }
     drop(router);
+    if part("streams") {
+        // `OVERHEAD_STREAMS` concurrent streams (default 2,000), for 15 s.
+        let n = std::env::var("OVERHEAD_STREAMS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        common::reference::streams(&rt, n, 15);
+    }
     if part("memory") {
         memory(&rt, &upstream_url, secs);
     }

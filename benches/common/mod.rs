@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub mod nginx;
+pub mod reference;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 pub struct Proc(pub Child);
@@ -183,4 +186,33 @@ pub async fn open_loop_over(
 
 pub fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Closed loop: `conns` workers back to back for `secs`; completed requests per second.
+pub async fn max_throughput(client: &reqwest::Client, url: &str, conns: usize, secs: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut workers = Vec::new();
+    for _ in 0..conns {
+        let (client, url, done) = (client.clone(), url.to_owned(), done.clone());
+        workers.push(tokio::spawn(async move {
+            while std::time::Instant::now() < deadline {
+                if let Ok(r) = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(BODY)
+                    .send()
+                    .await
+                {
+                    if r.status().is_success() && r.bytes().await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
 }
