@@ -381,9 +381,8 @@ impl Gateway {
                 let dir = crate::log::dir_of(&config.server.state_dir);
                 let log = crate::log::LogHandle::start(dir, &config.log, move || clock.unix_ms())
                     .map_err(BuildError::Log)?;
-                log.write(crate::log::Line::Catalog(crate::log::CatalogLine::of(
-                    &live.catalog,
-                    hooks.clock.unix_ms(),
+                log.write(crate::log::Line::Catalog(Box::new(
+                    crate::log::CatalogLine::of(&live.catalog, hooks.clock.unix_ms()),
                 )));
                 Some(log)
             }

@@ -57,7 +57,7 @@ impl Default for LogConfig {
             segment_age: Duration::from_secs(3_600),
             flush_interval: Duration::from_millis(200),
             batch: 4_096,
-            queue: 65_536,
+            queue: 16_384,
         }
     }
 }

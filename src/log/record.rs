@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub enum Line {
     Request(Box<Record>),
     /// The prices in force from `at_ms` (written when they change, and atop every segment).
-    Catalog(CatalogLine),
+    Catalog(Box<CatalogLine>),
 }
 
 impl Line {

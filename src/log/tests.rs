@@ -46,7 +46,7 @@ fn record(id: &str, at_ms: u64) -> Line {
 }
 
 fn prices(at_ms: u64) -> Line {
-    Line::Catalog(CatalogLine {
+    Line::Catalog(Box::new(CatalogLine {
         at_ms,
         endpoints: vec![EndpointPrice {
             id: "a/m".into(),
@@ -55,7 +55,7 @@ fn prices(at_ms: u64) -> Line {
             cached_input_per_mtok: None,
             quality: None,
         }],
-    })
+    }))
 }
 
 /// A writer on `dir` whose clock is `clock` (unix ms).

@@ -2,6 +2,7 @@
 //!
 //! [`pricing`] runs the `pricing` subcommands, [`offline`] `simulate` and `stats`.
 
+mod alloc;
 mod log;
 mod offline;
 mod pricing;
@@ -18,12 +19,13 @@ use switchyard::demo::{self, DemoOptions};
 use switchyard::gateway::{self, Gateway};
 use switchyard::stats::store::Store;
 
-/// mimalloc instead of the system allocator: the request path allocates many small,
-/// short-lived blocks (headers, bodies, futures), where glibc's malloc took about a tenth of
-/// the router's CPU under load. Built without transparent huge pages (`no_thp`): with them
-/// the 200-endpoint memory run peaked at 72 MiB instead of 45.
+/// mimalloc for small blocks instead of the system allocator: the request path allocates
+/// many small, short-lived blocks (headers, bodies, futures), where glibc's malloc took about
+/// a tenth of the router's CPU under load. Built without transparent huge pages (`no_thp`):
+/// with them the 200-endpoint memory run peaked at 72 MiB instead of 45. Large blocks go to
+/// the system allocator (see [`alloc`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 #[derive(Parser)]
 #[command(

@@ -12,7 +12,7 @@ const EPOCH_MS: u64 = 1_764_000_000_000;
 
 /// The log lines of one simulated run (`traces` from [`crate::sim::engine::run_traced`]).
 pub fn log_of(s: &Scenario, reqs: &[Req], done: &[Done], traces: &[Trace]) -> Vec<Line> {
-    let mut lines = vec![Line::Catalog(CatalogLine {
+    let mut lines = vec![Line::Catalog(Box::new(CatalogLine {
         at_ms: EPOCH_MS,
         endpoints: s
             .endpoints
@@ -25,7 +25,7 @@ pub fn log_of(s: &Scenario, reqs: &[Req], done: &[Done], traces: &[Trace]) -> Ve
                 quality: e.quality,
             })
             .collect(),
-    })];
+    }))];
     let shapes: Vec<(String, Hints)> = if s.workload.mix.is_empty() {
         vec![shape(&s.workload.model, &s.workload.hints())]
     } else {
