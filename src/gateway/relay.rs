@@ -175,14 +175,15 @@ impl Relay {
             self.saw_done = true;
             return Keep::As;
         }
-        let mentions = |needle: &[u8]| memchr::memmem::find(&data, needle).is_some();
-        if mentions(b"\"response.") || mentions(b"\"type\":\"error\"") {
+        let [response, type_error, usage, error] = &*NEEDLES;
+        let mentions = |needle: &memchr::memmem::Finder<'_>| needle.find(&data).is_some();
+        if mentions(response) || mentions(type_error) {
             return self.inspect_response_event(&data);
         }
         if self.first_token.is_none() && has_content(&data) {
             self.first_token = Some(Instant::now());
         }
-        if mentions(b"\"usage\"") || mentions(b"\"error\"") {
+        if mentions(usage) || mentions(error) {
             if let Ok(probe) = serde_json::from_slice::<Probe>(&data) {
                 if probe.error.is_some() {
                     self.upstream_error = true;
@@ -276,6 +277,19 @@ impl Drop for Relay {
         }
     }
 }
+
+/// What [`Relay::inspect`] looks for in every event, searchers built once (building one
+/// per search showed in the profile of 2,000 concurrent streams).
+static NEEDLES: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 4]> =
+    std::sync::LazyLock::new(|| {
+        [
+            &b"\"response."[..],
+            b"\"type\":\"error\"",
+            b"\"usage\"",
+            b"\"error\"",
+        ]
+        .map(memchr::memmem::Finder::new)
+    });
 
 /// Whether a chunk carries content: a non-empty `"content"` or `"reasoning_content"`
 /// string, or a tool call. OpenAI's first chunk often has `"content": ""` with the role only;
