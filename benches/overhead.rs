@@ -99,26 +99,7 @@ fn main() {
         &["fake-provider", "--tokens", "16"],
         "fake provider listening on ",
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("pricing")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("pricing/up.toml"),
-        "provider = \"up\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
-    )
-    .expect("sheet");
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{}\n",
-            std::env::var("OVERHEAD_ROUTER_CONFIG").unwrap_or_default()
-        ),
-    )
-    .expect("config");
-    let (router, router_url) = spawn(
-        &["serve", "--config", config.to_str().expect("utf8 path")],
-        "switchyard listening on ",
-    );
+    let (router, router_url, _dir) = common::router_on(&upstream_url, "");
     let direct = format!("{upstream_url}/chat/completions");
     let routed = format!("{router_url}/v1/chat/completions");
 

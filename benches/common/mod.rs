@@ -45,6 +45,33 @@ pub fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
     (Proc(child), url)
 }
 
+/// A router in a fresh directory serving model `m` of one provider `up` at `upstream_url`,
+/// with `extra` and `OVERHEAD_ROUTER_CONFIG` appended to its config: the process, its URL,
+/// and the directory (kept while it runs).
+pub fn router_on(upstream_url: &str, extra: &str) -> (Proc, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("pricing")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("pricing/up.toml"),
+        "provider = \"up\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+    )
+    .expect("sheet");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n{extra}\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{}\n",
+            std::env::var("OVERHEAD_ROUTER_CONFIG").unwrap_or_default()
+        ),
+    )
+    .expect("config");
+    let (router, url) = spawn(
+        &["serve", "--config", config.to_str().expect("utf8 path")],
+        "switchyard listening on ",
+    );
+    (router, url, dir)
+}
+
 /// Peak resident memory of a process, KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM:")

@@ -99,25 +99,10 @@ pub fn streams(rt: &tokio::runtime::Runtime, concurrent: usize, secs: u64) {
             None
         }
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("pricing")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("pricing/up.toml"),
-        "provider = \"up\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
-    )
-    .expect("sheet");
-    let config = dir.path().join("switchyard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\nstate_dir = \"state\"\nmax_concurrent_requests = 10000\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{}\n",
-            std::env::var("OVERHEAD_ROUTER_CONFIG").unwrap_or_default()
-        ),
-    )
-    .expect("config");
-    let (router, router_url) = spawn(
-        &["serve", "--config", config.to_str().expect("utf8 path")],
-        "switchyard listening on ",
+    // Streams are long: room for all of them at once.
+    let (router, router_url, _dir) = super::router_on(
+        &upstream_url,
+        "state_dir = \"state\"\nmax_concurrent_requests = 10000",
     );
     let router_run = stream_load(
         rt,
