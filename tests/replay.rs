@@ -1,8 +1,12 @@
 //! Replay: a simulated run written as a request log and replayed reproduces the run's
 //! outcome, and ranks the other policies as the simulator does on the scenario itself.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
+
+use common::{run_bin, run_ok};
 
 use switchyard::sim::{
     self, engine,
@@ -118,32 +122,23 @@ fn an_endpoint_the_log_barely_saw_is_reported_as_extrapolated() {
 fn the_command_line_writes_a_log_and_replays_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("run.jsonl");
-    let bin = env!("CARGO_BIN_EXE_switchyard");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/outage.toml");
-    let out = std::process::Command::new(bin)
-        .arg("simulate")
-        .arg(&scenario)
-        .args(["--policy", "thompson", "--log-out"])
-        .arg(&log)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (log, scenario) = (
+        log.to_str().expect("a utf-8 path"),
+        scenario.to_str().expect("a utf-8 path"),
     );
-    let out = std::process::Command::new(bin)
-        .args(["simulate", "--replay"])
-        .arg(&log)
-        .args(["--policy", "thompson", "--policy", "cheapest"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    run_ok([
+        "simulate",
+        scenario,
+        "--policy",
+        "thompson",
+        "--log-out",
+        log,
+    ]);
+    let args = [
+        "--replay", log, "--policy", "thompson", "--policy", "cheapest",
+    ];
+    let table = run_ok(std::iter::once("simulate").chain(args));
     for row in [
         "recorded",
         "thompson",
@@ -154,11 +149,7 @@ fn the_command_line_writes_a_log_and_replays_it() {
         assert!(table.contains(row), "{row} in:\n{table}");
     }
     // Not a log: a clear refusal.
-    let out = std::process::Command::new(bin)
-        .args(["simulate", "--replay"])
-        .arg(&scenario)
-        .output()
-        .expect("runs");
+    let out = run_bin(["simulate", "--replay", scenario]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no prices"));
 }

@@ -6,10 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{header, write_sheet, Router, BIN};
+use common::{header, run_ok, write_sheet, Router};
 use serde_json::{json, Value};
 use switchyard::fake::{Behavior, FakeProvider};
 
@@ -31,20 +30,10 @@ fn setup(dir: &Path, base_url: &str) -> std::path::PathBuf {
 }
 
 fn export(dir: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["log", "export", "--state-dir"])
-        .arg(dir.join("state"))
-        .args(["--format", "jsonl"])
-        .args(extra)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
+    let state = dir.join("state");
+    let state = state.to_str().expect("a utf-8 path");
+    let args = ["log", "export", "--state-dir", state, "--format", "jsonl"];
+    run_ok(args.iter().chain(extra))
         .lines()
         .map(|l| serde_json::from_str(l).expect("every line is JSON"))
         .collect()
@@ -153,17 +142,8 @@ async fn the_log_survives_sigkill_and_restart_exports_json_lines_and_serves_old_
     // The export replays.
     let file = dir.path().join("export.jsonl");
     export(dir.path(), &["--out", file.to_str().expect("utf-8 path")]);
-    let out = Command::new(BIN)
-        .args(["simulate", "--replay"])
-        .arg(&file)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let file = file.to_str().expect("a utf-8 path");
+    let table = run_ok(["simulate", "--replay", file]);
     assert!(
         table.contains("recorded") && table.contains("p/m"),
         "{table}"

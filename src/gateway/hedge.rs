@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use crate::catalog::EndpointIdx;
 use crate::plan::hedge::{HedgeBudget, HedgeConfig, HedgeSettings};
@@ -73,10 +72,9 @@ pub(crate) struct Hedge {
 }
 
 /// What hedging did for one request.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct HedgeOutcome {
     /// The hedge attempt's endpoint, when one started.
-    #[serde(skip)]
     pub started: Option<EndpointIdx>,
     /// The hedge answered first.
     pub won: bool,

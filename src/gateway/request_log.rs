@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::hedge::HedgeOutcome;
 use super::usage::Usage;
 use crate::catalog::Catalog;
-use crate::log::{AttemptLine, HedgeLine, Hints, Line, Outcome, Record};
+use crate::log::{AttemptLine, HedgeLine, Hints, Line, Outcome, RawJson, Record};
 use crate::plan::{End, Tried};
 use crate::route::ChatBody;
 
@@ -73,10 +73,7 @@ impl Draft {
         let answer_started = answering.map(|t| {
             arrived + std::time::Duration::from_nanos(t.started_ns.saturating_sub(a.arrived_ns))
         });
-        let raw = |name: &str| {
-            chat.field(name)
-                .and_then(|r| serde_json::from_str::<serde_json::Value>(r.get()).ok())
-        };
+        let raw = |name: &str| chat.field(name).map(RawJson::of);
         let hints = Hints {
             route: raw("route"),
             provider: raw("provider"),

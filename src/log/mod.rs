@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use record::{
-    AttemptLine, CatalogLine, EndpointPrice, HedgeLine, Hints, Line, Outcome, Record,
+    AttemptLine, CatalogLine, EndpointPrice, HedgeLine, Hints, Line, Outcome, RawJson, Record,
 };
 pub use writer::LogCounters;
 

@@ -79,13 +79,52 @@ pub struct Record {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<serde_json::Value>,
+    pub route: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<serde_json::Value>,
+    pub provider: Option<RawJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub models: Option<serde_json::Value>,
+    pub models: Option<RawJson>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+}
+
+/// A JSON value kept as the text it came as: a request's hints are copied into its line, not
+/// parsed again (the router's hint parser has read them already). Read back through a
+/// `Value`: a line's internal `kind` tag makes serde buffer it, and a raw value cannot be
+/// taken from the buffer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawJson, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(RawJson::from(&value))
+    }
+}
+
+impl RawJson {
+    /// `raw` copied.
+    pub fn of(raw: &serde_json::value::RawValue) -> RawJson {
+        RawJson(raw.to_owned())
+    }
+
+    /// The value, parsed (off the request path: replay, tests).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<&serde_json::Value> for RawJson {
+    fn from(v: &serde_json::Value) -> RawJson {
+        RawJson(serde_json::value::to_raw_value(v).expect("a JSON value serializes"))
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &RawJson) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl Hints {

@@ -19,7 +19,11 @@ fn record(id: &str, at_ms: u64) -> Line {
         surface: "chat.completions".into(),
         model: "m".into(),
         stream: true,
-        hints: Hints::default(),
+        // Hints as a client wrote them: kept as written, read back equal.
+        hints: Hints {
+            route: Some(RawJson::from(&serde_json::json!({"max_latency_ms": 800}))),
+            ..Hints::default()
+        },
         prompt_bytes: 120,
         est_prompt_tokens: 30,
         max_tokens: None,

@@ -248,6 +248,27 @@ pub fn hello(model: &str) -> serde_json::Value {
 /// The router binary built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// Runs the binary with `args` to its end.
+pub fn run_bin<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the binary with `args`, which must succeed; its standard output.
+pub fn run_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let out = run_bin(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// A `switchyard serve` process with its stdout and stderr collected.
 pub struct Router {
     pub child: std::process::Child,

@@ -200,7 +200,7 @@ impl Replay {
                         ("models", &h.models),
                     ] {
                         if let Some(v) = v {
-                            m[k] = v.clone();
+                            m[k] = v.value();
                         }
                     }
                     if !h.headers.is_empty() {

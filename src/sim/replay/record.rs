@@ -2,7 +2,7 @@
 //! same requests, attempts and answers (what `simulate --replay` is checked against, and
 //! a way to try replay without live traffic).
 
-use crate::log::{AttemptLine, CatalogLine, EndpointPrice, Hints, Line, Outcome, Record};
+use crate::log::{AttemptLine, CatalogLine, EndpointPrice, Hints, Line, Outcome, RawJson, Record};
 use crate::plan::End;
 use crate::sim::engine::{Done, Req, Trace};
 use crate::sim::scenario::Scenario;
@@ -97,9 +97,12 @@ fn shape(model: &str, h: &crate::sim::scenario::Hints) -> (String, Hints) {
     (
         h.model.clone().unwrap_or_else(|| model.to_owned()),
         Hints {
-            route: h.route.clone(),
-            provider: h.provider.clone(),
-            models: h.models.as_ref().map(|m| serde_json::json!(m)),
+            route: h.route.as_ref().map(RawJson::from),
+            provider: h.provider.as_ref().map(RawJson::from),
+            models: h
+                .models
+                .as_ref()
+                .map(|m| RawJson::from(&serde_json::json!(m))),
             headers: h.headers.clone(),
         },
     )
