@@ -14,7 +14,8 @@
 //! `OVERHEAD_SECONDS` sets each run's length (default 8). Then 1,000 req/s direct and through
 //! the router at the same time, requests interleaved (`interleaved`), the router's memory
 //! with 200 endpoints (`memory`) and its start-up with 5,000 (`startup`); `OVERHEAD_PARTS`
-//! picks. `OVERHEAD_ROUTER_CONFIG` is appended to the router's config (e.g.
+//! picks. `SWITCHYARD_BIN` runs another build of the binary (an A/B in one session).
+//! `OVERHEAD_ROUTER_CONFIG` is appended to the router's config (e.g.
 //! `$'[log]\nenabled = false'` to measure the request log's share). `nginx` and `streams`
 //! put the router beside nginx, the reference proxy (see `common/reference.rs`; without
 //! nginx installed, `apt-get install nginx`, its column is skipped).

@@ -51,3 +51,4 @@ pub mod route;
 pub mod select;
 pub mod sim;
 pub mod stats;
+pub mod upstream;

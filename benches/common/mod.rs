@@ -15,6 +15,12 @@ pub mod reference;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// The binary the bench runs: this build's, or `SWITCHYARD_BIN` (another build of it, for an
+/// A/B comparison in one session).
+pub fn bin() -> String {
+    std::env::var("SWITCHYARD_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 pub struct Proc(pub Child);
 
 impl Drop for Proc {
@@ -26,7 +32,7 @@ impl Drop for Proc {
 
 /// Starts a process and reads the URL it prints first.
 pub fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(args)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())

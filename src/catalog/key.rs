@@ -4,7 +4,7 @@
 //! (so hyper's own debugging does not print it either); `Debug` prints a fixed placeholder.
 //! There is deliberately no `Display`, `Serialize` or accessor to the plain text.
 
-use reqwest::header::HeaderValue;
+use http::HeaderValue;
 
 #[derive(Clone)]
 pub struct ApiKey {

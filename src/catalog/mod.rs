@@ -29,15 +29,15 @@ pub struct Provider {
     /// `{base_url}/chat/completions` (`{base_url}/messages` for the Anthropic protocol),
     /// parsed once: the request path clones it instead of parsing a URL string (with its
     /// IDNA pass) per attempt.
-    pub chat_url: reqwest::Url,
+    pub chat_url: crate::upstream::Target,
     pub api_key: Option<ApiKey>,
     pub protocol: crate::dialect::Protocol,
     /// `anthropic-version`, for the Anthropic protocol.
-    pub anthropic_version: reqwest::header::HeaderValue,
+    pub anthropic_version: http::HeaderValue,
     /// `{base_url}/embeddings`, `/completions`, `/responses` (OpenAI protocol).
-    pub embeddings_url: reqwest::Url,
-    pub completions_url: reqwest::Url,
-    pub responses_url: reqwest::Url,
+    pub embeddings_url: crate::upstream::Target,
+    pub completions_url: crate::upstream::Target,
+    pub responses_url: crate::upstream::Target,
     /// It serves the Responses API.
     pub responses: bool,
 }
@@ -176,17 +176,18 @@ impl Catalog {
             crate::dialect::Protocol::Anthropic => "messages",
         };
         let url = format!("{}/{path}", pc.base_url.trim_end_matches('/'));
-        let chat_url = reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
-            provider: pc.name.clone(),
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        let at = |path: &str| {
-            let url = format!("{}/{path}", pc.base_url.trim_end_matches('/'));
-            reqwest::Url::parse(&url).map_err(|e| CatalogError::InvalidUrl {
+        let chat_url =
+            crate::upstream::Target::parse(&url).map_err(|reason| CatalogError::InvalidUrl {
                 provider: pc.name.clone(),
                 url: url.clone(),
-                reason: e.to_string(),
+                reason,
+            })?;
+        let at = |path: &str| {
+            let url = format!("{}/{path}", pc.base_url.trim_end_matches('/'));
+            crate::upstream::Target::parse(&url).map_err(|reason| CatalogError::InvalidUrl {
+                provider: pc.name.clone(),
+                url: url.clone(),
+                reason,
             })
         };
         let (embeddings_url, completions_url, responses_url) =
@@ -201,8 +202,8 @@ impl Catalog {
             chat_url,
             api_key,
             protocol: pc.protocol,
-            anthropic_version: reqwest::header::HeaderValue::from_str(version)
-                .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("2023-06-01")),
+            anthropic_version: http::HeaderValue::from_str(version)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("2023-06-01")),
             embeddings_url,
             completions_url,
             responses_url,
@@ -337,7 +338,7 @@ mod tests {
         assert_eq!(c.index_of("m1"), None);
         assert_eq!(c.index_of("small"), None);
         assert_eq!(
-            c.provider_of(0).chat_url.as_str(),
+            c.provider_of(0).chat_url.uri().to_string(),
             "http://a/v1/chat/completions"
         );
         assert_eq!(c.shared_models().count(), 1);

@@ -14,10 +14,9 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::StatusCode;
+use http::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::StatusCode;
 use rust_decimal::Decimal;
 use tokio::time::{timeout_at, Instant};
 
@@ -84,7 +83,7 @@ pub(crate) enum Answer {
     /// goes with it: the attempt ends when the stream does.
     Stream {
         first: Bytes,
-        rest: BoxStream<'static, reqwest::Result<Bytes>>,
+        rest: crate::upstream::BodyStream,
         meter: AttemptMeter,
         /// An Anthropic provider's own bytes for an Anthropic client.
         tap: Option<super::dialects::Tap>,
@@ -103,7 +102,7 @@ pub(super) enum Exchange {
     Json(Bytes, AnswerFacts, Option<Bytes>),
     Stream {
         first: Bytes,
-        rest: BoxStream<'static, reqwest::Result<Bytes>>,
+        rest: crate::upstream::BodyStream,
         tap: Option<super::dialects::Tap>,
     },
     Rejected {
@@ -129,13 +128,16 @@ pub(super) async fn exchange(
         "application/json"
     };
     let anthropic = provider.protocol == Protocol::Anthropic;
-    let mut url = match out.operation {
-        crate::route::Operation::Completions => provider.completions_url.clone(),
-        crate::route::Operation::Responses => provider.responses_url.clone(),
-        _ => provider.chat_url.clone(),
+    let url = if out.embeddings.is_some() {
+        &provider.embeddings_url
+    } else {
+        match out.operation {
+            crate::route::Operation::Completions => &provider.completions_url,
+            crate::route::Operation::Responses => &provider.responses_url,
+            _ => &provider.chat_url,
+        }
     };
     let upstream = if let Some(embeddings) = &out.embeddings {
-        url = provider.embeddings_url.clone();
         crate::route::body::without_router_fields(embeddings, &endpoint.upstream_model)
             .unwrap_or_else(|| embeddings.to_vec())
     } else if anthropic {
@@ -147,33 +149,37 @@ pub(super) async fn exchange(
     } else {
         body.upstream_body(&endpoint.upstream_model)
     };
-    let mut request = shared
-        .client
-        .post(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, accept)
-        .body(upstream);
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(ACCEPT, HeaderValue::from_static(accept));
     match (&provider.api_key, anthropic) {
-        (Some(key), false) => request = request.header(AUTHORIZATION, key.bearer().clone()),
-        (Some(key), true) => request = request.header("x-api-key", key.x_api_key().clone()),
+        (Some(key), false) => {
+            headers.insert(AUTHORIZATION, key.bearer().clone());
+        }
+        (Some(key), true) => {
+            headers.insert("x-api-key", key.x_api_key().clone());
+        }
         (None, _) => {}
     }
     if anthropic {
-        request = request.header("anthropic-version", provider.anthropic_version.clone());
+        headers.insert("anthropic-version", provider.anthropic_version.clone());
         if let Some(beta) = out.anthropic.as_ref().and_then(|a| a.beta.clone()) {
-            request = request.header("anthropic-beta", beta);
+            headers.insert("anthropic-beta", beta);
         }
     }
     let first_byte_deadline = deadline.min(Instant::now() + shared.upstream.first_byte_timeout);
-    let response = timeout_at(first_byte_deadline, request.send())
-        .await
-        .map_err(|_| Failure::from(FailureClass::Timeout))?
-        .map_err(|e| Failure::from(classify(e)))?;
+    let response = timeout_at(
+        first_byte_deadline,
+        shared.client.post(url, headers, Bytes::from(upstream)),
+    )
+    .await
+    .map_err(|_| Failure::from(FailureClass::Timeout))?
+    .map_err(|e| Failure::from(classify(e)))?;
 
     let status = response.status();
     if status.is_success() {
         if body.stream {
-            let rest = response.bytes_stream().boxed();
+            let rest = response.into_body().boxed();
             // Judged and metered in OpenAI's form; an Anthropic client still gets the
             // provider's own bytes (the tap).
             let (rest, tap) = match (anthropic, out.anthropic.is_some()) {
@@ -237,9 +243,9 @@ const MAX_PREAMBLE_BYTES: usize = 1 << 20;
 /// kept and relayed; a first event that is `[DONE]`, not JSON, or an error object, a stream
 /// that ends or breaks first, and one that dribbles past the deadline, all fail over.
 async fn first_event(
-    mut rest: BoxStream<'static, reqwest::Result<Bytes>>,
+    mut rest: crate::upstream::BodyStream,
     deadline: Instant,
-) -> Result<(Bytes, BoxStream<'static, reqwest::Result<Bytes>>), Failure> {
+) -> Result<(Bytes, crate::upstream::BodyStream), Failure> {
     let mut splitter = EventSplitter::default();
     let mut seen = BytesMut::new();
     loop {
@@ -289,7 +295,7 @@ fn judge_first_event(event: &[u8]) -> Option<Result<(), FailureClass>> {
 
 /// A provider's requested pause: `retry-after-ms` (OpenAI's) or `retry-after` in seconds.
 /// HTTP dates are not used by LLM APIs and are ignored.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let number = |name: &str| -> Option<f64> {
         let v: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
         (v.is_finite() && v >= 0.0).then_some(v)
@@ -299,14 +305,14 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .or_else(|| number("retry-after").map(|s| Duration::from_secs_f64(s.min(86_400.0))))
 }
 
-fn classify(e: reqwest::Error) -> FailureClass {
-    if e.is_timeout() {
-        FailureClass::Timeout
-    } else if e.is_connect() || e.is_request() {
-        FailureClass::Connect
-    } else {
-        // A body that broke off, or a malformed HTTP response.
-        FailureClass::BadResponse
+fn classify(e: crate::upstream::Error) -> FailureClass {
+    use crate::upstream::Error;
+    match e {
+        Error::ConnectTimeout => FailureClass::Timeout,
+        // No answer began: nothing was relayed, so another provider may take it.
+        Error::Connect(_) | Error::Request(_) => FailureClass::Connect,
+        // A body that broke off, or a malformed one.
+        Error::Body(_) => FailureClass::BadResponse,
     }
 }
 
@@ -341,7 +347,7 @@ mod tests {
 
     #[test]
     fn retry_after_reads_milliseconds_then_seconds() {
-        let mut h = reqwest::header::HeaderMap::new();
+        let mut h = HeaderMap::new();
         assert_eq!(retry_after(&h), None);
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));

@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use futures_util::stream::{BoxStream, Stream, StreamExt};
-use reqwest::StatusCode;
+use futures_util::stream::{Stream, StreamExt};
+use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::attempt::{Exchange, Outbound};
@@ -39,9 +39,7 @@ pub(super) fn anthropic_body(
             "type": "invalid_request_error", "param": field, "code": "untranslatable"}});
         Box::new(Exchange::Rejected {
             status: StatusCode::BAD_REQUEST,
-            content_type: Some(reqwest::header::HeaderValue::from_static(
-                "application/json",
-            )),
+            content_type: Some(http::HeaderValue::from_static("application/json")),
             body: Bytes::from(body.to_string()),
         })
     };
@@ -90,8 +88,8 @@ fn translated<E: Send + 'static>(
 
 /// An Anthropic-protocol provider's event stream as OpenAI chunks.
 pub(super) fn anthropic_to_openai_stream(
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
-) -> BoxStream<'static, reqwest::Result<Bytes>> {
+    upstream: crate::upstream::BodyStream,
+) -> crate::upstream::BodyStream {
     let mut t = stream::ToOpenAi::new(unix_s());
     translated(upstream, move |payload, out| t.event(payload, out)).boxed()
 }
@@ -163,9 +161,9 @@ impl Tap {
 /// An Anthropic provider's stream for an Anthropic client: its bytes go into `tap`, its
 /// translation to the relay.
 pub(super) fn tapped_anthropic_stream(
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: crate::upstream::BodyStream,
     tap: Tap,
-) -> BoxStream<'static, reqwest::Result<Bytes>> {
+) -> crate::upstream::BodyStream {
     let seen = upstream.map(move |chunk| {
         if let Ok(bytes) = &chunk {
             tap.state().raw.extend_from_slice(bytes);

@@ -109,7 +109,7 @@ pub(crate) struct Shared {
     /// so an update never builds on a directory another is rewriting.
     price_writer: std::sync::Mutex<()>,
     decisions: decisions::DecisionLog,
-    client: reqwest::Client,
+    client: crate::upstream::Client,
     upstream: UpstreamConfig,
     max_body_bytes: usize,
     shutdown_grace: Duration,
@@ -258,8 +258,6 @@ impl Counters {
 pub enum BuildError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("cannot build the upstream HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("[[clients]]: {0}")]
@@ -340,13 +338,14 @@ impl Gateway {
         hooks: Hooks,
     ) -> Result<Gateway, BuildError> {
         let catalog = Catalog::build(config, sheets, &env)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.upstream.connect_timeout)
-            .pool_max_idle_per_host(config.upstream.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = crate::upstream::Client::new(
+            crate::upstream::Settings {
+                connect_timeout: config.upstream.connect_timeout,
+                max_idle_per_origin: config.upstream.pool_max_idle_per_host,
+                idle_timeout: Duration::from_secs(90),
+            },
+            concat!("switchyard/", env!("CARGO_PKG_VERSION")),
+        );
         let epoch = tokio::time::Instant::now();
         let stats = Stats::with_quality(
             config.stats.latency_half_life,

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::stream::{Stream, StreamExt};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -49,7 +49,7 @@ pub struct StreamSummary {
 type OnEnd = Box<dyn FnOnce(StreamSummary) + Send>;
 
 struct Relay {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: crate::upstream::BodyStream,
     first: Option<Bytes>,
     splitter: EventSplitter,
     events: Vec<Bytes>,
@@ -68,7 +68,7 @@ struct Relay {
 /// Builds the client-facing stream from an answer's first chunk and the rest of its body.
 pub fn relay(
     first: Bytes,
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: crate::upstream::BodyStream,
     strip_usage: bool,
     rates: Option<Rates>,
     idle: Duration,
@@ -342,7 +342,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn run(
-        chunks: Vec<reqwest::Result<Bytes>>,
+        chunks: Vec<Result<Bytes, crate::upstream::Error>>,
         strip_usage: bool,
     ) -> (Vec<u8>, Option<StreamSummary>) {
         let seen = Arc::new(Mutex::new(None));
