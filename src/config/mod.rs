@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Address to listen on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Serving threads, each with its own listener on `listen` and its own runtime;
+    /// 0 (the default) is one per core the process may use.
+    #[serde(default)]
+    pub threads: usize,
     /// Directory of the router's embedded store.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -344,6 +348,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            threads: 0,
             state_dir: default_state_dir(),
             pricing_dir: default_pricing_dir(),
             routing_dir: default_routing_dir(),

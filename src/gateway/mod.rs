@@ -518,10 +518,48 @@ pub fn app(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
+/// Where the router accepts connections.
+pub enum Listeners {
+    /// One listener, served on the calling runtime.
+    One(TcpListener),
+    /// One listener per serving thread on the same address ([`crate::http::cores`]).
+    PerCore(Vec<std::net::TcpListener>),
+}
+
+impl Listeners {
+    /// One listener per serving thread on `addr`: `threads` of them, or one per core when 0.
+    pub fn per_core(addr: std::net::SocketAddr, threads: usize) -> std::io::Result<Listeners> {
+        let n = crate::http::cores::threads(threads);
+        crate::http::cores::bind(addr, n).map(Listeners::PerCore)
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        match self {
+            Listeners::One(l) => l.local_addr(),
+            Listeners::PerCore(ls) => ls[0].local_addr(),
+        }
+    }
+
+    /// How many threads serve.
+    pub fn threads(&self) -> usize {
+        match self {
+            Listeners::One(_) => 1,
+            Listeners::PerCore(ls) => ls.len(),
+        }
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(listener: TcpListener) -> Listeners {
+        Listeners::One(listener)
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
 /// for at most the configured grace period, and saves the learned state a last time.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listeners>,
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -557,7 +595,7 @@ pub async fn serve(
         tokio::spawn(fleet.run(host))
     });
     let log = shared.log.clone();
-    let result = serve_until(listener, gateway, shutdown).await;
+    let result = serve_until(listener.into(), gateway, shutdown).await;
     if let Some(log) = log {
         // What the last requests logged is written before the router exits.
         let _ = tokio::task::spawn_blocking(move || log.close()).await;
@@ -579,7 +617,7 @@ pub async fn serve(
 }
 
 async fn serve_until(
-    listener: TcpListener,
+    listeners: Listeners,
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -587,15 +625,22 @@ async fn serve_until(
         header_read_timeout: gateway.0.config.server.header_read_timeout,
         grace: gateway.0.shutdown_grace,
     };
-    crate::http::serve(
-        listener,
-        app(gateway),
-        options,
-        shutdown,
-        crate::http::Accept::Serve,
-    )
-    .await;
-    Ok(())
+    match listeners {
+        Listeners::One(listener) => {
+            crate::http::serve(
+                listener,
+                app(gateway),
+                options,
+                shutdown,
+                crate::http::Accept::Serve,
+            )
+            .await;
+            Ok(())
+        }
+        Listeners::PerCore(listeners) => {
+            crate::http::cores::serve(listeners, app(gateway), options, shutdown).await
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The SIGTERM handler is installed when this is called, not

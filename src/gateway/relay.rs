@@ -11,6 +11,9 @@
 //! mid-stream (the relay is dropped unfinished), so nothing is left uncounted.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -57,6 +60,11 @@ struct Relay {
     /// Rates to price the usage chunk the client asked for (`usage.cost`).
     rates: Option<Rates>,
     idle: Duration,
+    /// When upstream last sent something; the idle timer is moved on from it only when it
+    /// fires, not on every chunk.
+    last_heard: Instant,
+    /// Set when upstream first keeps the relay waiting.
+    idle_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     saw_done: bool,
     upstream_error: bool,
     usage: Option<Usage>,
@@ -74,7 +82,7 @@ pub fn relay(
     idle: Duration,
     on_end: impl FnOnce(StreamSummary) + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-    let state = Relay {
+    Relay {
         upstream,
         first: Some(first),
         splitter: EventSplitter::default(),
@@ -82,40 +90,63 @@ pub fn relay(
         strip_usage,
         rates,
         idle,
+        last_heard: Instant::now(),
+        idle_timer: None,
         saw_done: false,
         upstream_error: false,
         usage: None,
         first_token: None,
         finished: false,
         on_end: Some(Box::new(on_end)),
-    };
-    futures_util::stream::unfold(state, |mut st| async move {
-        let out = st.next_output().await?;
-        Some((Ok(out), st))
-    })
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_output(cx).map(|out| out.map(Ok))
+    }
 }
 
 impl Relay {
     /// The next bytes for the client, `None` when the stream is over.
-    async fn next_output(&mut self) -> Option<Bytes> {
+    fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             if self.finished {
-                return None;
+                return Poll::Ready(None);
             }
             let next = match self.first.take() {
                 Some(first) => Ok(Some(first)),
-                None => match tokio::time::timeout(self.idle, self.upstream.next()).await {
-                    Err(_) => Err("upstream went silent mid-stream"),
-                    Ok(None) => Ok(None),
-                    Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-                    Ok(Some(Err(_))) => Err("upstream connection broke mid-stream"),
+                None => match self.upstream.poll_next_unpin(cx) {
+                    Poll::Ready(None) => Ok(None),
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        self.last_heard = Instant::now();
+                        Ok(Some(chunk))
+                    }
+                    Poll::Ready(Some(Err(_))) => Err("upstream connection broke mid-stream"),
+                    Poll::Pending => {
+                        let due = self.last_heard + self.idle;
+                        let timer = self
+                            .idle_timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                        match timer.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            // Heard from since the timer was set: wait from then on.
+                            Poll::Ready(()) if due > Instant::now() => {
+                                timer.as_mut().reset(due);
+                                continue;
+                            }
+                            Poll::Ready(()) => Err("upstream went silent mid-stream"),
+                        }
+                    }
                 },
             };
             match next {
                 Ok(Some(chunk)) => {
-                    let out = self.process(&chunk);
+                    let out = self.process(chunk);
                     if !out.is_empty() {
-                        return Some(out);
+                        return Poll::Ready(Some(out));
                     }
                 }
                 Ok(None) => {
@@ -127,43 +158,54 @@ impl Relay {
                             StreamEnd::UpstreamError
                         };
                         self.finish(end);
-                        return (!rest.is_empty()).then_some(rest);
+                        return Poll::Ready((!rest.is_empty()).then_some(rest));
                     }
-                    return Some(self.fail(rest, "upstream ended the stream before [DONE]"));
+                    let out = self.fail(rest, "upstream ended the stream before [DONE]");
+                    return Poll::Ready(Some(out));
                 }
                 Err(why) => {
                     let rest = self.splitter.take_rest();
-                    return Some(self.fail(rest, why));
+                    return Poll::Ready(Some(self.fail(rest, why)));
                 }
             }
         }
     }
 
     /// Forwards the complete events of a chunk, minus a usage chunk the client did not want.
-    fn process(&mut self, chunk: &[u8]) -> Bytes {
+    /// Events passed on unchanged that are the whole of what the chunk completed go out as
+    /// that part of the chunk, without a copy.
+    fn process(&mut self, chunk: Bytes) -> Bytes {
         let mut events = std::mem::take(&mut self.events);
-        self.splitter.feed(chunk, &mut events);
-        let mut out = BytesMut::new();
-        let mut single: Option<Bytes> = None;
-        for event in events.drain(..) {
-            let event = match self.inspect(&event) {
-                Keep::Drop => continue,
-                Keep::As => event,
-                Keep::Priced(cost) => priced(&event, cost).unwrap_or(event),
-            };
-            match single.take() {
-                None if out.is_empty() => single = Some(event),
-                prev => {
-                    if let Some(prev) = prev {
-                        out.extend_from_slice(&prev);
-                    }
-                    out.extend_from_slice(&event);
+        let prefix = self.splitter.feed_bytes(chunk, &mut events);
+        // Built only once an event is dropped or changed.
+        let mut changed: Option<BytesMut> = None;
+        for (i, event) in events.iter().enumerate() {
+            let keep = self.inspect(event);
+            if changed.is_none() && !matches!(keep, Keep::As) {
+                let mut out = BytesMut::new();
+                events[..i].iter().for_each(|e| out.extend_from_slice(e));
+                changed = Some(out);
+            }
+            if let Some(out) = changed.as_mut() {
+                match keep {
+                    Keep::Drop => {}
+                    Keep::As => out.extend_from_slice(event),
+                    Keep::Priced(cost) => match priced(event, cost) {
+                        Some(p) => out.extend_from_slice(&p),
+                        None => out.extend_from_slice(event),
+                    },
                 }
             }
         }
+        let out = match (changed, prefix) {
+            (Some(out), _) => out.freeze(),
+            (None, Some(prefix)) => prefix,
+            (None, None) if events.len() == 1 => events[0].clone(),
+            (None, None) => events.concat().into(),
+        };
+        events.clear();
         self.events = events;
-        // One event (the common case) goes out without a copy.
-        single.unwrap_or_else(|| out.freeze())
+        out
     }
 
     /// Reads what the relay needs from one event, and says what to do with it.

@@ -64,6 +64,26 @@ fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 impl EventSplitter {
+    /// Collects every event `chunk` completes. When nothing was pending, the events are
+    /// slices of the chunk, and their span (the chunk up to the last event's end) is returned
+    /// too, so that it can be passed on without a copy.
+    pub(crate) fn feed_bytes(&mut self, chunk: Bytes, out: &mut Vec<Bytes>) -> Option<Bytes> {
+        if !self.buf.is_empty() {
+            self.feed(&chunk, out);
+            return None;
+        }
+        let mut start = 0;
+        while let Some(len) = find_event_end(&chunk[start..], 0) {
+            out.push(chunk.slice(start..start + len));
+            start += len;
+        }
+        if start < chunk.len() {
+            self.buf.extend_from_slice(&chunk[start..]);
+            self.note_scanned();
+        }
+        Some(chunk.slice(..start))
+    }
+
     /// Pushes a chunk and collects every event it completes.
     pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<Bytes>) {
         self.push(chunk);
@@ -106,7 +126,11 @@ mod tests {
         let mut s = EventSplitter::default();
         let mut out = Vec::new();
         for c in chunks {
-            s.feed(c, &mut out);
+            let before = out.len();
+            // When nothing was pending, the events are the chunk's prefix that is returned.
+            if let Some(prefix) = s.feed_bytes(Bytes::copy_from_slice(c), &mut out) {
+                assert_eq!(prefix, out[before..].concat());
+            }
         }
         (out, s.take_rest())
     }

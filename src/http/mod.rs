@@ -7,6 +7,8 @@
 //! the listener is closed at once, in-flight requests may finish within the grace period, and
 //! whatever still runs after it is abandoned.
 
+pub mod cores;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use hyper::body::{Body as _, Incoming};
 
-use super::pool::{Conn, Pool};
+use super::pool::{Conn, Driver, Pool};
 use super::Error;
 
 /// Most bytes handed over by one poll.
@@ -106,6 +106,52 @@ impl Body {
     }
 }
 
+/// How a gathering poll ended.
+enum Step {
+    /// Nothing more for now (or [`MAX_GATHER`] reached).
+    More,
+    Ended,
+    Failed(hyper::Error),
+}
+
+/// Takes frames from `incoming` into `gathered`, letting the connection decode the next
+/// after each, until neither has anything more without the network.
+fn gather(
+    incoming: &mut Incoming,
+    mut io: Option<&mut Driver>,
+    gathered: &mut Gathered,
+    cx: &mut Context<'_>,
+) -> Step {
+    // Whether the connection was polled since the body last yielded a frame.
+    let mut driven = false;
+    loop {
+        match Pin::new(&mut *incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                driven = false;
+                if let Ok(data) = frame.into_data() {
+                    gathered.push(data);
+                    if gathered.len() >= MAX_GATHER {
+                        return Step::More;
+                    }
+                }
+                continue;
+            }
+            Poll::Ready(Some(Err(e))) => return Step::Failed(e),
+            Poll::Ready(None) => return Step::Ended,
+            Poll::Pending if driven => return Step::More,
+            Poll::Pending => {}
+        }
+        driven = true;
+        match io.as_mut() {
+            // The connection reads and decodes; an end shows in the body next.
+            Some(io) => {
+                let _ = io.drive(cx);
+            }
+            None => return Step::More,
+        }
+    }
+}
+
 impl Stream for Body {
     type Item = Result<Bytes, Error>;
 
@@ -114,45 +160,29 @@ impl Stream for Body {
         if let Some(e) = this.failed.take() {
             return Poll::Ready(Some(Err(Error::Body(e))));
         }
+        let Body { incoming, conn, .. } = this;
         let mut gathered = Gathered::Nothing;
-        // Whether the connection was polled since the body last yielded a frame.
-        let mut driven = false;
-        loop {
-            match Pin::new(&mut this.incoming).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    driven = false;
-                    if let Ok(data) = frame.into_data() {
-                        gathered.push(data);
-                        if gathered.len() >= MAX_GATHER {
-                            break;
-                        }
-                    }
-                    continue;
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.conn = None;
-                    match gathered.take() {
-                        Some(bytes) => {
-                            this.failed = Some(e);
-                            return Poll::Ready(Some(Ok(bytes)));
-                        }
-                        None => return Poll::Ready(Some(Err(Error::Body(e)))),
-                    }
-                }
-                Poll::Ready(None) => {
-                    this.ended();
-                    return Poll::Ready(gathered.take().map(Ok));
-                }
-                Poll::Pending if driven => break,
-                Poll::Pending => {}
+        let step = match conn.as_mut() {
+            Some(Conn { io, quiet, .. }) => {
+                quiet.poll(cx, |cx| gather(incoming, Some(io), &mut gathered, cx))
             }
-            driven = true;
-            match this.conn.as_mut() {
-                // The connection reads and decodes; an end shows in the body next.
-                Some(conn) => {
-                    let _ = conn.drive(cx);
+            None => gather(incoming, None, &mut gathered, cx),
+        };
+        match step {
+            Step::More => {}
+            Step::Failed(e) => {
+                this.conn = None;
+                match gathered.take() {
+                    Some(bytes) => {
+                        this.failed = Some(e);
+                        return Poll::Ready(Some(Ok(bytes)));
+                    }
+                    None => return Poll::Ready(Some(Err(Error::Body(e)))),
                 }
-                None => break,
+            }
+            Step::Ended => {
+                this.ended();
+                return Poll::Ready(gathered.take().map(Ok));
             }
         }
         match gathered.take() {

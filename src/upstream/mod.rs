@@ -16,6 +16,7 @@
 
 mod body;
 mod pool;
+mod quiet;
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -216,14 +217,17 @@ async fn send(
     origin: &Arc<str>,
 ) -> Sent {
     let mut response = pin!(conn.send.try_send_request(request));
+    let Conn { io, quiet, .. } = &mut conn;
     let result = poll_fn(|cx| {
-        if let Poll::Ready(r) = response.as_mut().poll(cx) {
-            return Poll::Ready(r);
-        }
-        // The connection writes the request and reads the head here; when it ends, the
-        // pending response learns why.
-        let _ = conn.drive(cx);
-        response.as_mut().poll(cx)
+        quiet.poll(cx, |cx| {
+            if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            // The connection writes the request and reads the head here; when it ends,
+            // the pending response learns why.
+            let _ = io.drive(cx);
+            response.as_mut().poll(cx)
+        })
     })
     .await;
     match result {

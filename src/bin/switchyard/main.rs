@@ -296,10 +296,9 @@ async fn serve(
     let store = Store::open(&config.server.state_dir, reset_state).map_err(|e| e.to_string())?;
     let gateway = Gateway::build(&config, &sheets, |var| std::env::var(var).ok(), Some(store))
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
+    let listeners = gateway::Listeners::per_core(config.server.listen, config.server.threads)
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listeners.local_addr().map_err(|e| e.to_string())?;
     // Before anyone is told where to connect: from then on a SIGTERM shuts down gracefully.
     let shutdown = gateway::shutdown_signal();
     // On stdout, for people and for scripts that started it on port 0.
@@ -308,9 +307,10 @@ async fn serve(
         %addr,
         endpoints = gateway.live().catalog.endpoints().len(),
         providers = gateway.live().catalog.providers().len(),
+        threads = listeners.threads(),
         "switchyard serving"
     );
-    gateway::serve(listener, gateway, shutdown)
+    gateway::serve(listeners, gateway, shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
 }
