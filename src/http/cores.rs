@@ -25,8 +25,13 @@ pub fn threads(configured: usize) -> usize {
     }
 }
 
-/// `n` listeners on `addr` (port 0: the first one's port for all of them).
+/// `n` listeners on `addr` (port 0: the first one's port for all of them). An address
+/// already in use is an error, as with a single listener: `SO_REUSEPORT` alone would let a
+/// second router on the same port quietly take half of the connections.
 pub fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
     let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
         let at = match listeners.first() {
@@ -103,5 +108,8 @@ mod tests {
         assert!(addrs.iter().all(|a| *a == addrs[0]));
         assert!(threads(0) >= 1);
         assert_eq!(threads(3), 3);
+        // Another router on the same port is refused, not let in beside the first.
+        let err = bind(addrs[0], 2).expect_err("the port is taken");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 }
