@@ -153,7 +153,10 @@ pub(super) fn respond(a: Answering<'_>, answer: Answer) -> Response {
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             // Tell buffering proxies in front of the router to pass events on at once.
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            h.insert(
+                http::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            );
             response
         }
         Answer::Rejected {

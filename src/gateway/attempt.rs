@@ -157,14 +157,20 @@ pub(super) async fn exchange(
             headers.insert(AUTHORIZATION, key.bearer().clone());
         }
         (Some(key), true) => {
-            headers.insert("x-api-key", key.x_api_key().clone());
+            headers.insert(
+                http::HeaderName::from_static("x-api-key"),
+                key.x_api_key().clone(),
+            );
         }
         (None, _) => {}
     }
     if anthropic {
-        headers.insert("anthropic-version", provider.anthropic_version.clone());
+        headers.insert(
+            http::HeaderName::from_static("anthropic-version"),
+            provider.anthropic_version.clone(),
+        );
         if let Some(beta) = out.anthropic.as_ref().and_then(|a| a.beta.clone()) {
-            headers.insert("anthropic-beta", beta);
+            headers.insert(http::HeaderName::from_static("anthropic-beta"), beta);
         }
     }
     let first_byte_deadline = deadline.min(Instant::now() + shared.upstream.first_byte_timeout);

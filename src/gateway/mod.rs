@@ -64,15 +64,20 @@ pub use error::ApiError;
 pub use relay::{StreamEnd, StreamSummary};
 
 /// Which endpoint answered.
-pub(crate) const ENDPOINT_HEADER: &str = "x-switchyard-endpoint";
+pub(crate) const ENDPOINT_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-switchyard-endpoint");
 /// How many upstream attempts the request took.
-pub(crate) const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
+pub(crate) const ATTEMPTS_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-switchyard-attempts");
 /// The router's id for the request.
-pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-request-id");
 /// `won` or `lost` when a hedge was started (see [`hedge`]).
-pub(crate) const HEDGED_HEADER: &str = "x-switchyard-hedged";
+pub(crate) const HEDGED_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-switchyard-hedged");
 /// What a non-streamed answer cost, in USD (streams carry it in `usage.cost`).
-pub(crate) const COST_HEADER: &str = "x-switchyard-cost-usd";
+pub(crate) const COST_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-switchyard-cost-usd");
 
 /// Points of history the dashboard keeps per endpoint (10 minutes at the default 2 s).
 const TIMELINE_POINTS: usize = 300;
