@@ -211,3 +211,27 @@ fn targets_are_absolute_http_urls() {
         assert!(Target::parse(bad).is_err(), "{bad}");
     }
 }
+
+/// On a multi-threaded runtime the socket's wake may come from another thread, while the
+/// request's task is polling: [`super::quiet::Quiet`] must pass it on, or the body stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_stream_is_read_to_its_end_on_a_multi_threaded_runtime() {
+    let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    let mut writes = vec![head];
+    for i in 0..10 {
+        let event = format!("data: {i:02}\n\n");
+        writes.push(format!("{:x}\r\n{event}\r\n", event.len()).into_bytes());
+    }
+    writes.push(b"0\r\n\r\n".to_vec());
+    let (url, _) = server(move |_| writes.clone(), false).await;
+    let client = client();
+    for _ in 0..3 {
+        let response = post(&client, &url).await.expect("an answer");
+        let body = tokio::time::timeout(Duration::from_secs(20), response.bytes())
+            .await
+            .expect("the body ends")
+            .expect("a body");
+        let expected: String = (0..10).map(|i| format!("data: {i:02}\n\n")).collect();
+        assert_eq!(body, expected.as_bytes());
+    }
+}
