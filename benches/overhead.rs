@@ -189,27 +189,10 @@ fn main() {
 /// (Anthropic → OpenAI: translated both ways). Time to the first chunk.
 fn anthropic(rt: &tokio::runtime::Runtime, upstream_url: &str, secs: u64) {
     const MESSAGES: &str = r#"{"model": "m", "max_tokens": 16, "stream": true, "messages": [{"role": "user", "content": "Say something short."}]}"#;
-    let dirs: Vec<_> = (0..2)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let routers: Vec<_> = dirs
-        .iter()
-        .zip(["protocol = \"anthropic\"\n", ""])
-        .map(|(d, protocol)| {
-            std::fs::create_dir_all(d.path().join("pricing")).expect("mkdir");
-            std::fs::write(
-                d.path().join("pricing/up.toml"),
-                "provider = \"up\"\neffective = \"2026-11-01\"\nsource = \"bench\"\n[models.m]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
-            )
-            .expect("sheet");
-            let config = d.path().join("switchyard.toml");
-            std::fs::write(
-                &config,
-                format!("[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\nstate_dir = \"state\"\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{protocol}"),
-            )
-            .expect("config");
-            spawn(&["serve", "--config", config.to_str().expect("utf8 path")], "switchyard listening on ")
-        })
+    // A native Anthropic provider, and the same upstream spoken to as OpenAI (translated).
+    let routers: Vec<_> = ["protocol = \"anthropic\"\n", ""]
+        .into_iter()
+        .map(|protocol| common::router_with(upstream_url, "state_dir = \"state\"", protocol))
         .collect();
     let direct = format!("{upstream_url}/messages");
     let native = format!("{}/v1/messages", routers[0].1);

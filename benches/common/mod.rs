@@ -52,9 +52,18 @@ pub fn spawn(args: &[&str], prefix: &str) -> (Proc, String) {
 }
 
 /// A router in a fresh directory serving model `m` of one provider `up` at `upstream_url`,
-/// with `extra` and `OVERHEAD_ROUTER_CONFIG` appended to its config: the process, its URL,
-/// and the directory (kept while it runs).
+/// with `extra` in its `[server]` section and `OVERHEAD_ROUTER_CONFIG` appended to its
+/// config: the process, its URL, and the directory (kept while it runs).
 pub fn router_on(upstream_url: &str, extra: &str) -> (Proc, String, tempfile::TempDir) {
+    router_with(upstream_url, extra, "")
+}
+
+/// [`router_on`] with `provider` added to the provider's entry (e.g. its protocol).
+pub fn router_with(
+    upstream_url: &str,
+    extra: &str,
+    provider: &str,
+) -> (Proc, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("pricing")).expect("mkdir");
     std::fs::write(
@@ -66,7 +75,7 @@ pub fn router_on(upstream_url: &str, extra: &str) -> (Proc, String, tempfile::Te
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n{extra}\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nwatch_pricing = false\n{extra}\n[[providers]]\nname = \"up\"\nbase_url = \"{upstream_url}\"\n{provider}{}\n",
             std::env::var("OVERHEAD_ROUTER_CONFIG").unwrap_or_default()
         ),
     )

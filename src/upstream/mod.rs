@@ -103,7 +103,7 @@ pub struct Client(Arc<Inner>);
 struct Inner {
     connector: HttpsConnector<HttpConnector>,
     pool: Arc<Pool>,
-    settings: Settings,
+    connect_timeout: Duration,
     user_agent: HeaderValue,
 }
 
@@ -151,7 +151,7 @@ impl Client {
                 settings.max_idle_per_origin,
                 settings.idle_timeout,
             )),
-            settings,
+            connect_timeout: settings.connect_timeout,
             user_agent: HeaderValue::from_static(user_agent),
         }))
     }
@@ -189,7 +189,7 @@ impl Client {
     async fn connect(&self, target: &Target) -> Result<Conn, Error> {
         let mut connector = self.0.connector.clone();
         let io = tokio::time::timeout(
-            self.0.settings.connect_timeout,
+            self.0.connect_timeout,
             tower_service::Service::call(&mut connector, target.uri.clone()),
         )
         .await
